@@ -1,0 +1,4 @@
+from experiment_core.cli import main
+
+if __name__ == "__main__":
+    main()

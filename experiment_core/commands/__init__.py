@@ -1,0 +1,1 @@
+"""One module per subcommand, as in pre-commit's ``pre_commit/commands``."""

@@ -1,0 +1,129 @@
+"""``experiment-hook create``: back up the targets, copy them to treatment paths, add the registry entry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from experiment_core import ledger
+from experiment_core.errors import UserError
+from experiment_core.fsutil import atomic_write
+from experiment_core.gitio import Git
+from experiment_core.spec import (
+    DEFAULT_METRIC,
+    DIRECTIONS,
+    add_experiment,
+    check_repo_path,
+    format_ts,
+    load_registry,
+    treatment_path,
+    utc_now,
+)
+from experiment_core.variants import backup_targets
+
+
+def new_id(existing: set[str], stamp: str) -> str:
+    """``exp-YYYYMMDD-HHMMSS``, with ``-n`` appended when that id is taken."""
+    base = f"exp-{stamp}"
+    if base not in existing:
+        return base
+    n = 2
+    while f"{base}-{n}" in existing:
+        n += 1
+    return f"{base}-{n}"
+
+
+@click.command("create")
+@click.option("--name", required=True, help="Short name of the experiment.")
+@click.option("--hypothesis", default="", help="What you expect, measurably (e.g. 'saves 15 % build time').")
+@click.option("--file", "files", multiple=True, required=True, metavar="PATH", help="Target file (repeatable).")
+@click.option("--command", required=True, help="Command whose run is measured (the primary metric).")
+@click.option("--primary-metric", default=DEFAULT_METRIC, show_default=True)
+@click.option("--direction", type=click.Choice(DIRECTIONS), default="lower", show_default=True)
+@click.option("--sample-size", type=click.IntRange(min=2), default=10, show_default=True, help="Units per arm.")
+@click.option("--improvement-threshold", type=click.FloatRange(min=0), default=15.0, show_default=True)
+@click.option("--max-regression", type=click.FloatRange(min=0), default=10.0, show_default=True)
+@click.option("--alpha", type=click.FloatRange(min=1e-9, max=0.5), default=0.05, show_default=True)
+@click.option("--max-duration-days", type=click.FloatRange(min=0), default=14.0, show_default=True)
+@click.option("--no-auto-promote", is_flag=True)
+@click.option("--no-auto-rollback", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print {id, files} as JSON.")
+def create(
+    name: str,
+    hypothesis: str,
+    files: tuple[str, ...],
+    command: str,
+    primary_metric: str,
+    direction: str,
+    sample_size: int,
+    improvement_threshold: float,
+    max_regression: float,
+    alpha: float,
+    max_duration_days: float,
+    no_auto_promote: bool,
+    no_auto_rollback: bool,
+    as_json: bool,
+) -> None:
+    """Create an experiment on one or more files of this repository."""
+    git = Git.discover()
+    registry = load_registry(git.root)  # validate the existing file before touching anything
+    targets: list[str] = []
+    for raw in files:
+        target = check_repo_path(git.root, raw, f"--file {raw}")
+        if not (git.root / target).is_file():
+            raise UserError(f"--file {raw}", "no such file", "name an existing, committed file")
+        if not git.out("ls-files", "--", target):
+            raise UserError(f"--file {raw}", "not tracked by git", f"git add {target} && git commit, then retry")
+        if target in targets:
+            raise UserError(f"--file {raw}", "named twice", "name each file once")
+        targets.append(target)
+    busy = {t: e.id for e in registry.running() for t in e.files}
+    for target in targets:
+        if target in busy:
+            raise UserError(f"--file {target}", f"already in running experiment {busy[target]}", "end that one first")
+    if git.head() is None:
+        raise UserError(str(git.root), "the repository has no commit yet", "make a first commit, then retry")
+    now = utc_now()
+    backup_refs = git.out("for-each-ref", "--format=%(refname)", "refs/experiments/backups").split()
+    existing = {e.id for e in registry.experiments} | {ref.rsplit("/", 2)[-2] for ref in backup_refs}
+    exp_id = new_id(existing, now.strftime("%Y%m%d-%H%M%S"))
+    mapping = {t: treatment_path(exp_id, t) for t in targets}
+    for treatment in mapping.values():
+        check_repo_path(git.root, treatment, f"treatment path {treatment}")
+        if (git.root / treatment).exists():
+            raise UserError(treatment, "already exists", "remove it or pick another id")
+
+    entry: dict[str, Any] = {
+        "id": exp_id,
+        "name": name,
+        "hypothesis": hypothesis,
+        "status": "running",
+        "created": format_ts(now),
+        "files": mapping,
+        "metric": {"name": primary_metric, "command": command, "direction": direction, "unit": "s"},
+        "targets": {
+            "improvement_threshold": improvement_threshold,
+            "max_regression": max_regression,
+            "alpha": alpha,
+        },
+        "sample_size": sample_size,
+        "max_duration_days": max_duration_days,
+        "auto_promote": not no_auto_promote,
+        "auto_rollback": not no_auto_rollback,
+    }
+    backups = backup_targets(git, exp_id, targets)  # backup before anything is deployed
+    for target, treatment in mapping.items():
+        source = git.root / target
+        atomic_write(git.root / treatment, source.read_bytes(), mode=source.stat().st_mode & 0o7777)
+    add_experiment(git.root, entry)
+    ledger.ensure_config(git)
+    ledger.append(git, [ledger.make_event("created", exp_id, files=mapping, backups=backups)])
+    if as_json:
+        click.echo(json.dumps({"id": exp_id, "files": mapping}))
+        return
+    click.echo(f"Created {exp_id}: {name}")
+    for target, treatment in mapping.items():
+        click.echo(f"  {target}  ->  edit the treatment in {treatment}")
+    click.echo("Next: edit the treatment, then `git add experiments.yaml .experiments && git commit`.")

@@ -1,0 +1,151 @@
+"""The one place that talks to git: plain ``git`` processes (fast to start, nothing heavy to import).
+
+Every git process we start carries ``EXPERIMENT_HOOK_INTERNAL=1`` so that our own hooks, if a command we run
+triggers them (a commit the lifecycle makes, a push from pre-push), return at once instead of re-entering.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiment_core.errors import UserError
+
+INTERNAL_ENV = "EXPERIMENT_HOOK_INTERNAL"
+
+
+class GitError(Exception):
+    def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
+        self.args_ = list(args)
+        self.returncode = returncode
+        self.stderr = stderr
+        super().__init__(f"git {' '.join(args)} failed ({returncode}): {stderr.strip()}")
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env[INTERNAL_ENV] = "1"
+    # Hooks run with GIT_DIR/GIT_INDEX_FILE set by the calling git; keep them (they point at the right repo).
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass
+class Git:
+    """A repository seen through git plumbing. ``root`` is the top of the work tree."""
+
+    root: Path
+    _cache: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def discover(cls, cwd: Path | None = None) -> Git:
+        cwd = cwd or Path.cwd()
+        proc = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, env=_env()
+        )
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise UserError(str(cwd), "not inside a git work tree", "run this from a git repository (git init)")
+        return cls(Path(proc.stdout.strip()))
+
+    def run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> bytes:
+        proc = subprocess.run(
+            ["git", *args], cwd=self.root, input=input, capture_output=True, env=_env(env)
+        )
+        if check and proc.returncode != 0:
+            raise GitError(args, proc.returncode, proc.stderr.decode("utf-8", "replace"))
+        return proc.stdout
+
+    def out(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+        return self.run(*args, check=check, env=env).decode("utf-8", "replace").strip()
+
+    def ok(self, *args: str) -> bool:
+        proc = subprocess.run(["git", *args], cwd=self.root, capture_output=True, env=_env())
+        return proc.returncode == 0
+
+    # ---- paths -------------------------------------------------------------------------------------
+    def _rev_parse_path(self, flag: str, *extra: str) -> Path:
+        key = flag + "\0" + "\0".join(extra)
+        if key not in self._cache:
+            self._cache[key] = self.out("rev-parse", flag, *extra)
+        p = Path(self._cache[key])
+        return p if p.is_absolute() else (self.root / p)
+
+    @property
+    def common_dir(self) -> Path:
+        """The git dir shared by all worktrees (the ledger lock lives here)."""
+        return self._rev_parse_path("--git-common-dir")
+
+    def git_path(self, name: str) -> Path:
+        """A path in this worktree's private git dir (local state lives here)."""
+        return self._rev_parse_path("--git-path", name)
+
+    # ---- objects and refs --------------------------------------------------------------------------
+    def head(self) -> str | None:
+        sha = self.out("rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+        return sha or None
+
+    def ref(self, name: str) -> str | None:
+        sha = self.out("rev-parse", "-q", "--verify", name, check=False)
+        return sha or None
+
+    def hash_object(self, data: bytes, write: bool = True) -> str:
+        args = ["hash-object", "--stdin"] + (["-w"] if write else [])
+        return self.run(*args, input=data).decode().strip()
+
+    def cat_blob(self, sha: str) -> bytes:
+        return self.run("cat-file", "blob", sha)
+
+    def cat_batch(self, shas: Iterable[str]) -> list[bytes | None]:
+        """Read many objects with one ``git cat-file --batch`` process."""
+        ids = list(shas)
+        if not ids:
+            return []
+        raw = self.run("cat-file", "--batch", input=("\n".join(ids) + "\n").encode())
+        out: list[bytes | None] = []
+        pos = 0
+        for _ in ids:
+            nl = raw.index(b"\n", pos)
+            header = raw[pos:nl].split()
+            pos = nl + 1
+            if len(header) == 2 and header[1] == b"missing":
+                out.append(None)
+                continue
+            size = int(header[2])
+            out.append(raw[pos : pos + size])
+            pos += size + 1
+        return out
+
+    def update_ref(self, ref: str, new: str, old: str | None = None, message: str = "experiment-hook") -> None:
+        args = ["update-ref", "-m", message, ref, new]
+        if old is not None:
+            args.append(old)
+        self.run(*args)
+
+    def config_get_all(self, key: str) -> list[str]:
+        text = self.out("config", "--get-all", key, check=False)
+        return [line for line in text.splitlines() if line]
+
+    def in_progress_operation(self) -> str | None:
+        """The name of a rebase/merge/cherry-pick/revert/bisect in progress, if any."""
+        checks = {
+            "rebase": ("rebase-merge", "rebase-apply"),
+            "merge": ("MERGE_HEAD",),
+            "cherry-pick": ("CHERRY_PICK_HEAD",),
+            "revert": ("REVERT_HEAD",),
+            "bisect": ("BISECT_LOG",),
+        }
+        for name, paths in checks.items():
+            for p in paths:
+                if self.git_path(p).exists():
+                    return name
+        return None

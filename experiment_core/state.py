@@ -1,0 +1,27 @@
+"""Local state of this worktree: ``$(git rev-parse --git-path experiment-hook)/``. Never shared, never pushed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from experiment_core.fsutil import atomic_write_text
+from experiment_core.gitio import Git
+
+
+def state_dir(git: Git) -> Path:
+    path = git.git_path("experiment-hook")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (FileNotFoundError, ValueError):
+        return default
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))

@@ -1,0 +1,142 @@
+"""The git-notes ledger: append/read, no loss under concurrency, garbage skipped and counted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from experiment_core import ledger
+from experiment_core.gitio import Git
+from tests.conftest import PROJECT, cli_env, git
+
+
+def _trial(exp: str = "exp-1", value: float = 1.0, arm: str = "control") -> ledger.Event:
+    return ledger.make_event("trial", exp, arm=arm, metric="t", value=value, unit="u1", exit_code=0, commit=None)
+
+
+def test_append_then_read_round_trip(repo: Path) -> None:
+    g = Git(repo)
+    events = [_trial(value=v) for v in (1.5, 2.5, 3.5)]
+    assert ledger.append(g, events) == 3
+    ledger.append(g, [_trial(value=9.0)])
+    read = ledger.read(g)
+    assert read.skipped == 0
+    assert sorted(e["value"] for e in read.events) == [1.5, 2.5, 3.5, 9.0]
+    assert {e["id"] for e in events} <= {e["id"] for e in read.events}
+    # stored where the user can see it, one JSON object per line, on a real commit
+    note = git(repo, "notes", "--ref=experiments", "show", "HEAD")
+    assert sum(1 for line in note.splitlines() if line.startswith("{")) == 4
+    assert read.notes_commit == git(repo, "rev-parse", "refs/notes/experiments").strip()
+
+
+def test_read_uses_constant_number_of_git_processes(repo: Path) -> None:
+    g = Git(repo)
+    for i in range(15):
+        (repo / "f").write_text(str(i))
+        git(repo, "add", "f")
+        git(repo, "commit", "-qm", f"c{i}")
+        ledger.append(g, [_trial(value=float(i))])
+    calls: list[tuple[str, ...]] = []
+    original = Git.run
+
+    def counting(self: Git, *args: str, **kw: object) -> bytes:
+        calls.append(args)
+        return original(self, *args, **kw)  # type: ignore[arg-type]
+
+    Git.run = counting  # type: ignore[method-assign]
+    try:
+        read = ledger.read(g)
+    finally:
+        Git.run = original  # type: ignore[method-assign]
+    assert len(read.events) == 15
+    assert len(calls) <= 3, calls  # rev-parse, notes list, cat-file --batch: never one per note
+
+
+def test_amend_carries_notes_and_readers_dedup(repo: Path) -> None:
+    g = Git(repo)
+    ledger.ensure_config(g)
+    ledger.ensure_config(g)  # idempotent
+    assert git(repo, "config", "--get-all", "notes.rewriteRef").split() == ["refs/notes/experiments"]
+    ev = _trial()
+    ledger.append(g, [ev])
+    git(repo, "commit", "--amend", "-qm", "amended")
+    assert ev["id"] in git(repo, "notes", "--ref=experiments", "show", "HEAD")  # copied to the new commit
+    read = ledger.read(g)
+    assert [e["id"] for e in read.events] == [ev["id"]]  # two copies in notes, one event
+
+
+GARBAGE = [
+    b"not json at all",
+    b'{"v":1,"id":"x1","type":"trial","exp":"exp-1","ts":"2026-01-01T00:00:00Z","arm":"control",'
+    b'"metric":"t","value":NaN,"unit":"u"}',
+    b'{"v":1,"id":"x2","type":"trial","exp":"exp-1","ts":"2026-01-01T00:00:00Z","arm":"control",'
+    b'"metric":"t","value":"12","unit":"u"}',
+    b'{"v":1,"id":"x3","type":"trial","exp":"exp-1","ts":"2026-01-01T00:00:00Z","arm":"sideways",'
+    b'"metric":"t","value":1,"unit":"u"}',
+    b'{"v":1,"id":"x4","type":"mystery","exp":"exp-1","ts":"2026-01-01T00:00:00Z"}',
+    b'{"v":1,"id":"x5","type":"trial","exp":"../etc","ts":"2026-01-01T00:00:00Z","arm":"control",'
+    b'"metric":"t","value":1,"unit":"u"}',
+    b"\xff\xfe\x00 binary",
+    b"[1, 2, 3]",
+    b'{"v":1,"id":"x6","type":"trial","exp":"exp-1","ts":"yesterday","arm":"control","metric":"t","value":1,"unit":"u"}',
+    b"{" * 100000,
+    b'{"v":1,"id":"x7","type":"trial","exp":"exp-1","ts":"2026-01-01T00:00:00Z","arm":"control",'
+    b'"metric":"t","value":1e999,"unit":"u"}',
+]
+
+
+def test_garbage_lines_are_skipped_and_counted(repo: Path) -> None:
+    g = Git(repo)
+    good = _trial(value=4.0)
+    ledger.append(g, [good])
+    blob = b"\n".join(GARBAGE) + b"\n" + ledger.encode(_trial(value=5.0)).encode() + b"\n"
+    git_blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=blob, capture_output=True,
+                              check=True).stdout.decode().strip()  # fmt: skip
+    git(repo, "notes", "--ref=experiments", "append", "-C", git_blob, "HEAD")
+    read = ledger.read(g)
+    assert read.skipped == len(GARBAGE)
+    assert sorted(e["value"] for e in read.events) == [4.0, 5.0]
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from experiment_core import ledger
+    from experiment_core.gitio import Git
+    g = Git(Path(sys.argv[1]))
+    for i in range(int(sys.argv[3])):
+        ledger.append(g, [ledger.make_event("trial", "exp-1", arm="control", metric="t", value=float(i),
+                                            unit=sys.argv[2], exit_code=0, commit=None)])
+    """
+)
+
+
+def test_twenty_concurrent_writers_lose_nothing(repo: Path) -> None:
+    writers, each = 20, 10
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(repo), f"w{w}", str(each)], env=cli_env(), cwd=PROJECT)
+        for w in range(writers)
+    ]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    read = ledger.read(Git(repo))
+    assert read.skipped == 0
+    assert len(read.events) == writers * each
+    assert len({e["id"] for e in read.events}) == writers * each
+    for w in range(writers):
+        assert sorted(e["value"] for e in read.events if e["unit"] == f"w{w}") == [float(i) for i in range(each)]
+
+
+def test_invalid_events_are_never_written(repo: Path) -> None:
+    g = Git(repo)
+    bad = _trial()
+    bad["value"] = float("nan")
+    try:
+        ledger.append(g, [bad])
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("NaN event was accepted")
+    assert g.ref(ledger.NOTES_REF) is None
