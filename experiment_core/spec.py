@@ -478,9 +478,8 @@ def set_status(root: Path, exp_id: str, status: str) -> Registry:
         raise ValueError(status)
 
     def change(doc: Any) -> None:
-        item: Any
         for item in doc["experiments"]:
-            if isinstance(item, Mapping) and item.get("id") == exp_id:
+            if hasattr(item, "get") and item.get("id") == exp_id:
                 item["status"] = status
                 return
         raise UserError(exp_id, "unknown experiment", "run `experiment-hook status` to list them")
