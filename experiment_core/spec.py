@@ -443,16 +443,13 @@ def load_registry(root: Path, cache_dir: Path | None = None) -> Registry:
     return parse_registry(root, data)
 
 
-def edit_registry(root: Path, change: Callable[[Any], None]) -> Registry:
-    """Round-trip edit: load with comments, apply ``change`` to the document, validate, write atomically."""
-    path = root / REGISTRY_NAME
-    raw = path.read_bytes() if path.exists() else b""
+def edit_registry_text(root: Path, raw: bytes, change: Callable[[Any], None]) -> str:
+    """Round-trip edit of registry text: comments, order and quoting kept; the result is validated."""
     doc = _load_yaml_text(raw, REGISTRY_NAME) if raw.strip() else None
     if doc is None:
-        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+        from ruamel.yaml.comments import CommentedMap
 
         doc = CommentedMap()
-        doc["experiments"] = CommentedSeq()
     if doc.get("experiments") is None:
         from ruamel.yaml.comments import CommentedSeq
 
@@ -461,9 +458,17 @@ def edit_registry(root: Path, change: Callable[[Any], None]) -> Registry:
     buf = io.StringIO()
     _yaml().dump(doc, buf)
     text = buf.getvalue()
-    registry = parse_registry(root, _plain(_yaml().load(text)))  # never write a file we would refuse to read
+    parse_registry(root, _plain(_yaml().load(text)))  # never write a file we would refuse to read
+    return text
+
+
+def edit_registry(root: Path, change: Callable[[Any], None]) -> Registry:
+    """Round-trip edit of ``experiments.yaml``, written atomically."""
+    path = root / REGISTRY_NAME
+    raw = path.read_bytes() if path.exists() else b""
+    text = edit_registry_text(root, raw, change)
     atomic_write(path, text.encode("utf-8"))
-    return registry
+    return parse_registry(root, _plain(_yaml().load(text)))
 
 
 def add_experiment(root: Path, entry: Mapping[str, Any]) -> Registry:
@@ -473,7 +478,8 @@ def add_experiment(root: Path, entry: Mapping[str, Any]) -> Registry:
     return edit_registry(root, change)
 
 
-def set_status(root: Path, exp_id: str, status: str) -> Registry:
+def status_change(exp_id: str, status: str) -> Callable[[Any], None]:
+    """A registry edit that sets one experiment's ``status``."""
     if status not in STATUSES:
         raise ValueError(status)
 
@@ -484,7 +490,11 @@ def set_status(root: Path, exp_id: str, status: str) -> Registry:
                 return
         raise UserError(exp_id, "unknown experiment", "run `experiment-hook status` to list them")
 
-    return edit_registry(root, change)
+    return change
+
+
+def set_status(root: Path, exp_id: str, status: str) -> Registry:
+    return edit_registry(root, status_change(exp_id, status))
 
 
 def _to_commented(value: Any) -> Any:
