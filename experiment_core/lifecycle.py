@@ -1,0 +1,295 @@
+"""Applying a decision (promote, rollback, expire) to files, index, registry, ledger and a commit — crash-safe.
+
+Everything the apply will produce is first built as inert git objects (blobs, tree, commit) and written to a
+journal in the local state; then a roll-forward of idempotent steps makes it real: ledger event, branch ref,
+index entries, working files, skip-worktree bits. A crash at any point leaves a journal; the next command (or
+``experiment-hook recover``) runs the same roll-forward to the end. Each target therefore holds exactly the
+control or the treatment content, and the registry and the ledger agree.
+
+The commit contains only the experiment's paths and the registry's status line: it is built in a temporary index
+from HEAD, so the user's other staged and unstaged changes are never part of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from experiment_core import ledger
+from experiment_core.errors import UserError
+from experiment_core.fsutil import atomic_write
+from experiment_core.gitio import Git, GitError
+from experiment_core.spec import REGISTRY_NAME, Experiment, edit_registry_text, status_change
+from experiment_core.state import read_json, state_dir, write_json
+
+JOURNAL = "apply-journal.json"
+CRASH_ENV = "EXPERIMENT_HOOK_CRASH_AT"  # fault injection for the crash tests: SIGKILL at the Nth checkpoint
+
+FINAL_STATUS = {"promote": "promoted", "rollback": "rolled_back", "expire": "expired"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exp_id: str
+    action: str
+    status: str
+    commit: str | None  # None: detached HEAD, applied to the work tree only
+    paths: tuple[str, ...]
+    message: str
+
+
+# ---- fault injection ------------------------------------------------------------------------------------
+_checkpoints = 0
+
+
+def _checkpoint() -> None:
+    global _checkpoints
+    _checkpoints += 1
+    if os.environ.get(CRASH_ENV) == str(_checkpoints):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---- commit messages (the seed's format) ----------------------------------------------------------------
+def _fmt_pct(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def commit_message(
+    exp: Experiment, promoted: bool, action: str, analysis: Mapping[str, Any], reasons: list[str]
+) -> str:
+    """The seed's promote / rollback commit message."""
+    n_c = (analysis.get("control") or {}).get("n", 0)
+    n_t = (analysis.get("treatment") or {}).get("n", 0)
+    p = analysis.get("p_value")
+    if exp.analysis == "sequential":
+        p = (analysis.get("sequential") or {}).get("p_value", p)
+    if promoted:
+        confidence = "n/a" if p is None else f"{(1 - p) * 100:.1f}"
+        return (
+            f"experiment: Promote {exp.id} to production\n\n"
+            f"Experiment: {exp.name}\n"
+            f"Improvement: {_fmt_pct(analysis.get('improvement_pct'))}% ({exp.metric.name})\n"
+            f"Confidence: {confidence}% (p = {'n/a' if p is None else f'{p:.4g}'})\n"
+            f"Trials: {n_c + n_t} ({n_c} control, {n_t} treatment)\n\n"
+            f"Auto-promoted by experiment-hook\n"
+        )
+    imp = analysis.get("improvement_pct")
+    regression = "n/a" if imp is None else f"{max(-imp, 0.0):.1f}"
+    label = "Expired and rolled back" if action == "expire" else "Rolled back"
+    return (
+        f"experiment: Rollback {exp.id}\n\n"
+        f"Reason: {reasons[0] if reasons else action}\n"
+        f"Regression: {regression}% worse\n"
+        f"Status: {label} to pre-experiment state\n\n"
+        f"Auto-rolled back by experiment-hook\n"
+    )
+
+
+# ---- content of the variants ----------------------------------------------------------------------------
+def backups_of(events: list[ledger.Event], exp_id: str) -> dict[str, str]:
+    for event in events:
+        if event["type"] == "created" and event["exp"] == exp_id:
+            return dict(event["backups"])
+    return {}
+
+
+def _head_blob(git: Git, path: str) -> str | None:
+    sha = git.out("rev-parse", "-q", "--verify", f"HEAD:{path}", check=False)
+    return sha or None
+
+
+def _mode(git: Git, path: str) -> str:
+    line = git.out("ls-files", "-s", "--", path)
+    return line.split()[0] if line else "100644"
+
+
+def control_blob(git: Git, exp: Experiment, target: str, backups: Mapping[str, str]) -> str:
+    blob = backups.get(target)
+    if blob and git.ok("cat-file", "-e", blob):
+        return blob
+    head = _head_blob(git, target)  # the control is what commits hold: skip-worktree keeps treatment out
+    if head is None:
+        raise UserError(target, "no backup of the control content and not in HEAD", "run `experiment-hook sync`")
+    return head
+
+
+def treatment_blob(git: Git, exp: Experiment, target: str) -> str:
+    path = git.root / exp.files[target]
+    if not path.is_file():
+        raise UserError(exp.files[target], "treatment file is missing", "restore it from git, then retry")
+    return git.hash_object(path.read_bytes())
+
+
+# ---- planning (no visible change) -----------------------------------------------------------------------
+def plan(
+    git: Git,
+    exp: Experiment,
+    action: str,
+    analysis: Mapping[str, Any],
+    reasons: list[str],
+    events: list[ledger.Event],
+    promote: bool,
+) -> dict[str, Any]:
+    """Validate and build every object the apply needs; return the journal. Raises UserError, changing nothing."""
+    if action not in FINAL_STATUS:
+        raise ValueError(action)
+    if not exp.running:
+        raise UserError(exp.id, f"is already {exp.status}", "nothing to do")
+    op = git.in_progress_operation()
+    if op:
+        raise UserError(str(git.root), f"a {op} is in progress", f"finish or abort the {op}, then retry")
+    backups = backups_of(events, exp.id)
+    targets = sorted(exp.files)
+    paths = [*targets, REGISTRY_NAME]
+    staged = git.out("diff", "--cached", "--name-only", "--", *paths)
+    if staged:
+        first = staged.splitlines()[0]
+        raise UserError(first, "has staged changes", "commit or unstage them (git restore --staged), then retry")
+    files: dict[str, dict[str, str]] = {}
+    for target in targets:
+        control = control_blob(git, exp, target, backups)
+        treatment = treatment_blob(git, exp, target)
+        current = git.hash_object((git.root / target).read_bytes(), write=False) if (git.root / target).exists() \
+            else None  # fmt: skip
+        if current not in (control, treatment):
+            raise UserError(
+                target, "holds an edit experiment-hook did not write, refusing to overwrite it",
+                f"save your edit (e.g. into {exp.files[target]}), then `experiment-hook restore {exp.id}` and retry",
+            )  # fmt: skip
+        files[target] = {"blob": treatment if promote else control, "mode": _mode(git, target)}
+    status = FINAL_STATUS[action]
+    registry_path = git.root / REGISTRY_NAME
+    work_raw = registry_path.read_bytes() if registry_path.exists() else b""
+    head_reg = _head_blob(git, REGISTRY_NAME)
+    head_raw = git.cat_blob(head_reg) if head_reg else b""
+    change = status_change(exp.id, status)
+    new_work = edit_registry_text(git.root, work_raw, change).encode()
+    try:
+        new_head = edit_registry_text(git.root, head_raw, change).encode()
+    except UserError:
+        new_head = new_work  # the experiment is not committed yet: commit the working registry
+    work_blob = git.hash_object(new_work)
+    head_blob = git.hash_object(new_head)
+    analysis_numbers = {
+        "improvement_pct": analysis.get("improvement_pct"),
+        "p_value": (analysis.get("sequential") or {}).get("p_value", analysis.get("p_value")),
+        "n_control": (analysis.get("control") or {}).get("n"),
+        "n_treatment": (analysis.get("treatment") or {}).get("n"),
+    }
+    message = commit_message(exp, promote, action, analysis, reasons)
+    head = git.head()
+    branch = git.out("symbolic-ref", "-q", "HEAD", check=False) or None
+    new_commit = None
+    if branch and head:
+        entries = {**files, REGISTRY_NAME: {"blob": head_blob, "mode": "100644"}}
+        new_commit = _build_commit(git, head, entries, message)
+    event = ledger.make_event(
+        "decision", exp.id, action=action, reasons=list(reasons), status=status, promoted=promote,
+        commit=new_commit, **{k: v for k, v in analysis_numbers.items() if v is not None},
+    )  # fmt: skip
+    return {
+        "exp": exp.id, "action": action, "status": status, "old_head": head, "branch": branch,
+        "new_commit": new_commit, "files": files, "registry": {"work_blob": work_blob, "head_blob": head_blob},
+        "event": event, "message": message,
+    }  # fmt: skip
+
+
+def _build_commit(git: Git, head: str, entries: Mapping[str, Mapping[str, str]], message: str) -> str:
+    with tempfile.TemporaryDirectory(prefix="experiment-hook-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git.run("read-tree", head, env=env)
+        for path, entry in entries.items():
+            git.run("update-index", "--add", "--cacheinfo", f"{entry['mode']},{entry['blob']},{path}", env=env)
+        tree = git.out("write-tree", env=env)
+    return git.run("commit-tree", tree, "-p", head, "-F", "-", input=message.encode()).decode().strip()
+
+
+# ---- roll-forward (idempotent steps) --------------------------------------------------------------------
+def _journal_path(git: Git) -> Path:
+    return state_dir(git) / JOURNAL
+
+
+def roll_forward(git: Git, journal: Mapping[str, Any]) -> Outcome:
+    event = journal["event"]
+    new_commit = journal["new_commit"]
+    _checkpoint()
+    if not any(e["id"] == event["id"] for e in ledger.read(git).events):
+        ledger.append(git, [event], commit=new_commit or git.head())
+    _checkpoint()
+    if new_commit:
+        current = git.head()
+        old = journal["old_head"]
+        if current == old:
+            git.update_ref("HEAD", new_commit, old, message="commit: " + journal["message"].splitlines()[0])
+        elif current != new_commit:
+            raise UserError(str(_journal_path(git)), "HEAD moved while a decision was being applied",
+                            "inspect `git log`, then delete the journal file")  # fmt: skip
+        _checkpoint()
+        entries = {**journal["files"], REGISTRY_NAME: {"blob": journal["registry"]["head_blob"], "mode": "100644"}}
+        for path, entry in entries.items():
+            git.run("update-index", "--add", "--cacheinfo", f"{entry['mode']},{entry['blob']},{path}")
+            _checkpoint()
+    for path, entry in journal["files"].items():
+        atomic_write(git.root / path, git.cat_blob(entry["blob"]),
+                     mode=0o755 if entry["mode"] == "100755" else 0o644)  # fmt: skip
+        _checkpoint()
+    atomic_write(git.root / REGISTRY_NAME, git.cat_blob(journal["registry"]["work_blob"]))
+    _checkpoint()
+    targets = list(journal["files"])
+    if targets:
+        git.run("update-index", "--no-skip-worktree", "--", *targets)
+    _checkpoint()
+    _forget_assignment(git, journal["exp"])
+    _checkpoint()
+    with contextlib.suppress(FileNotFoundError):
+        _journal_path(git).unlink()
+    return Outcome(journal["exp"], journal["action"], journal["status"], new_commit, tuple(targets),
+                   journal["message"])  # fmt: skip
+
+
+def _forget_assignment(git: Git, exp_id: str) -> None:
+    """The experiment ended: this worktree's assignment for it no longer applies."""
+    path = state_dir(git) / "assignments.json"
+    data = read_json(path, {})
+    if isinstance(data, dict) and exp_id in data:
+        del data[exp_id]
+        write_json(path, data)
+
+
+def apply(
+    git: Git,
+    exp: Experiment,
+    action: str,
+    analysis: Mapping[str, Any],
+    reasons: list[str],
+    events: list[ledger.Event],
+    promote: bool | None = None,
+) -> Outcome:
+    """Apply a decision. ``promote`` says which content wins (default: promote for 'promote' only)."""
+    recover(git)
+    journal = plan(git, exp, action, analysis, reasons, events, action == "promote" if promote is None else promote)
+    _checkpoint()
+    write_json(_journal_path(git), journal)
+    return roll_forward(git, journal)
+
+
+def recover(git: Git) -> Outcome | None:
+    """Finish an apply that a crash interrupted (no-op when there is none)."""
+    path = _journal_path(git)
+    if not path.exists():
+        return None
+    journal = read_json(path, None)
+    if not isinstance(journal, dict):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a torn journal is impossible (atomic write); an empty one means nothing was applied
+        return None
+    try:
+        return roll_forward(git, journal)
+    except GitError as exc:
+        raise UserError(str(path), f"could not finish an interrupted decision ({exc})", "fix it, then retry") from None
