@@ -1,0 +1,1 @@
+"""Click commands of experiment-hook."""
