@@ -1,17 +1,22 @@
-"""experiment-hook: A/B-test changes to the files that drive your workflow, on normal git work."""
+"""experiment-hook: A/B-test changes to workflow files on normal git work, with honest statistics.
+
+Importing the package is cheap: the analysis API is loaded on first use (module ``__getattr__``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "analyze_samples"]
+__all__ = ["AnalysisResult", "analyze_experiment", "analyze_samples"]
+
+if TYPE_CHECKING:
+    from .analysis import AnalysisResult, analyze_experiment, analyze_samples
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: `import experiment_core` stays cheap for the hooks; the statistics load on first use.
-    if name == "analyze_samples":
-        from experiment_core.analysis import analyze_samples
+    if name in ("analyze_samples", "analyze_experiment", "AnalysisResult"):
+        from . import analysis
 
-        return analyze_samples
-    raise AttributeError(name)
+        return getattr(analysis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

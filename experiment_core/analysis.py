@@ -1,0 +1,662 @@
+"""Analysis glue, still pure (no git, no files): arrays or ledger events in, AnalysisResult out.
+
+* :func:`analyze_samples` — two arrays (one value per independent unit) and the registry defaults.
+* :func:`analyze_experiment` — an experiment record and its ledger events (plain dicts): trials are grouped
+  by arm and metric and averaged per randomization unit, so that ``n`` counts units.
+
+All intervals are at level 1 − alpha (95 % with the default alpha; the ``ci95`` keys keep their names).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from . import stats
+from .decide import SRM_ALPHA, Decision, Evidence, ExperimentLike, Settings, decide
+
+__all__ = [
+    "SCHEMA",
+    "AnalysisResult",
+    "UnitData",
+    "analyze_experiment",
+    "analyze_samples",
+    "collect_units",
+]
+
+SCHEMA = 1
+DEFAULT_METRIC = "time_to_complete"
+TESTS = ("welch", "student", "mann-whitney")
+MODES = ("sequential", "fixed")
+DIRECTIONS = ("lower", "higher")
+
+Interval = tuple[float, float]
+
+
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _iv(ci: Interval | None) -> list[float | None] | None:
+    return None if ci is None else [_num(ci[0]), _num(ci[1])]
+
+
+def _improvement(rel: float | None, direction: str) -> float | None:
+    """Relative change (t − c)/|c| as a fraction -> improvement in %, positive = better."""
+    if rel is None:
+        return None
+    return 100.0 * (-rel if direction == "lower" else rel)
+
+
+def _improvement_iv(ci: Interval | None, direction: str) -> Interval | None:
+    if ci is None:
+        return None
+    lo, hi = 100.0 * ci[0], 100.0 * ci[1]
+    return (-hi, -lo) if direction == "lower" else (lo, hi)
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """Every number of one metric's comparison."""
+
+    control: stats.Summary
+    treatment: stats.Summary
+    difference: float | None
+    test: str
+    statistic: float | None
+    df: float | None
+    p_value: float | None
+    effect_size: float | None
+    hedges_g: float | None
+    ci: Interval | None
+    rel: float | None  # relative change (t − c)/|c| (ratio of geometric means − 1 on the log scale)
+    rel_ci: Interval | None
+    seq_p: float | None
+    seq_ci: Interval | None  # of the difference (of log means on the log scale)
+    seq_rel_ci: Interval | None
+    seq_rho: float | None
+    mann_whitney: stats.MannWhitneyResult | None
+    more_trials: int | None
+
+
+def _seq_more_trials(
+    c: stats.Moments, t: stats.Moments, diff: float, n_planned: float, alpha: float
+) -> int | None:
+    """Smallest n per arm at which the CS would exclude 0 if the estimate and the variances stayed as now."""
+    if c.var is None or t.var is None or diff == 0:
+        return None
+    rho = stats.sequential_rho(alpha, n_planned)
+
+    def ok(m: int) -> bool:
+        se = math.sqrt(c.var / m + t.var / m)  # type: ignore[operator]
+        return stats.sequential_halfwidth(se, 2 * m, rho, alpha) < abs(diff)
+
+    lo = max(c.n, t.n, 2)
+    if ok(lo):
+        return lo
+    hi = lo * 2
+    while not ok(hi):
+        hi *= 2
+        if hi > 10**7:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _compare(
+    control: Sequence[float],
+    treatment: Sequence[float],
+    *,
+    alpha: float,
+    test: str,
+    log_scale: bool,
+    n_planned: float,
+) -> _Comparison:
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; expected one of {', '.join(TESTS)}")
+    cs, ts = stats.summarize(control), stats.summarize(treatment)
+    cm_raw, tm_raw = stats.moments(control), stats.moments(treatment)
+    if log_scale:
+        if any(x <= 0 for x in control) or any(x <= 0 for x in treatment):
+            raise ValueError("log_scale needs positive values")
+        cv = [math.log(x) for x in control]
+        tv = [math.log(x) for x in treatment]
+    else:
+        cv, tv = list(control), list(treatment)
+    cm, tm = stats.moments(cv), stats.moments(tv)
+    difference = None if cm_raw.mean is None or tm_raw.mean is None else tm_raw.mean - cm_raw.mean
+    ci_raw = stats.t_test(cm_raw, tm_raw, equal_var=(test == "student"), alpha=alpha).ci
+
+    mw: stats.MannWhitneyResult | None = None
+    if cm.n and tm.n and (cm.n + tm.n) >= 3:
+        mw = stats.mann_whitney(cv, tv, alpha=alpha)
+    tt = stats.t_test(cm, tm, equal_var=(test == "student"), alpha=alpha)
+    if test == "mann-whitney":
+        statistic, df, p = (mw.statistic, None, mw.p_value) if mw else (None, None, None)
+    else:
+        statistic, df, p = tt.statistic, tt.df, tt.p_value
+
+    # relative change and its interval
+    rel: float | None
+    rel_ci: Interval | None
+    if log_scale:
+        rel = None if tt.difference is None else math.expm1(tt.difference)
+        rel_ci = None if tt.ci is None else (math.expm1(tt.ci[0]), math.expm1(tt.ci[1]))
+    else:
+        r = stats.relative_ci(cm, tm, alpha=alpha)
+        rel, rel_ci = r.estimate, r.ci
+
+    # sequential (always-valid) inference
+    seq_p: float | None = None
+    seq_ci: Interval | None = None
+    seq_rel_ci: Interval | None = None
+    seq_rho: float | None = None
+    more: int | None = None
+    if tt.difference is not None and cm.var is not None and tm.var is not None:
+        se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
+        n_total = cm.n + tm.n
+        if se > 0:
+            sq = stats.sequential_test(tt.difference, se, n_total, n_planned=n_planned, alpha=alpha)
+            seq_p, seq_ci, seq_rho = sq.p_value, sq.ci, sq.rho
+            if log_scale:
+                seq_rel_ci = (math.expm1(sq.ci[0]), math.expm1(sq.ci[1]))
+            else:
+                rv = stats.relative_variance(cm, tm)
+                if rv is not None and rv > 0 and rel is not None:
+                    sr = stats.sequential_test(rel, math.sqrt(rv), n_total, n_planned=n_planned, alpha=alpha)
+                    seq_rel_ci = sr.ci
+            more = _seq_more_trials(cm, tm, tt.difference, n_planned, alpha)
+
+    return _Comparison(
+        control=cs,
+        treatment=ts,
+        difference=difference,
+        test=test,
+        statistic=statistic,
+        df=df,
+        p_value=p,
+        effect_size=stats.cohens_d(cm_raw, tm_raw),
+        hedges_g=stats.hedges_g(cm_raw, tm_raw),
+        ci=ci_raw,
+        rel=rel,
+        rel_ci=rel_ci,
+        seq_p=seq_p,
+        seq_ci=seq_ci,
+        seq_rel_ci=seq_rel_ci,
+        seq_rho=seq_rho,
+        mann_whitney=mw,
+        more_trials=more,
+    )
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Typed analysis result; :meth:`to_dict` gives the ``analyze --json`` document."""
+
+    experiment: str | None
+    metric: str
+    direction: str
+    mode: str
+    alpha: float
+    log_scale: bool
+    control: stats.Summary
+    treatment: stats.Summary
+    improvement_pct: float | None
+    difference: float | None
+    test: str
+    statistic: float | None
+    df: float | None
+    p_value: float | None
+    effect_size: float | None
+    hedges_g: float | None
+    ci95: Interval | None
+    relative_ci95: Interval | None  # in % improvement
+    sequential: dict[str, Any]
+    fixed: dict[str, Any]
+    mann_whitney: dict[str, Any] | None
+    paired: dict[str, Any] | None
+    srm: dict[str, Any]
+    error_rate: dict[str, Any]
+    secondary: list[dict[str, Any]]
+    more_trials_needed: int | None
+    bootstrap: dict[str, Any] | None
+    evidence_: Evidence
+    decision: Decision = field(default_factory=lambda: Decision("continue"))
+
+    def evidence(self) -> Evidence:
+        """The numbers the decision rules use."""
+        return self.evidence_
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "experiment": self.experiment,
+            "metric": self.metric,
+            "direction": self.direction,
+            "mode": self.mode,
+            "alpha": self.alpha,
+            "confidence_level": 1 - self.alpha,
+            "log_scale": self.log_scale,
+            "control": self.control.to_dict(),
+            "treatment": self.treatment.to_dict(),
+            "improvement_pct": _num(self.improvement_pct),
+            "difference": _num(self.difference),
+            "test": self.test,
+            "statistic": _num(self.statistic),
+            "df": _num(self.df),
+            "p_value": _num(self.p_value),
+            "effect_size": _num(self.effect_size),
+            "hedges_g": _num(self.hedges_g),
+            "ci95": _iv(self.ci95),
+            "relative_ci95": _iv(self.relative_ci95),
+            "sequential": dict(self.sequential),
+            "fixed": dict(self.fixed),
+            "mann_whitney": None if self.mann_whitney is None else dict(self.mann_whitney),
+            "paired": None if self.paired is None else dict(self.paired),
+            "srm": dict(self.srm),
+            "error_rate": dict(self.error_rate),
+            "secondary": [dict(s) for s in self.secondary],
+            "more_trials_needed": self.more_trials_needed,
+            "bootstrap": None if self.bootstrap is None else dict(self.bootstrap),
+            "decision": self.decision.to_dict(),
+        }
+
+
+def _build(
+    control: Sequence[float],
+    treatment: Sequence[float],
+    *,
+    settings: Settings,
+    direction: str,
+    test: str,
+    log_scale: bool,
+    metric: str,
+    experiment: str | None,
+    now: datetime | None,
+    pairs: tuple[Sequence[float], Sequence[float]] | None = None,
+    errors: tuple[int, int, int, int] | None = None,  # errors_c, trials_c, errors_t, trials_t
+    unit_counts: tuple[int, int] | None = None,
+    secondary: Sequence[dict[str, Any]] = (),
+    bootstrap: bool = False,
+    seed: int = 0,
+) -> AnalysisResult:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {direction!r}; expected 'lower' or 'higher'")
+    if settings.mode not in MODES:
+        raise ValueError(f"unknown mode {settings.mode!r}; expected 'sequential' or 'fixed'")
+    alpha = settings.alpha
+    n_planned = 2.0 * max(settings.sample_size, 1)
+    cmp_ = _compare(control, treatment, alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned)
+    improvement = _improvement(cmp_.rel, direction)
+    rel_ci_pct = _improvement_iv(cmp_.rel_ci, direction)
+    seq_rel_pct = _improvement_iv(cmp_.seq_rel_ci, direction)
+    n_c, n_t = len(control), len(treatment)
+    n_min = min(n_c, n_t)
+
+    sequential = {
+        "p_value": _num(cmp_.seq_p),
+        "ci95": _iv(cmp_.seq_ci),
+        "relative_ci95": _iv(seq_rel_pct),
+        "rho": _num(cmp_.seq_rho),
+        "n_planned": n_planned,
+        "n": n_c + n_t,
+        "scale": "log" if log_scale else "linear",
+    }
+
+    # fixed horizon: the first sample_size units of each arm, once both arms have them
+    fixed: dict[str, Any] = {"n_per_arm": settings.sample_size, "p_value": None, "relative_ci95": None,
+                             "improvement_pct": None}
+    fixed_cmp: _Comparison | None = None
+    if n_min >= settings.sample_size:
+        k = settings.sample_size
+        fixed_cmp = _compare(control[:k], treatment[:k], alpha=alpha, test=test, log_scale=log_scale,
+                             n_planned=n_planned)
+        fixed.update(
+            p_value=_num(fixed_cmp.p_value),
+            relative_ci95=_iv(_improvement_iv(fixed_cmp.rel_ci, direction)),
+            improvement_pct=_num(_improvement(fixed_cmp.rel, direction)),
+        )
+
+    # guardrail: error rate
+    err: dict[str, Any] = {"control": None, "treatment": None, "p_value": None, "p_value_sequential": None,
+                           "errors": None, "trials": None}
+    err_p: float | None = None
+    if errors is not None:
+        ec, tc, et, tt_ = errors
+        pr = stats.two_proportion_test(ec, tc, et, tt_, alternative="larger")
+        seq_err_p: float | None = None
+        if pr.statistic is not None and pr.rate_control is not None and pr.rate_treatment is not None:
+            d = pr.rate_treatment - pr.rate_control
+            se = d / pr.statistic if pr.statistic != 0 else None
+            if se is not None and se > 0:
+                seq_err_p = stats.sequential_test(d, se, tc + tt_, n_planned=n_planned, alpha=alpha).p_value
+            elif pr.statistic == 0:
+                seq_err_p = 1.0
+        err.update(control=pr.rate_control, treatment=pr.rate_treatment, p_value=_num(pr.p_value),
+                   p_value_sequential=_num(seq_err_p), errors=[ec, et], trials=[tc, tt_])
+        if settings.mode == "sequential":
+            # the two-sided always-valid p used one-sidedly, and only when the treatment is the worse one
+            err_p = seq_err_p if (pr.statistic or 0) > 0 else 1.0
+        else:
+            err_p = pr.p_value
+
+    # sample ratio mismatch
+    uc = unit_counts if unit_counts is not None else (n_c, n_t)
+    srm_r = stats.srm_test(uc[0], uc[1], settings.split)
+    srm = {
+        "p_value": _num(srm_r.p_value),
+        "expected_split": settings.split,
+        "statistic": _num(srm_r.statistic),
+        "units": {"control": uc[0], "treatment": uc[1]},
+        "mismatch": bool(srm_r.p_value is not None and srm_r.p_value < SRM_ALPHA),
+    }
+
+    # paired
+    paired: dict[str, Any] | None = None
+    if pairs is not None and len(pairs[0]) >= 1:
+        pr_ = stats.paired_log_ratio(pairs[0], pairs[1], alpha=alpha)
+        rel_p = None if pr_.ratio is None else pr_.ratio - 1
+        paired = {
+            "n": pr_.n,
+            "ratio": _num(pr_.ratio),
+            "ratio_ci95": _iv(pr_.ci),
+            "improvement_pct": _num(_improvement(rel_p, direction)),
+            "relative_ci95": _iv(_improvement_iv(None if pr_.ci is None else (pr_.ci[0] - 1, pr_.ci[1] - 1),
+                                                 direction)),
+            "statistic": _num(pr_.statistic),
+            "df": _num(pr_.df),
+            "p_value": _num(pr_.p_value),
+        }
+
+    # more trials
+    more: int | None = None
+    target_reachable = improvement is not None and improvement >= settings.improvement_threshold
+    if n_min < settings.sample_size:
+        more = settings.sample_size - n_min
+    if settings.mode == "sequential" and target_reachable and cmp_.more_trials is not None:
+        more = max(more or 0, cmp_.more_trials - n_min)
+        if more == 0 and (cmp_.seq_p is None or cmp_.seq_p >= alpha):
+            more = None
+
+    # decision evidence
+    if settings.mode == "sequential":
+        lo_hi = seq_rel_pct
+        p_dec = cmp_.seq_p
+        imp_dec = improvement
+    else:
+        src = fixed_cmp if fixed_cmp is not None else cmp_
+        lo_hi = _improvement_iv(src.rel_ci, direction)
+        p_dec = fixed_cmp.p_value if fixed_cmp is not None else None
+        imp_dec = _improvement(src.rel, direction)
+    evidence = Evidence(
+        mode=settings.mode,
+        n_control=n_c,
+        n_treatment=n_t,
+        improvement_pct=imp_dec,
+        improvement_lo_pct=None if lo_hi is None else lo_hi[0],
+        improvement_hi_pct=None if lo_hi is None else lo_hi[1],
+        p_value=p_dec,
+        error_rate_control=err["control"],
+        error_rate_treatment=err["treatment"],
+        error_p_value=err_p,
+        srm_p_value=srm_r.p_value,
+        more_trials=more,
+        outliers=len(cmp_.control.outliers) + len(cmp_.treatment.outliers),
+    )
+
+    boot: dict[str, Any] | None = None
+    if bootstrap:
+        b = stats.bootstrap_ci(control, treatment, alpha=alpha, seed=seed)
+        boot = {"ci95": _iv(b.ci), "n_resamples": b.n_resamples, "seed": b.seed}
+
+    mw = cmp_.mann_whitney
+    result = AnalysisResult(
+        experiment=experiment,
+        metric=metric,
+        direction=direction,
+        mode=settings.mode,
+        alpha=alpha,
+        log_scale=log_scale,
+        control=cmp_.control,
+        treatment=cmp_.treatment,
+        improvement_pct=improvement,
+        difference=cmp_.difference,
+        test=test,
+        statistic=cmp_.statistic,
+        df=cmp_.df,
+        p_value=cmp_.p_value,
+        effect_size=cmp_.effect_size,
+        hedges_g=cmp_.hedges_g,
+        ci95=cmp_.ci,
+        relative_ci95=rel_ci_pct,
+        sequential=sequential,
+        fixed=fixed,
+        mann_whitney=None if mw is None else {
+            "statistic": _num(mw.statistic), "p_value": _num(mw.p_value),
+            "hodges_lehmann": _num(mw.shift), "ci95": _iv(mw.ci),
+            "scale": "log" if log_scale else "linear"},
+        paired=paired,
+        srm=srm,
+        error_rate=err,
+        secondary=list(secondary),
+        more_trials_needed=more,
+        bootstrap=boot,
+        evidence_=evidence,
+    )
+    decision = decide(settings, evidence, now)
+    return _replace_decision(result, decision)
+
+
+def _replace_decision(result: AnalysisResult, decision: Decision) -> AnalysisResult:
+    import dataclasses
+
+    return dataclasses.replace(result, decision=decision)
+
+
+def analyze_samples(
+    control: Sequence[float],
+    treatment: Sequence[float],
+    *,
+    direction: str = "lower",
+    alpha: float = 0.05,
+    improvement_threshold: float = 15.0,
+    max_regression: float = 10.0,
+    sample_size: int = 10,
+    mode: str = "sequential",
+    test: str = "welch",
+    log_scale: bool = False,
+    metric: str = DEFAULT_METRIC,
+    experiment: str | None = None,
+    split: float = 0.5,
+    max_duration_days: float = 14.0,
+    created: str | None = None,
+    now: datetime | None = None,
+    on_expiry: str = "rollback",
+    auto_promote: bool = True,
+    auto_rollback: bool = True,
+    paired: bool = False,
+    bootstrap: bool = False,
+    seed: int = 0,
+) -> AnalysisResult:
+    """Analyze two arrays of values, one per independent unit, with the registry defaults.
+
+    ``paired=True`` treats ``control[i]`` and ``treatment[i]`` as an interleaved pair and adds the paired
+    analysis (log ratio within each pair). ``created``/``now`` enable the expiry rule.
+    """
+    c = [float(x) for x in control]
+    t = [float(x) for x in treatment]
+    settings = Settings(
+        alpha=alpha,
+        improvement_threshold=improvement_threshold,
+        max_regression=max_regression,
+        sample_size=sample_size,
+        max_duration_days=max_duration_days,
+        auto_promote=auto_promote,
+        auto_rollback=auto_rollback,
+        mode=mode,
+        on_expiry=on_expiry,
+        created=created,
+        split=split,
+    )
+    pairs = (c, t) if paired else None
+    return _build(c, t, settings=settings, direction=direction, test=test, log_scale=log_scale, metric=metric,
+                  experiment=experiment, now=now, pairs=pairs, bootstrap=bootstrap, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# From ledger events
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitData:
+    """Per-unit means of one metric, in order of each unit's first trial."""
+
+    control: list[float]
+    treatment: list[float]
+    pairs: tuple[list[float], list[float]]  # pair-aligned (control, treatment) means, complete pairs only
+    errors: tuple[int, int, int, int]  # errors_c, trials_c, errors_t, trials_t (all trials of the metric)
+
+
+def _is_error(ev: Mapping[str, Any]) -> bool:
+    code = ev.get("exit_code")
+    return isinstance(code, int) and not isinstance(code, bool) and code != 0
+
+
+def _valid_trial(ev: Mapping[str, Any]) -> bool:
+    v = ev.get("value")
+    return (
+        ev.get("arm") in ("control", "treatment")
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(float(v))
+    )
+
+
+def _dedup(events: Iterable[Mapping[str, Any]], exp_id: str) -> list[Mapping[str, Any]]:
+    seen: set[str] = set()
+    out: list[Mapping[str, Any]] = []
+    for ev in events:
+        if not isinstance(ev, Mapping) or ev.get("exp") != exp_id:
+            continue
+        eid = ev.get("id")
+        if isinstance(eid, str):
+            if eid in seen:
+                continue
+            seen.add(eid)
+        out.append(ev)
+    out.sort(key=lambda e: str(e.get("ts", "")))
+    return out
+
+
+def collect_units(events: Iterable[Mapping[str, Any]], exp_id: str, metric: str) -> UnitData:
+    """Group an experiment's trials of ``metric`` by arm and unit (mean of a unit's successful trials).
+
+    Trials with a non-zero ``exit_code`` count towards the error rate but not the metric's values.
+    """
+    per_unit: dict[tuple[str, str], list[float]] = {}
+    per_pair: dict[str, dict[str, list[float]]] = {}
+    ec = tc = et = tt = 0
+    for ev in _dedup(events, exp_id):
+        if ev.get("type") != "trial" or ev.get("metric") != metric or not _valid_trial(ev):
+            continue
+        arm = str(ev["arm"])
+        bad = _is_error(ev)
+        if arm == "control":
+            tc += 1
+            ec += bad
+        else:
+            tt += 1
+            et += bad
+        if bad:
+            continue
+        value = float(ev["value"])
+        unit = str(ev.get("unit") or ev.get("id") or "")
+        per_unit.setdefault((arm, unit), []).append(value)
+        pair = ev.get("pair")
+        if isinstance(pair, str) and pair:
+            per_pair.setdefault(pair, {}).setdefault(arm, []).append(value)
+    control = [math.fsum(v) / len(v) for (a, _), v in per_unit.items() if a == "control"]
+    treatment = [math.fsum(v) / len(v) for (a, _), v in per_unit.items() if a == "treatment"]
+    pc: list[float] = []
+    pt: list[float] = []
+    for arms in per_pair.values():
+        if "control" in arms and "treatment" in arms:
+            pc.append(math.fsum(arms["control"]) / len(arms["control"]))
+            pt.append(math.fsum(arms["treatment"]) / len(arms["treatment"]))
+    return UnitData(control, treatment, (pc, pt), (ec, tc, et, tt))
+
+
+def _unit_counts(events: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    units: dict[str, set[str]] = {"control": set(), "treatment": set()}
+    for ev in events:
+        if ev.get("type") in ("assign", "trial") and ev.get("arm") in units and ev.get("unit") is not None:
+            units[str(ev["arm"])].add(str(ev["unit"]))
+    return len(units["control"]), len(units["treatment"])
+
+
+def analyze_experiment(
+    exp: ExperimentLike,
+    events: Iterable[Mapping[str, Any]],
+    now: datetime | None = None,
+    *,
+    log_scale: bool = False,
+    bootstrap: bool = False,
+) -> AnalysisResult:
+    """Analyze one experiment from its ledger events (see the module docstring)."""
+    settings = Settings.of(exp)
+    evs = _dedup(events, exp.id)
+    metric = exp.metric.name
+    direction = exp.metric.direction or "lower"
+    test = getattr(exp, "test", "welch") or "welch"
+    primary = collect_units(evs, exp.id, metric)
+
+    secondary: list[dict[str, Any]] = []
+    for m in exp.secondary:
+        u = collect_units(evs, exp.id, m.name)
+        c2 = _compare(u.control, u.treatment, alpha=settings.alpha, test=test, log_scale=False,
+                      n_planned=2.0 * settings.sample_size)
+        secondary.append({
+            "metric": m.name,
+            "direction": m.direction,
+            "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
+            "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
+            "improvement_pct": _num(_improvement(c2.rel, m.direction)),
+            "relative_ci95": _iv(_improvement_iv(c2.rel_ci, m.direction)),
+            "p_value": _num(c2.p_value),
+        })
+    adj = stats.holm([s["p_value"] for s in secondary])
+    for s, a in zip(secondary, adj, strict=False):
+        s["p_holm"] = _num(a)
+        s["significant"] = a is not None and a < settings.alpha
+
+    pairs = primary.pairs if primary.pairs[0] else None
+    if pairs is not None and (any(x <= 0 for x in pairs[0]) or any(x <= 0 for x in pairs[1])):
+        pairs = None  # the log ratio needs positive values
+    return _build(
+        primary.control,
+        primary.treatment,
+        settings=settings,
+        direction=direction,
+        test=test,
+        log_scale=log_scale,
+        metric=metric,
+        experiment=exp.id,
+        now=now,
+        pairs=pairs,
+        errors=primary.errors if (primary.errors[1] or primary.errors[3]) else None,
+        unit_counts=_unit_counts(evs),
+        secondary=secondary,
+        bootstrap=bootstrap,
+    )

@@ -1,0 +1,403 @@
+"""Pure decision rules: (experiment settings, analysis, now) -> Decision with reasons.
+
+No I/O and no heavy imports. The rules, in order:
+
+1. **expire** when ``now − created > max_duration_days``. With ``on_expiry: promote_if_not_worse`` the action
+   is ``promote`` instead when the treatment is *not worse*: at least 2 units per arm, no SRM, no guardrail
+   fails,
+   the improvement estimate is ≥ 0 and its lower confidence bound is above −max_regression (non-inferiority).
+2. **hold** on sample ratio mismatch (χ² p < 0.001): the comparison cannot be trusted.
+3. **rollback** when a guardrail fails: the treatment is worse by more than ``max_regression`` % (the upper
+   bound of the improvement interval — the always-valid confidence sequence in sequential mode — is below
+   −max_regression; the two-sided interval used one-sidedly, so the false-rollback rate is ≤ α), or the
+   treatment's error rate is above 2x control's and significantly higher (one-sided).
+4. **promote** when each arm has ≥ ``sample_size`` units, the difference is significant (always-valid p < α in
+   sequential mode, the fixed-horizon test at the pre-registered n in fixed mode) and the improvement estimate
+   reaches ``improvement_threshold``.
+5. **continue** otherwise, saying what is missing.
+
+The Decision states what the rules conclude; whether it may be *applied automatically* is ``automatic``
+(see :func:`allowed_automatically`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "ACTIONS",
+    "SRM_ALPHA",
+    "Decision",
+    "Evidence",
+    "ExperimentLike",
+    "Settings",
+    "allowed_automatically",
+    "decide",
+    "decide_evidence",
+    "decide_vectorized",
+    "fmt_p",
+    "parse_ts",
+]
+
+ACTIONS = ("continue", "promote", "rollback", "expire", "hold")  # index = code of decide_vectorized
+SRM_ALPHA = 0.001
+ERROR_RATE_FACTOR = 2.0
+
+
+class _MetricLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def direction(self) -> str: ...
+
+
+class _TargetsLike(Protocol):
+    @property
+    def improvement_threshold(self) -> float: ...
+    @property
+    def max_regression(self) -> float: ...
+    @property
+    def alpha(self) -> float: ...
+
+
+class ExperimentLike(Protocol):
+    """The attributes of ``experiment_core.spec.Experiment`` that the statistics use."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def created(self) -> str: ...
+    @property
+    def metric(self) -> _MetricLike: ...
+    @property
+    def secondary(self) -> Sequence[_MetricLike]: ...
+    @property
+    def targets(self) -> _TargetsLike: ...
+    @property
+    def sample_size(self) -> int: ...
+    @property
+    def max_duration_days(self) -> float: ...
+    @property
+    def auto_promote(self) -> bool: ...
+    @property
+    def auto_rollback(self) -> bool: ...
+    @property
+    def split(self) -> float: ...
+    @property
+    def analysis(self) -> str: ...
+    @property
+    def test(self) -> str: ...
+    @property
+    def on_expiry(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Decision settings; the defaults are the registry defaults users rely on."""
+
+    alpha: float = 0.05
+    improvement_threshold: float = 15.0
+    max_regression: float = 10.0
+    sample_size: int = 10
+    max_duration_days: float = 14.0
+    auto_promote: bool = True
+    auto_rollback: bool = True
+    mode: str = "sequential"  # "sequential" | "fixed"
+    on_expiry: str = "rollback"  # "rollback" | "promote_if_not_worse"
+    created: str | None = None  # ISO-8601; None: never expires
+    split: float = 0.5
+
+    @classmethod
+    def of(cls, exp: ExperimentLike | Settings) -> Settings:
+        if isinstance(exp, Settings):
+            return exp
+        t = exp.targets
+        return cls(
+            alpha=float(t.alpha),
+            improvement_threshold=float(t.improvement_threshold),
+            max_regression=float(t.max_regression),
+            sample_size=int(exp.sample_size),
+            max_duration_days=float(exp.max_duration_days),
+            auto_promote=bool(exp.auto_promote),
+            auto_rollback=bool(exp.auto_rollback),
+            mode=str(getattr(exp, "analysis", "sequential") or "sequential"),
+            on_expiry=str(getattr(exp, "on_expiry", "rollback") or "rollback"),
+            created=exp.created,
+            split=float(getattr(exp, "split", 0.5)),
+        )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The numbers the rules look at (all improvements in %, positive = better whatever the direction)."""
+
+    mode: str = "sequential"
+    n_control: int = 0
+    n_treatment: int = 0
+    improvement_pct: float | None = None
+    improvement_lo_pct: float | None = None  # decision interval (CS in sequential mode) of the improvement
+    improvement_hi_pct: float | None = None
+    p_value: float | None = None  # always-valid p (sequential) or fixed-horizon test p (fixed)
+    error_rate_control: float | None = None
+    error_rate_treatment: float | None = None
+    error_p_value: float | None = None  # one-sided: treatment error rate higher
+    srm_p_value: float | None = None
+    more_trials: int | None = None  # per arm, estimated
+    outliers: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # promote | rollback | expire | hold | continue
+    reasons: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    automatic: bool = False  # may be applied without asking (auto_promote / auto_rollback)
+    expired: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "reasons": list(self.reasons),
+            "alerts": list(self.alerts),
+            "automatic": self.automatic,
+            "expired": self.expired,
+        }
+
+
+def allowed_automatically(action: str, settings: Settings, *, expired: bool = False) -> bool:
+    """Whether the tool may apply ``action`` without asking.
+
+    promote needs ``auto_promote``; rollback needs ``auto_rollback``; an expiry (rolling back) is always
+    allowed, so a failed experiment can never quietly stay deployed; hold and continue change nothing.
+    """
+    if action == "promote":
+        return settings.auto_promote
+    if action == "rollback":
+        return settings.auto_rollback or expired
+    return action == "expire"
+
+
+def parse_ts(ts: str) -> datetime:
+    """Parse an ISO-8601 timestamp (``Z`` accepted); naive values are taken as UTC."""
+    s = ts.strip()
+    if s.endswith("Z") or s.endswith("z"):
+        s = s[:-1] + "+00:00"
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def fmt_p(p: float) -> str:
+    if p < 0.0001:
+        return "< 0.0001" if p > 0 else "0"
+    if p < 0.001:
+        return f"{p:.4f}"
+    return f"{p:.4g}" if p < 0.01 else f"{p:.2g}" if p >= 0.1 else f"{p:.3g}"
+
+
+def _pct(x: float) -> str:
+    r = round(x)
+    if abs(x) < 10 and abs(x - r) > 0.05:
+        return f"{x:.1f}"
+    return f"{r:.0f}"
+
+
+def _age_days(settings: Settings, now: datetime | None) -> float | None:
+    if settings.created is None or now is None:
+        return None
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return (now - parse_ts(settings.created)).total_seconds() / 86400.0
+
+
+def _guardrail_failures(s: Settings, e: Evidence) -> list[str]:
+    out: list[str] = []
+    if e.improvement_hi_pct is not None and e.improvement_hi_pct < -s.max_regression:
+        worse = -e.improvement_pct if e.improvement_pct is not None else float("nan")
+        out.append(
+            f"treatment is {_pct(worse)} % worse, and at least {_pct(-e.improvement_hi_pct)} % worse with "
+            f"{100 * (1 - s.alpha):.0f} % confidence, beyond the allowed regression of "
+            f"{_pct(s.max_regression)} %"
+        )
+    rc, rt = e.error_rate_control, e.error_rate_treatment
+    if (
+        rc is not None
+        and rt is not None
+        and rt > ERROR_RATE_FACTOR * rc
+        and e.error_p_value is not None
+        and e.error_p_value < s.alpha
+    ):
+        out.append(
+            f"error rate {100 * rt:.0f} % in treatment vs {100 * rc:.0f} % in control, above 2x control "
+            f"(p = {fmt_p(e.error_p_value)} < {s.alpha:g})"
+        )
+    return out
+
+
+def decide_evidence(settings: Settings, e: Evidence, *, age_days: float | None = None) -> Decision:
+    """The rules on plain numbers (see the module docstring)."""
+    s = settings
+    alerts: list[str] = []
+    if e.srm_p_value is not None and e.srm_p_value < SRM_ALPHA:
+        alerts.append(
+            f"sample ratio mismatch: {e.n_control} control vs {e.n_treatment} treatment units for a "
+            f"{100 * s.split:.0f} % treatment share (p = {fmt_p(e.srm_p_value)} < {SRM_ALPHA:g})"
+        )
+    rc, rt = e.error_rate_control, e.error_rate_treatment
+    if rc is not None and rt is not None and rt > ERROR_RATE_FACTOR * rc:
+        alerts.append(f"error rate {100 * rt:.0f} % in treatment vs {100 * rc:.0f} % in control (above 2x)")
+    if e.outliers:
+        alerts.append(f"{e.outliers} outlier trial(s) (modified z-score > 3.5)")
+    failures = _guardrail_failures(s, e)
+    srm = e.srm_p_value is not None and e.srm_p_value < SRM_ALPHA
+    n_min = min(e.n_control, e.n_treatment)
+
+    def done(action: str, reasons: list[str], expired: bool = False) -> Decision:
+        return Decision(
+            action, reasons, alerts, allowed_automatically(action, s, expired=expired), expired=expired
+        )
+
+    # 1. expiry
+    if age_days is not None and age_days > s.max_duration_days:
+        head = f"running for {age_days:.1f} days, past the maximum of {s.max_duration_days:g} days"
+        if s.on_expiry == "promote_if_not_worse":
+            lo = e.improvement_lo_pct
+            not_worse = (
+                n_min >= 2
+                and not srm
+                and not failures
+                and e.improvement_pct is not None
+                and e.improvement_pct >= 0
+                and lo is not None
+                and lo > -s.max_regression
+            )
+            if not_worse:
+                assert e.improvement_pct is not None and lo is not None
+                return done(
+                    "promote",
+                    [
+                        head,
+                        f"not worse: improvement {_pct(e.improvement_pct)} % ≥ 0 and its lower bound "
+                        f"{_pct(lo)} % > −{_pct(s.max_regression)} % (on_expiry: promote_if_not_worse)",
+                    ],
+                    expired=True,
+                )
+            why = "not shown to be not worse than control" if not failures else failures[0]
+            return done("expire", [head, f"{why}; restoring control"], expired=True)
+        return done("expire", [head, "no decision was reached in time; restoring control"], expired=True)
+
+    # 2. sample ratio mismatch
+    if srm:
+        return done("hold", [alerts[0], "decisions are held until the assignment is fixed"])
+
+    # 3. guardrails
+    if failures:
+        return done("rollback", failures)
+
+    # 4. promotion
+    reasons: list[str] = []
+    ok = True
+    if n_min < s.sample_size:
+        ok = False
+        reasons.append(f"only {n_min} of {s.sample_size} trials per arm")
+    if e.improvement_pct is None or e.p_value is None:
+        ok = False
+        if n_min >= 2:
+            reasons.append("the difference cannot be tested yet (no variation in the values)")
+    else:
+        label = "always-valid p" if e.mode == "sequential" else "p"
+        if e.p_value < s.alpha:
+            reasons.append(f"{label} = {fmt_p(e.p_value)} < {s.alpha:g}")
+        else:
+            ok = False
+            reasons.append(f"{label} = {fmt_p(e.p_value)} ≥ {s.alpha:g}, not significant")
+        if e.improvement_pct >= s.improvement_threshold:
+            reasons.append(
+                f"improvement {_pct(e.improvement_pct)} % ≥ target {_pct(s.improvement_threshold)} %"
+            )
+        else:
+            ok = False
+            reasons.append(
+                f"improvement {_pct(e.improvement_pct)} % < target {_pct(s.improvement_threshold)} %"
+            )
+    if ok:
+        reasons.append("no guardrail fails")
+        return done("promote", reasons)
+
+    # 5. continue
+    if e.mode == "fixed" and n_min >= s.sample_size:
+        reasons.append(
+            f"the fixed-horizon test at {s.sample_size} units per arm is final; the experiment stays "
+            f"running until it expires after {s.max_duration_days:g} days"
+        )
+    elif e.more_trials is not None and e.more_trials > 0:
+        reasons.append(f"≈ {e.more_trials} more trials per arm")
+    return done("continue", reasons)
+
+
+def decide(
+    experiment: ExperimentLike | Settings, analysis: Any, now: datetime | None = None
+) -> Decision:
+    """Apply the rules to an analysis (an ``AnalysisResult`` or an :class:`Evidence`) at time ``now``."""
+    settings = Settings.of(experiment)
+    evidence = analysis if isinstance(analysis, Evidence) else analysis.evidence()
+    return decide_evidence(settings, evidence, age_days=_age_days(settings, now))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Vectorized twin (for simulations): same rules, action codes only. Tested equal to decide_evidence.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def decide_vectorized(
+    settings: Settings,
+    *,
+    n_control: npt.ArrayLike,
+    n_treatment: npt.ArrayLike,
+    improvement_pct: npt.ArrayLike,
+    improvement_lo_pct: npt.ArrayLike,
+    improvement_hi_pct: npt.ArrayLike,
+    p_value: npt.ArrayLike,
+    error_rate_control: npt.ArrayLike = math.nan,
+    error_rate_treatment: npt.ArrayLike = math.nan,
+    error_p_value: npt.ArrayLike = math.nan,
+    srm_p_value: npt.ArrayLike = math.nan,
+    age_days: npt.ArrayLike = math.nan,
+) -> np.ndarray[Any, np.dtype[np.int8]]:
+    """Action codes (indices into :data:`ACTIONS`) for arrays of evidence; NaN stands for None."""
+    import numpy as np
+
+    s = settings
+    nc, nt = np.asarray(n_control), np.asarray(n_treatment)
+    imp, lo, hi = np.asarray(improvement_pct, float), np.asarray(improvement_lo_pct, float), np.asarray(
+        improvement_hi_pct, float
+    )
+    p = np.asarray(p_value, float)
+    rc, rt = np.asarray(error_rate_control, float), np.asarray(error_rate_treatment, float)
+    ep, srm_p = np.asarray(error_p_value, float), np.asarray(srm_p_value, float)
+    age = np.asarray(age_days, float)
+    shape = np.broadcast_shapes(nc.shape, nt.shape, imp.shape, lo.shape, hi.shape, p.shape, rc.shape,
+                                rt.shape, ep.shape, srm_p.shape, age.shape)
+    n_min = np.minimum(nc, nt)
+    with np.errstate(invalid="ignore"):
+        srm = srm_p < SRM_ALPHA
+        fail = (hi < -s.max_regression) | ((rt > ERROR_RATE_FACTOR * rc) & (ep < s.alpha))
+        promote = (n_min >= s.sample_size) & (p < s.alpha) & (imp >= s.improvement_threshold) & ~np.isnan(imp)
+        expired = age > s.max_duration_days
+        not_worse = (n_min >= 2) & ~srm & ~fail & (imp >= 0) & (lo > -s.max_regression)
+    out = np.zeros(shape, dtype=np.int8)
+    out[...] = np.where(promote, 1, 0)
+    out[...] = np.where(fail, 2, out)
+    out[...] = np.where(srm, 4, out)
+    exp_code = np.where(not_worse, 1, 3) if s.on_expiry == "promote_if_not_worse" else 3
+    out[...] = np.where(expired, exp_code, out)
+    return out

@@ -1,0 +1,533 @@
+"""Pure statistics on arrays of numbers: no I/O, no repository.
+
+Importing this module is cheap (stdlib only); scipy and numpy are imported lazily inside the functions
+that need them, because the git hooks import the package on every checkout and commit.
+
+Conventions
+-----------
+* ``control`` and ``treatment`` are sequences of floats, one value per independent unit.
+* Differences are always ``treatment - control`` (the sign of ``difference``, ``statistic``, Cohen's d and
+  ``ci``); whether that is *better* depends on the metric's direction and is decided by the caller.
+* Undefined numbers (too few values, zero variance) are ``None``, never NaN.
+* Sequential inference uses the asymptotic confidence sequence of Waudby-Smith et al. (2023) in the
+  parameterisation of GrowthBook (gbstats ``SequentialTwoSidedTTest``) and Eppo: ``N`` is the total number of
+  units in both arms and the tuning parameter is the *planned* total ``N*``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import NamedTuple
+
+__all__ = [
+    "BootstrapResult",
+    "MannWhitneyResult",
+    "Moments",
+    "PairedResult",
+    "ProportionResult",
+    "RelativeCI",
+    "SRMResult",
+    "SequentialResult",
+    "Summary",
+    "TTestResult",
+    "bootstrap_ci",
+    "cohens_d",
+    "hedges_g",
+    "holm",
+    "mann_whitney",
+    "modified_z_scores",
+    "moments",
+    "moments_from_sums",
+    "paired_log_ratio",
+    "power_two_sample",
+    "relative_ci",
+    "sample_size_per_arm",
+    "sequential_halfwidth",
+    "sequential_p_value",
+    "sequential_rho",
+    "sequential_test",
+    "srm_test",
+    "student_t",
+    "summarize",
+    "summarize_sufficient",
+    "t_test",
+    "two_proportion_test",
+    "welch_t",
+]
+
+OUTLIER_Z = 3.5  # Iglewicz & Hoaglin's cut-off for the modified z-score
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Summaries
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Moments(NamedTuple):
+    """Sufficient statistics of one arm: n, mean and *sample* variance (ddof = 1; None when n < 2)."""
+
+    n: int
+    mean: float | None
+    var: float | None
+
+
+def moments(values: Sequence[float]) -> Moments:
+    n = len(values)
+    if n == 0:
+        return Moments(0, None, None)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return Moments(n, mean, None)
+    var = math.fsum((x - mean) ** 2 for x in values) / (n - 1)
+    return Moments(n, mean, var)
+
+
+def moments_from_sums(n: int, sum_x: float, sum_x2: float) -> Moments:
+    """Moments from n, Σx and Σx² (as gbstats' SampleMeanStatistic)."""
+    if n <= 0:
+        return Moments(0, None, None)
+    mean = sum_x / n
+    if n < 2:
+        return Moments(n, mean, None)
+    var = max((sum_x2 - sum_x * sum_x / n) / (n - 1), 0.0)
+    return Moments(n, mean, var)
+
+
+class Summary(NamedTuple):
+    n: int
+    mean: float | None
+    std: float | None
+    min: float | None
+    median: float | None
+    max: float | None
+    outliers: tuple[int, ...]  # indices of the values flagged as outliers
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "n": self.n,
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.min,
+            "median": self.median,
+            "max": self.max,
+            "outliers": list(self.outliers),
+        }
+
+
+def modified_z_scores(values: Sequence[float]) -> list[float | None]:
+    """Iglewicz-Hoaglin modified z-scores 0.6745·(x − median)/MAD; None for all when MAD = 0."""
+    if not values:
+        return []
+    med = statistics.median(values)
+    mad = statistics.median([abs(x - med) for x in values])
+    if mad == 0:
+        return [None for _ in values]
+    return [0.6745 * (x - med) / mad for x in values]
+
+
+def summarize(values: Sequence[float], *, outlier_z: float = OUTLIER_Z) -> Summary:
+    m = moments(values)
+    if m.n == 0:
+        return Summary(0, None, None, None, None, None, ())
+    zs = modified_z_scores(values)
+    outliers = tuple(i for i, z in enumerate(zs) if z is not None and abs(z) > outlier_z)
+    std = math.sqrt(m.var) if m.var is not None else None
+    return Summary(m.n, m.mean, std, min(values), statistics.median(values), max(values), outliers)
+
+
+def summarize_sufficient(n: int, sum_x: float, sum_x2: float) -> Summary:
+    """Summary from sufficient statistics: min/median/max/outliers are unknown (None / empty)."""
+    m = moments_from_sums(n, sum_x, sum_x2)
+    std = math.sqrt(m.var) if m.var is not None else None
+    return Summary(m.n, m.mean, std, None, None, None, ())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Two-sample tests on means
+# ---------------------------------------------------------------------------------------------------------
+
+
+class TTestResult(NamedTuple):
+    test: str  # "welch" | "student"
+    difference: float | None  # treatment mean − control mean
+    se: float | None
+    statistic: float | None  # difference / se
+    df: float | None
+    p_value: float | None
+    ci: tuple[float, float] | None  # (1 − alpha) CI of the difference
+
+
+def _welch_df(c: Moments, t: Moments) -> float | None:
+    if c.var is None or t.var is None:
+        return None
+    a, b = c.var / c.n, t.var / t.n
+    den = a * a / (c.n - 1) + b * b / (t.n - 1)
+    if den == 0:
+        return None
+    return (a + b) ** 2 / den
+
+
+def t_test(c: Moments, t: Moments, *, equal_var: bool = False, alpha: float = 0.05) -> TTestResult:
+    """Welch's (default) or Student's two-sample t-test of treatment − control, with its CI."""
+    name = "student" if equal_var else "welch"
+    if c.mean is None or t.mean is None:
+        return TTestResult(name, None, None, None, None, None, None)
+    diff = t.mean - c.mean
+    if c.var is None or t.var is None:
+        return TTestResult(name, diff, None, None, None, None, None)
+    if equal_var:
+        df: float | None = float(c.n + t.n - 2)
+        sp2 = ((c.n - 1) * c.var + (t.n - 1) * t.var) / (c.n + t.n - 2)
+        se = math.sqrt(sp2 * (1 / c.n + 1 / t.n))
+    else:
+        se = math.sqrt(c.var / c.n + t.var / t.n)
+        df = _welch_df(c, t)
+    if se == 0 or df is None:
+        return TTestResult(name, diff, se, None, df, None, None)
+    from scipy import stats as st
+
+    stat = diff / se
+    p = float(2 * st.t.sf(abs(stat), df))
+    q = float(st.t.ppf(1 - alpha / 2, df))
+    return TTestResult(name, diff, se, stat, df, p, (diff - q * se, diff + q * se))
+
+
+def welch_t(control: Sequence[float], treatment: Sequence[float], *, alpha: float = 0.05) -> TTestResult:
+    return t_test(moments(control), moments(treatment), equal_var=False, alpha=alpha)
+
+
+def student_t(control: Sequence[float], treatment: Sequence[float], *, alpha: float = 0.05) -> TTestResult:
+    return t_test(moments(control), moments(treatment), equal_var=True, alpha=alpha)
+
+
+class MannWhitneyResult(NamedTuple):
+    statistic: float | None  # U of the treatment sample (scipy's mannwhitneyu(treatment, control))
+    p_value: float | None
+    shift: float | None  # Hodges-Lehmann estimate of treatment − control
+    ci: tuple[float, float] | None  # asymptotic (1 − alpha) CI of the shift (Moses / Bauer)
+
+
+def mann_whitney(
+    control: Sequence[float], treatment: Sequence[float], *, alpha: float = 0.05
+) -> MannWhitneyResult:
+    """Mann-Whitney U (two-sided, scipy's automatic method) and the Hodges-Lehmann shift with its CI.
+
+    The CI takes the order statistics k and nm + 1 − k of the nm pairwise differences, with
+    k = round(nm/2 − z·sqrt(nm(n+m+1)/12)) (normal approximation, no tie correction).
+    """
+    n, m = len(control), len(treatment)
+    if n == 0 or m == 0:
+        return MannWhitneyResult(None, None, None, None)
+    import numpy as np
+    from scipy import stats as st
+
+    res = st.mannwhitneyu(treatment, control, alternative="two-sided")
+    diffs = np.sort(np.subtract.outer(np.asarray(treatment, float), np.asarray(control, float)).ravel())
+    shift = float(np.median(diffs))
+    nm = n * m
+    z = float(st.norm.ppf(1 - alpha / 2))
+    k = round(nm / 2 - z * math.sqrt(nm * (n + m + 1) / 12))
+    ci: tuple[float, float] | None = None
+    if k >= 1:
+        ci = (float(diffs[k - 1]), float(diffs[nm - k]))
+    return MannWhitneyResult(float(res.statistic), _finite(float(res.pvalue)), shift, ci)
+
+
+class ProportionResult(NamedTuple):
+    rate_control: float | None
+    rate_treatment: float | None
+    statistic: float | None  # z of treatment − control, pooled standard error
+    p_value: float | None
+
+
+def two_proportion_test(
+    x_control: int, n_control: int, x_treatment: int, n_treatment: int, *, alternative: str = "two-sided"
+) -> ProportionResult:
+    """Pooled two-proportion z-test (as statsmodels ``proportions_ztest``) of treatment − control.
+
+    ``alternative``: "two-sided", "larger" (treatment rate larger) or "smaller".
+    """
+    if n_control <= 0 or n_treatment <= 0:
+        return ProportionResult(None, None, None, None)
+    pc, pt = x_control / n_control, x_treatment / n_treatment
+    pool = (x_control + x_treatment) / (n_control + n_treatment)
+    se = math.sqrt(pool * (1 - pool) * (1 / n_control + 1 / n_treatment))
+    if se == 0:
+        return ProportionResult(pc, pt, None, 1.0)
+    from scipy import stats as st
+
+    z = (pt - pc) / se
+    if alternative == "two-sided":
+        p = 2 * float(st.norm.sf(abs(z)))
+    elif alternative == "larger":
+        p = float(st.norm.sf(z))
+    elif alternative == "smaller":
+        p = float(st.norm.cdf(z))
+    else:
+        raise ValueError(f"unknown alternative {alternative!r}")
+    return ProportionResult(pc, pt, z, p)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Effect sizes and intervals
+# ---------------------------------------------------------------------------------------------------------
+
+
+def cohens_d(c: Moments, t: Moments) -> float | None:
+    """(treatment mean − control mean) / pooled sd, exactly as the seed computes it."""
+    if c.mean is None or t.mean is None or c.var is None or t.var is None:
+        return None
+    pooled = math.sqrt(((c.n - 1) * c.var + (t.n - 1) * t.var) / (c.n + t.n - 2))
+    if pooled == 0:
+        return None
+    return (t.mean - c.mean) / pooled
+
+
+def hedges_g(c: Moments, t: Moments) -> float | None:
+    """Cohen's d times the exact small-sample correction J(df) = Γ(df/2) / (sqrt(df/2)·Γ((df−1)/2))."""
+    d = cohens_d(c, t)
+    if d is None:
+        return None
+    df = c.n + t.n - 2
+    if df < 2:
+        return None
+    j = math.exp(math.lgamma(df / 2) - math.lgamma((df - 1) / 2)) / math.sqrt(df / 2)
+    return d * j
+
+
+class RelativeCI(NamedTuple):
+    """Relative change (treatment − control)/|control mean| as a fraction, delta-method SE and CI."""
+
+    estimate: float | None
+    se: float | None
+    df: float | None
+    ci: tuple[float, float] | None
+
+
+def relative_variance(c: Moments, t: Moments) -> float | None:
+    """Delta-method variance of (mean_t − mean_c)/|mean_c| (gbstats' ``frequentist_variance``)."""
+    if c.mean is None or t.mean is None or c.var is None or t.var is None or c.mean == 0:
+        return None
+    return t.var / (c.mean**2 * t.n) + c.var * t.mean**2 / (c.mean**4 * c.n)
+
+
+def relative_ci(c: Moments, t: Moments, *, alpha: float = 0.05) -> RelativeCI:
+    """Delta-method CI of the relative change with Welch's df (as gbstats' TwoSidedTTest, relative).
+
+    The denominator is ``|control mean|``, so that a negative baseline cannot flip the sign.
+    """
+    if c.mean is None or t.mean is None or c.mean == 0:
+        return RelativeCI(None, None, None, None)
+    est = (t.mean - c.mean) / abs(c.mean)
+    var = relative_variance(c, t)
+    df = _welch_df(c, t)
+    if var is None or df is None or var <= 0:
+        return RelativeCI(est, None, df, None)
+    from scipy import stats as st
+
+    se = math.sqrt(var)
+    q = float(st.t.ppf(1 - alpha / 2, df))
+    return RelativeCI(est, se, df, (est - q * se, est + q * se))
+
+
+class BootstrapResult(NamedTuple):
+    estimate: float | None
+    ci: tuple[float, float] | None
+    n_resamples: int
+    seed: int
+
+
+def bootstrap_ci(
+    control: Sequence[float],
+    treatment: Sequence[float],
+    *,
+    alpha: float = 0.05,
+    n_resamples: int = 4000,
+    seed: int = 0,
+    relative: bool = False,
+) -> BootstrapResult:
+    """Seeded, vectorized percentile bootstrap CI of the mean difference (or relative change)."""
+    if len(control) < 2 or len(treatment) < 2:
+        return BootstrapResult(None, None, n_resamples, seed)
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    c = np.asarray(control, float)
+    t = np.asarray(treatment, float)
+    mc = c[rng.integers(0, len(c), size=(n_resamples, len(c)))].mean(axis=1)
+    mt = t[rng.integers(0, len(t), size=(n_resamples, len(t)))].mean(axis=1)
+    if relative:
+        if c.mean() == 0:
+            return BootstrapResult(None, None, n_resamples, seed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats_ = (mt - mc) / np.abs(mc)
+        est = float((t.mean() - c.mean()) / abs(c.mean()))
+    else:
+        stats_ = mt - mc
+        est = float(t.mean() - c.mean())
+    lo, hi = np.quantile(stats_, [alpha / 2, 1 - alpha / 2])
+    return BootstrapResult(est, (float(lo), float(hi)), n_resamples, seed)
+
+
+class PairedResult(NamedTuple):
+    """Paired analysis on log(treatment/control) within each pair: ratio of geometric means."""
+
+    n: int
+    mean_log_ratio: float | None
+    sd_log_ratio: float | None
+    ratio: float | None  # exp(mean log ratio): treatment / control
+    ci: tuple[float, float] | None  # CI of the ratio
+    statistic: float | None
+    df: float | None
+    p_value: float | None
+
+
+def paired_log_ratio(
+    control: Sequence[float], treatment: Sequence[float], *, alpha: float = 0.05
+) -> PairedResult:
+    """One-sample t-test on log(t_i / c_i) (pairs aligned by index; all values must be > 0)."""
+    if len(control) != len(treatment):
+        raise ValueError("paired analysis needs as many control as treatment values")
+    if any(x <= 0 for x in control) or any(x <= 0 for x in treatment):
+        raise ValueError("paired log-ratio analysis needs positive values")
+    logs = [math.log(t) - math.log(c) for c, t in zip(control, treatment, strict=False)]
+    m = moments(logs)
+    if m.mean is None:
+        return PairedResult(0, None, None, None, None, None, None, None)
+    ratio = math.exp(m.mean)
+    if m.var is None or m.var == 0:
+        return PairedResult(m.n, m.mean, None if m.var is None else 0.0, ratio, None, None, None, None)
+    from scipy import stats as st
+
+    se = math.sqrt(m.var / m.n)
+    df = m.n - 1
+    stat = m.mean / se
+    p = float(2 * st.t.sf(abs(stat), df))
+    q = float(st.t.ppf(1 - alpha / 2, df))
+    ci = (math.exp(m.mean - q * se), math.exp(m.mean + q * se))
+    return PairedResult(m.n, m.mean, math.sqrt(m.var), ratio, ci, stat, float(df), p)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sequential (always-valid) inference
+# ---------------------------------------------------------------------------------------------------------
+
+
+def sequential_rho(alpha: float, n_planned: float) -> float:
+    """ρ that makes the confidence sequence tightest at N = n_planned (Waudby-Smith eq. 161; gbstats)."""
+    la = -2 * math.log(alpha)
+    return math.sqrt((la + math.log(la + 1)) / n_planned)
+
+
+def sequential_halfwidth(se: float, n: float, rho: float, alpha: float) -> float:
+    """SE·sqrt(2(Nρ²+1)/(Nρ²)·ln(sqrt(Nρ²+1)/α)), N = total units in both arms."""
+    nr2 = n * rho * rho
+    return se * math.sqrt(2 * (nr2 + 1) / nr2 * math.log(math.sqrt(nr2 + 1) / alpha))
+
+
+def sequential_p_value(estimate: float, se: float, n: float, rho: float, null: float = 0.0) -> float:
+    """Always-valid p-value: min(1, sqrt(Nρ²+1)·exp(−z²·Nρ²/(2(Nρ²+1)))), z = (estimate − null)/SE."""
+    if se <= 0:
+        return 0.0 if estimate != null else 1.0
+    z2 = ((estimate - null) / se) ** 2
+    nr2 = n * rho * rho
+    log_p = 0.5 * math.log(nr2 + 1) - z2 * nr2 / (2 * (nr2 + 1))
+    return min(1.0, math.exp(min(log_p, 0.0)))
+
+
+class SequentialResult(NamedTuple):
+    estimate: float
+    se: float
+    n: int  # total units (both arms)
+    n_planned: float
+    rho: float
+    p_value: float
+    ci: tuple[float, float]
+
+
+def sequential_test(
+    estimate: float, se: float, n: int, *, n_planned: float, alpha: float = 0.05
+) -> SequentialResult:
+    """Confidence sequence and always-valid p-value for an asymptotically normal estimate."""
+    rho = sequential_rho(alpha, n_planned)
+    hw = sequential_halfwidth(se, n, rho, alpha)
+    p = sequential_p_value(estimate, se, n, rho)
+    return SequentialResult(estimate, se, n, n_planned, rho, p, (estimate - hw, estimate + hw))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks, corrections, planning
+# ---------------------------------------------------------------------------------------------------------
+
+
+class SRMResult(NamedTuple):
+    n_control: int
+    n_treatment: int
+    expected_split: float  # expected treatment share
+    statistic: float | None
+    p_value: float | None
+
+
+def srm_test(n_control: int, n_treatment: int, split: float = 0.5) -> SRMResult:
+    """χ² goodness-of-fit (1 df) of the unit counts against the configured treatment share."""
+    total = n_control + n_treatment
+    if total == 0 or not 0 < split < 1:
+        return SRMResult(n_control, n_treatment, split, None, None)
+    from scipy import stats as st
+
+    ec, et = total * (1 - split), total * split
+    chi2 = (n_control - ec) ** 2 / ec + (n_treatment - et) ** 2 / et
+    return SRMResult(n_control, n_treatment, split, chi2, float(st.chi2.sf(chi2, 1)))
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm step-down adjusted p-values (None entries are kept and not counted)."""
+    idx = sorted((i for i, p in enumerate(p_values) if p is not None), key=lambda i: p_values[i] or 0.0)
+    m = len(idx)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(idx):
+        p = p_values[i]
+        assert p is not None
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def power_two_sample(effect_size: float, n_per_arm: float, *, alpha: float = 0.05) -> float:
+    """Power of the two-sided two-sample t-test (equal n and sd) for a standardized effect size."""
+    from scipy import stats as st
+
+    df = 2 * n_per_arm - 2
+    nc = abs(effect_size) * math.sqrt(n_per_arm / 2)
+    q = float(st.t.ppf(1 - alpha / 2, df))
+    return float(st.nct.sf(q, df, nc) + st.nct.cdf(-q, df, nc))
+
+
+def sample_size_per_arm_exact(mde_pct: float, cv: float, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Real-valued n per arm solving power_two_sample(mde/cv, n) = power (as statsmodels' solve_power)."""
+    if mde_pct <= 0 or cv <= 0:
+        raise ValueError("mde and cv must be positive")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError("alpha and power must be in (0, 1)")
+    from scipy.optimize import brentq
+
+    d = (mde_pct / 100) / cv
+    hi = 4.0
+    while power_two_sample(d, hi, alpha=alpha) < power:
+        hi *= 2
+        if hi > 1e9:
+            raise ValueError("sample size too large")
+    return float(brentq(lambda n: power_two_sample(d, n, alpha=alpha) - power, 1.5, hi, xtol=1e-10))
+
+
+def sample_size_per_arm(mde_pct: float, cv: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Units per arm for a two-sided test to detect a relative change of ``mde_pct`` % when the metric's
+    coefficient of variation (sd / mean, same in both arms) is ``cv``."""
+    return math.ceil(sample_size_per_arm_exact(mde_pct, cv, alpha=alpha, power=power) - 1e-9)
