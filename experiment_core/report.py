@@ -24,13 +24,16 @@ VERDICT = {
 }
 
 
-def num(value: Any, digits: int = 3) -> str:
+def num(value: Any, digits: int = 4) -> str:
+    """A number for people: ``digits`` significant digits, no exponent for everyday magnitudes."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 10 ** -(digits + 1)):
+        if value == 0:
+            return "0"
+        if abs(value) >= 1e6 or abs(value) < 1e-4:
             return f"{value:.{digits}g}"
-        return f"{value:.{digits}f}".rstrip("0").rstrip(".") if "." in f"{value:.{digits}f}" else f"{value}"
+        return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:.0f}"
     return str(value)
 
 

@@ -1,0 +1,135 @@
+"""The decision engine: evaluate every running experiment and apply what its settings allow.
+
+Used by ``experiment-hook --auto`` and the pre-push hook. The statistics are imported only when something may be
+due: when neither the ledger (its notes commit), the registry (its stat) nor the day changed since the last
+evaluation in this worktree found nothing to do, a push costs no scipy import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from experiment_core import ledger, lifecycle
+from experiment_core.gitio import Git
+from experiment_core.spec import REGISTRY_NAME, Experiment, Registry, load_registry
+from experiment_core.state import read_json, state_dir, write_json
+
+CACHE = "engine-cache.json"
+NEAR_EXPIRY_DAYS = 1.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    exp_id: str
+    action: str
+    reasons: list[str]
+    automatic: bool
+    analysis: dict[str, Any]
+
+
+@dataclass
+class EngineResult:
+    verdicts: list[Verdict] = field(default_factory=list)
+    applied: list[lifecycle.Outcome] = field(default_factory=list)
+    alerts: list[tuple[str, str, str]] = field(default_factory=list)  # (exp, kind, message)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (exp, why)
+    skipped_evaluation: bool = False
+
+
+def alert_kind(message: str) -> str:
+    for prefix, kind in (("sample ratio", "srm"), ("error rate", "error_rate"), ("outlier", "outliers"),
+                         ("running for", "duration"), ("treatment is", "regression")):  # fmt: skip
+        if message.lower().startswith(prefix) or prefix in message.lower():
+            return kind
+    return "anomaly"
+
+
+def _duration_alerts(exp: Experiment, now: dt.datetime) -> list[str]:
+    created = exp.created_at()
+    if created is None:
+        return []
+    age = (now - created).total_seconds() / 86400
+    if age > exp.max_duration_days:
+        return [f"running for {age:.1f} days, past its maximum of {exp.max_duration_days:g} days"]
+    if age > exp.max_duration_days - NEAR_EXPIRY_DAYS:
+        return [f"running for {age:.1f} days, near its maximum of {exp.max_duration_days:g} days"]
+    return []
+
+
+def _cache_key(git: Git, registry: Registry, notes_commit: str | None, now: dt.datetime) -> list[Any]:
+    st = (git.root / REGISTRY_NAME).stat()
+    # The hour matters: expiry depends on time alone (checked at least hourly).
+    return [notes_commit, st.st_mtime_ns, st.st_size, now.strftime("%Y-%m-%dT%H")]
+
+
+def nothing_due(git: Git, registry: Registry, notes_commit: str | None, now: dt.datetime) -> bool:
+    """True when the last evaluation, on the same ledger and registry this hour, found nothing to do."""
+    if not registry.running():
+        return True
+    cached = read_json(state_dir(git) / CACHE, {})
+    return isinstance(cached, dict) and cached.get("key") == _cache_key(git, registry, notes_commit, now)
+
+
+def evaluate(
+    git: Git,
+    now: dt.datetime,
+    *,
+    dry_run: bool = False,
+    only: str | None = None,
+    say: Callable[[str], None] = print,
+) -> EngineResult:
+    """Evaluate running experiments; apply automatic decisions (unless ``dry_run``); record alerts."""
+    result = EngineResult()
+    if not dry_run:
+        done = lifecycle.recover(git)
+        if done:
+            say(f"experiment-hook: finished an interrupted {done.action} of {done.exp_id}")
+    registry = load_registry(git.root, state_dir(git))
+    read = ledger.read(git)
+    if only is None and nothing_due(git, registry, read.notes_commit, now):
+        result.skipped_evaluation = True
+        return result
+    from experiment_core.analysis import analyze_experiment
+
+    experiments = [registry.get(only)] if only else registry.running()
+    seen_alerts = {(e["exp"], e["kind"]) for e in read.events if e["type"] == "alert"}
+    new_alerts: list[ledger.Event] = []
+    due = False
+    for exp in experiments:
+        events = ledger.for_experiment(read.events, exp.id)
+        analysis = analyze_experiment(exp, events, now)
+        decision = analysis.decision
+        data = analysis.to_dict()
+        verdict = Verdict(exp.id, decision.action, list(decision.reasons), decision.automatic, data)
+        result.verdicts.append(verdict)
+        for message in [*decision.alerts, *_duration_alerts(exp, now)]:
+            kind = alert_kind(message)
+            result.alerts.append((exp.id, kind, message))
+            if (exp.id, kind) not in seen_alerts:
+                seen_alerts.add((exp.id, kind))
+                new_alerts.append(ledger.make_event("alert", exp.id, kind=kind, message=message))
+        if decision.action in lifecycle.FINAL_STATUS and decision.automatic:
+            due = True
+            if dry_run:
+                continue
+            promote = decision.action == "promote"
+            action = "expire" if decision.expired else decision.action
+            try:
+                outcome = lifecycle.apply(git, exp, action, data, verdict.reasons, read.events, promote=promote)
+            except Exception as exc:  # refused (a user's edit, staged changes...): say why, keep going
+                from experiment_core.errors import UserError
+
+                if not isinstance(exc, UserError):
+                    raise
+                result.refused.append((exp.id, exc.line()))
+                continue
+            result.applied.append(outcome)
+    if new_alerts and not dry_run:
+        ledger.append(git, new_alerts)
+    if not due and not dry_run and only is None and not new_alerts:
+        registry = load_registry(git.root, state_dir(git))
+        write_json(state_dir(git) / CACHE, {"key": _cache_key(git, registry, read.notes_commit, now)})
+    return result
