@@ -41,6 +41,7 @@ def cli(ctx: click.Context, auto: bool, dry_run: bool) -> None:
 
     With no command: `status` (or, with --auto, the automatic decisions).
     """
+    _finish_interrupted_decision()
     if ctx.invoked_subcommand is not None:
         return
     if auto:
@@ -50,6 +51,21 @@ def cli(ctx: click.Context, auto: bool, dry_run: bool) -> None:
         ctx.invoke(auto_command, dry_run=dry_run)
         return
     ctx.invoke(LazyGroup.get_command(cli, ctx, "status"))  # type: ignore[arg-type]
+
+
+def _finish_interrupted_decision() -> None:
+    """Any command first finishes a promote/rollback that a crash interrupted (a journal in the local state)."""
+    from experiment_core.gitio import Git
+
+    try:
+        git = Git.discover()
+    except UserError:
+        return  # not in a repository (e.g. `demo`)
+    from experiment_core import lifecycle
+
+    done = lifecycle.recover(git)
+    if done:
+        click.echo(f"experiment-hook: finished the interrupted {done.action} of {done.exp_id}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -163,6 +163,7 @@ def plan(
                 f"save your edit (e.g. into {exp.files[target]}), then `experiment-hook restore {exp.id}` and retry",
             )  # fmt: skip
         files[target] = {"blob": treatment if promote else control, "mode": _mode(git, target)}
+        _checkpoint()
     status = FINAL_STATUS[action]
     registry_path = git.root / REGISTRY_NAME
     work_raw = registry_path.read_bytes() if registry_path.exists() else b""
@@ -176,6 +177,7 @@ def plan(
         new_head = new_work  # the experiment is not committed yet: commit the working registry
     work_blob = git.hash_object(new_work)
     head_blob = git.hash_object(new_head)
+    _checkpoint()
     analysis_numbers = {
         "improvement_pct": analysis.get("improvement_pct"),
         "p_value": (analysis.get("sequential") or {}).get("p_value", analysis.get("p_value")),
@@ -189,6 +191,7 @@ def plan(
     if branch and head:
         entries = {**files, REGISTRY_NAME: {"blob": head_blob, "mode": "100644"}}
         new_commit = _build_commit(git, head, entries, message)
+        _checkpoint()
     event = ledger.make_event(
         "decision", exp.id, action=action, reasons=list(reasons), status=status, promoted=promote,
         commit=new_commit, **{k: v for k, v in analysis_numbers.items() if v is not None},

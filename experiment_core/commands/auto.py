@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import click
-
 from collections.abc import Callable
+
+import click
 
 from experiment_core import engine
 from experiment_core.gitio import Git
