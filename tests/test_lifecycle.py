@@ -8,8 +8,6 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import git, run_cli, snapshot
 
 CONTROL = "workers = 1\n"
