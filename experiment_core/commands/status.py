@@ -10,11 +10,31 @@ import click
 from experiment_core import ledger
 from experiment_core.gitio import Git
 from experiment_core.report import experiment_status_markdown, summary_markdown, verdict_line
-from experiment_core.spec import Experiment, load_registry, utc_now
+from experiment_core.spec import Experiment, load_registry, parse_ts, utc_now
 from experiment_core.state import state_dir
 
 
-def experiment_row(exp: Experiment, analysis: dict[str, Any]) -> dict[str, Any]:
+def runs_per_month(trial_times: list[str]) -> float:
+    """Runs per 30 days as seen in the ledger (span from first to last trial, at least one day)."""
+    moments = sorted(m for m in (parse_ts(t) for t in trial_times) if m is not None)
+    if not moments:
+        return 0.0
+    span_days = max((moments[-1] - moments[0]).total_seconds() / 86400, 1.0)
+    return len(moments) / span_days * 30
+
+
+def time_saved_per_month(exp: Experiment, analysis: dict[str, Any], trial_times: list[str]) -> float | None:
+    """Seconds saved per month by a promoted timing experiment: saving per run × runs per month."""
+    if exp.status != "promoted" or exp.metric.unit != "s" or exp.metric.direction != "lower":
+        return None
+    diff = analysis.get("difference")
+    if diff is None:
+        return None
+    return max(-float(diff), 0.0) * runs_per_month(trial_times)
+
+
+def experiment_row(exp: Experiment, analysis: dict[str, Any], events: list[ledger.Event]) -> dict[str, Any]:
+    trial_times = [e["ts"] for e in events if e["type"] == "trial" and e["metric"] == exp.metric.name]
     return {
         "id": exp.id,
         "name": exp.name,
@@ -25,6 +45,8 @@ def experiment_row(exp: Experiment, analysis: dict[str, Any]) -> dict[str, Any]:
         "unit": exp.metric.unit,
         "trials": {arm: (analysis.get(arm) or {}).get("n", 0) for arm in ("control", "treatment")},
         "analysis": analysis,
+        "alerts": [e["message"] for e in events if e["type"] == "alert"],
+        "time_saved_per_month_s": time_saved_per_month(exp, analysis, trial_times),
     }
 
 
@@ -34,6 +56,7 @@ def summarize(rows: list[dict[str, Any]], skipped: int) -> dict[str, Any]:
         "successful": sum(r["status"] == "promoted" for r in rows),
         "failed": sum(r["status"] in ("rolled_back", "expired") for r in rows),
         "skipped_events": skipped,
+        "time_saved_per_month_s": sum(r["time_saved_per_month_s"] or 0.0 for r in rows),
     }
 
 
@@ -52,8 +75,8 @@ def status(exp_id: str | None = None, as_json: bool = False) -> None:
 
         now = utc_now()
         for exp in experiments:
-            analysis = analyze_experiment(exp, ledger.for_experiment(read.events, exp.id), now).to_dict()
-            rows.append(experiment_row(exp, analysis))
+            events = ledger.for_experiment(read.events, exp.id)
+            rows.append(experiment_row(exp, analyze_experiment(exp, events, now).to_dict(), events))
     summary = summarize(rows, read.skipped)
     if as_json:
         click.echo(json.dumps({"schema": 1, "experiments": rows, "summary": summary}, indent=2, sort_keys=True))
