@@ -13,6 +13,7 @@ import datetime as dt
 import difflib
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -109,7 +110,17 @@ class Registry:
 
 
 # ---- time ------------------------------------------------------------------------------------------------
+CLOCK_ENV = "EXPERIMENT_HOOK_NOW"
+
+
 def utc_now() -> dt.datetime:
+    """The clock, at the edge: ``EXPERIMENT_HOOK_NOW`` (ISO-8601) overrides it, for tests and what-if runs."""
+    override = os.environ.get(CLOCK_ENV)
+    if override:
+        moment = parse_ts(override)
+        if moment is None:
+            raise UserError(CLOCK_ENV, f"{override!r} is not an ISO-8601 time", "unset it or fix it")
+        return moment
     return dt.datetime.now(dt.timezone.utc)
 
 

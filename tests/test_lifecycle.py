@@ -184,3 +184,44 @@ def test_crash_at_every_point_is_recovered(repo: Path, create_exp: Callable[...,
     assert point - 1 >= 20, f"only {point - 1} crash points"
     assert _final_state(repo, exp) == "after"
     assert all((repo / name).read_text() == f"{name} faster\n" for name in extra)
+
+
+def test_expiry_past_max_duration_rolls_back(repo: Path, create_exp: Callable[..., str]) -> None:
+    exp = create_exp()
+    deploy_treatment(repo, exp)
+    record(repo, exp, SLOW[:4], SLOW[4:8])  # too few trials to decide anything
+    assert "continue" in run_cli(repo, "--auto").stdout
+    assert (repo / "tool.cfg").read_text() == TREATMENT
+    late = {"EXPERIMENT_HOOK_NOW": "2099-01-01T00:00:00Z"}
+    out = run_cli(repo, "--auto", env=late).stdout
+    assert f"expire {exp}: expired" in out, out
+    assert (repo / "tool.cfg").read_text() == CONTROL
+    assert "status: expired" in (repo / "experiments.yaml").read_text()
+    msg = git(repo, "log", "-1", "--format=%B")
+    assert msg.startswith(f"experiment: Rollback {exp}") and "past the maximum of 14 days" in msg
+    kinds = {e["kind"] for e in _events(repo) if e["type"] == "alert"}
+    assert "duration" in kinds
+
+
+def test_aa_experiment_stays_running(repo: Path, create_exp: Callable[..., str]) -> None:
+    exp = create_exp()
+    deploy_treatment(repo, exp)
+    same = [1.0 + 0.05 * ((i * 7) % 11) for i in range(30)]
+    record(repo, exp, same, list(reversed(same)))
+    out = run_cli(repo, "--auto").stdout
+    assert f"{exp}: continue" in out
+    assert "status: running" in (repo / "experiments.yaml").read_text()
+    assert (repo / "tool.cfg").read_text() == TREATMENT
+    # a second push with nothing new does not even import the statistics
+    out = run_cli(repo, "--auto").stdout
+    assert "nothing due" in out
+
+
+def test_clear_regression_is_rolled_back_automatically(repo: Path, create_exp: Callable[..., str]) -> None:
+    exp = create_exp()
+    deploy_treatment(repo, exp)
+    record(repo, exp, FAST, SLOW)
+    out = run_cli(repo, "--auto").stdout
+    assert f"rollback {exp}: rolled_back" in out, out
+    assert (repo / "tool.cfg").read_text() == CONTROL
+    assert git(repo, "status", "--porcelain") == ""
