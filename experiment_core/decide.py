@@ -197,11 +197,12 @@ def parse_ts(ts: str) -> datetime:
 
 
 def fmt_p(p: float) -> str:
+    """A p-value for a sentence: 2 significant digits (0.0012, 0.034, 0.21, 3.1e-06)."""
+    if p == 0:
+        return "0"
     if p < 0.0001:
-        return "< 0.0001" if p > 0 else "0"
-    if p < 0.001:
-        return f"{p:.4f}"
-    return f"{p:.4g}" if p < 0.01 else f"{p:.2g}" if p >= 0.1 else f"{p:.3g}"
+        return f"{p:.1e}"
+    return f"{p:.2g}"
 
 
 def _pct(x: float) -> str:
