@@ -94,8 +94,12 @@ def _seq_more_trials(
     rho = stats.sequential_rho(alpha, n_planned)
 
     def ok(m: int) -> bool:
-        se = math.sqrt(c.var / m + t.var / m)  # type: ignore[operator]
-        return stats.sequential_halfwidth(se, 2 * m, rho, alpha) < abs(diff)
+        a, b = c.var / m, t.var / m  # type: ignore[operator]
+        df = stats.welch_df(stats.Moments(m, 0.0, c.var), stats.Moments(m, 0.0, t.var))
+        bound = stats.sequential_halfwidth(1.0, 2 * m, rho, alpha)
+        if df is not None:
+            bound = stats.z_to_t(bound, df)
+        return math.sqrt(a + b) * bound < abs(diff)
 
     lo = max(c.n, t.n, 2)
     if ok(lo):
@@ -166,15 +170,18 @@ def _compare(
     if tt.difference is not None and cm.var is not None and tm.var is not None:
         se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
         n_total = cm.n + tm.n
-        if se > 0:
-            sq = stats.sequential_test(tt.difference, se, n_total, n_planned=n_planned, alpha=alpha)
+        wdf = stats.welch_df(cm, tm)
+        if se > 0 and wdf is not None:
+            sq = stats.sequential_test(tt.difference, se, n_total, n_planned=n_planned, alpha=alpha, df=wdf)
             seq_p, seq_ci, seq_rho = sq.p_value, sq.ci, sq.rho
             if log_scale:
                 seq_rel_ci = (math.expm1(sq.ci[0]), math.expm1(sq.ci[1]))
             else:
                 rv = stats.relative_variance(cm, tm)
                 if rv is not None and rv > 0 and rel is not None:
-                    sr = stats.sequential_test(rel, math.sqrt(rv), n_total, n_planned=n_planned, alpha=alpha)
+                    sr = stats.sequential_test(
+                        rel, math.sqrt(rv), n_total, n_planned=n_planned, alpha=alpha, df=wdf
+                    )
                     seq_rel_ci = sr.ci
             more = _seq_more_trials(cm, tm, tt.difference, n_planned, alpha)
 
@@ -660,3 +667,85 @@ def analyze_experiment(
         secondary=secondary,
         bootstrap=bootstrap,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Vectorized twin of the primary comparison (sequential or fixed, Welch/Student, linear scale), for
+# simulations; tested equal to analyze_samples(...).evidence().
+# ---------------------------------------------------------------------------------------------------------
+
+
+def evidence_arrays(
+    settings: Settings,
+    *,
+    direction: str,
+    n_control: Any,
+    mean_control: Any,
+    var_control: Any,
+    n_treatment: Any,
+    mean_treatment: Any,
+    var_treatment: Any,
+    equal_var: bool = False,
+) -> dict[str, Any]:
+    """Arrays of the Evidence fields used by ``decide_vectorized`` from per-arm moments (NaN = None).
+
+    Sequential mode: the always-valid p of the difference and the confidence sequence of the relative
+    change; fixed mode: the t-test p and CI (the caller passes the moments of the first ``sample_size``
+    units). Also returns ``naive_p`` (the t-test p at this look) for comparison.
+    """
+    import numpy as np
+    from scipy import stats as st
+
+    nc = np.asarray(n_control, float)
+    nt = np.asarray(n_treatment, float)
+    mc, mt = np.asarray(mean_control, float), np.asarray(mean_treatment, float)
+    vc, vt = np.asarray(var_control, float), np.asarray(var_treatment, float)
+    alpha = settings.alpha
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diff = mt - mc
+        a, b = vc / nc, vt / nt
+        se = np.sqrt(a + b)
+        welch_df = (a + b) ** 2 / (a * a / (nc - 1) + b * b / (nt - 1))
+        if equal_var:
+            df = nc + nt - 2
+            sp2 = ((nc - 1) * vc + (nt - 1) * vt) / df
+            se_t = np.sqrt(sp2 * (1 / nc + 1 / nt))
+        else:
+            df, se_t = welch_df, se
+        tstat = diff / se_t
+        naive_p = 2 * st.t.sf(np.abs(tstat), df)
+        rel = diff / np.abs(mc)
+        rel_var = vt / (mc**2 * nt) + vc * mt**2 / (mc**4 * nc)
+        rel_se = np.sqrt(rel_var)
+        if settings.mode == "sequential":
+            n_planned = 2.0 * max(settings.sample_size, 1)
+            la = -2 * math.log(alpha)
+            rho2 = (la + math.log(la + 1)) / n_planned
+            n = nc + nt
+            nr2 = n * rho2
+            z = st.norm.isf(st.t.sf(np.abs(diff / se), welch_df))  # small-sample correction (t -> z)
+            log_p = 0.5 * np.log(nr2 + 1) - z**2 * nr2 / (2 * (nr2 + 1))
+            p = np.exp(np.minimum(log_p, 0.0))
+            factor = np.sqrt(2 * (nr2 + 1) / nr2 * np.log(np.sqrt(nr2 + 1) / alpha))
+            hw = rel_se * st.t.isf(st.norm.sf(factor), welch_df)
+            p = np.where(se > 0, p, np.nan)
+        else:
+            p = naive_p
+            hw = st.t.ppf(1 - alpha / 2, welch_df) * rel_se
+        valid = np.isfinite(rel_se) & (rel_se > 0) & np.isfinite(hw)
+        lo_rel = np.where(valid, rel - hw, np.nan)
+        hi_rel = np.where(valid, rel + hw, np.nan)
+        rel = np.where(mc != 0, rel, np.nan)
+    if direction == "lower":
+        imp, lo, hi = -100 * rel, -100 * hi_rel, -100 * lo_rel
+    else:
+        imp, lo, hi = 100 * rel, 100 * lo_rel, 100 * hi_rel
+    return {
+        "n_control": nc,
+        "n_treatment": nt,
+        "improvement_pct": imp,
+        "improvement_lo_pct": lo,
+        "improvement_hi_pct": hi,
+        "p_value": np.where(np.isfinite(p), p, np.nan),
+        "naive_p": naive_p,
+    }

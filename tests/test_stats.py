@@ -1,4 +1,4 @@
-"""experiment_core.stats against independent oracles: scipy, statsmodels, gbstats 0.8.0 fixtures, hand math."""
+"""experiment_core.stats against independent oracles: scipy, statsmodels, gbstats 0.8.0, hand math."""
 
 from __future__ import annotations
 
@@ -222,7 +222,11 @@ def test_sequential_matches_gbstats(case: dict[str, Any]) -> None:
     se = math.sqrt(case["variance"])
     for seq in case["sequential"]:
         r = stats.sequential_test(
-            case["point_estimate"], se, n_total, n_planned=seq["sequential_tuning_parameter"], alpha=case["alpha"]
+            case["point_estimate"],
+            se,
+            n_total,
+            n_planned=seq["sequential_tuning_parameter"],
+            alpha=case["alpha"],
         )
         assert close(r.rho, seq["rho"])
         assert close(r.p_value, seq["p_value"])
@@ -264,7 +268,7 @@ def test_bootstrap_is_seeded_and_agrees_with_scipy() -> None:
     assert abs(a.ci[0] - ref.low) < 0.1 * width and abs(a.ci[1] - ref.high) < 0.1 * width
 
 
-# --- paired --------------------------------------------------------------------------------------------------
+# --- paired ---------------------------------------------------------------------------------------
 
 
 def test_paired_log_ratio_matches_ttest_rel() -> None:
@@ -285,7 +289,7 @@ def test_paired_rejects_nonpositive() -> None:
         stats.paired_log_ratio([1.0, 0.0], [1.0, 2.0])
 
 
-# --- SRM, Holm, power ------------------------------------------------------------------------------------------
+# --- SRM, Holm, power ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("nc", "nt", "split"), [(50, 50, 0.5), (60, 40, 0.5), (30, 70, 0.7), (10, 35, 0.5)])
@@ -304,8 +308,10 @@ def test_holm_matches_statsmodels() -> None:
     assert stats.holm([None, 0.02, 0.03]) == [None, pytest.approx(0.04), pytest.approx(0.04)]
 
 
-@pytest.mark.parametrize(("mde", "cv", "alpha", "power"), [(20, 0.2, 0.05, 0.8), (15, 0.3, 0.05, 0.9),
-                                                           (10, 0.25, 0.01, 0.8), (50, 0.2, 0.05, 0.8)])
+@pytest.mark.parametrize(
+    ("mde", "cv", "alpha", "power"),
+    [(20, 0.2, 0.05, 0.8), (15, 0.3, 0.05, 0.9), (10, 0.25, 0.01, 0.8), (50, 0.2, 0.05, 0.8)],
+)
 def test_sample_size_matches_statsmodels(mde: float, cv: float, alpha: float, power: float) -> None:
     d = (mde / 100) / cv
     ref = TTestIndPower().solve_power(effect_size=d, alpha=alpha, power=power, ratio=1.0)
