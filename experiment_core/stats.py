@@ -60,6 +60,7 @@ __all__ = [
     "z_to_t",
 ]
 
+HL_MAX_PAIRS = 2_000_000  # above this many pairwise differences the Hodges-Lehmann shift is skipped
 OUTLIER_Z = 3.5  # Iglewicz & Hoaglin's cut-off for the modified z-score
 
 
@@ -221,6 +222,8 @@ def mann_whitney(
 ) -> MannWhitneyResult:
     """Mann-Whitney U (two-sided, scipy's automatic method) and the Hodges-Lehmann shift with its CI.
 
+    The shift needs all n·m pairwise differences; above ``HL_MAX_PAIRS`` it is left out (None).
+
     The CI takes the order statistics k and nm + 1 − k of the nm pairwise differences, with
     k = round(nm/2 − z·sqrt(nm(n+m+1)/12)) (normal approximation, no tie correction).
     """
@@ -231,6 +234,8 @@ def mann_whitney(
     from scipy import stats as st
 
     res = st.mannwhitneyu(treatment, control, alternative="two-sided")
+    if n * m > HL_MAX_PAIRS:
+        return MannWhitneyResult(float(res.statistic), _finite(float(res.pvalue)), None, None)
     diffs = np.sort(np.subtract.outer(np.asarray(treatment, float), np.asarray(control, float)).ravel())
     shift = float(np.median(diffs))
     nm = n * m
