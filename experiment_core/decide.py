@@ -130,7 +130,7 @@ class Settings:
             auto_rollback=bool(exp.auto_rollback),
             mode=str(getattr(exp, "analysis", "sequential") or "sequential"),
             on_expiry=str(getattr(exp, "on_expiry", "rollback") or "rollback"),
-            created=exp.created,
+            created=exp.created or None,
             split=float(getattr(exp, "split", 0.5)),
         )
 
@@ -217,7 +217,11 @@ def _age_days(settings: Settings, now: datetime | None) -> float | None:
         return None
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
-    return (now - parse_ts(settings.created)).total_seconds() / 86400.0
+    try:
+        created = parse_ts(settings.created)
+    except ValueError:
+        return None  # an unreadable date never expires an experiment by accident
+    return (now - created).total_seconds() / 86400.0
 
 
 def _guardrail_failures(s: Settings, e: Evidence) -> list[str]:

@@ -189,6 +189,11 @@ def test_decide_with_experiment_record() -> None:
     assert d.action == "expire"
 
 
+def test_missing_or_bad_created_never_expires() -> None:
+    assert decide(Exp(created=""), GOOD, NOW).action == "promote"
+    assert decide(Settings(created="yesterday"), GOOD, NOW).action == "promote"
+
+
 def test_allowed_automatically() -> None:
     s = Settings(auto_promote=False, auto_rollback=False)
     assert not allowed_automatically("promote", s)
