@@ -56,6 +56,12 @@ def cumulative_moments(x: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], .
 def run_scenario(settings: Settings, c: np.ndarray[Any, Any], t: np.ndarray[Any, Any]) -> dict[str, Any]:
     n, mc, vc = cumulative_moments(c)
     _, mt, vt = cumulative_moments(t)
+    fixed = None
+    if settings.mode == "fixed":  # the fixed-horizon test uses the first sample_size units of each arm
+        k = settings.sample_size
+        cols = np.minimum(np.arange(c.shape[1]), k - 1)
+        nk = np.broadcast_to(np.minimum(n[0], k), c.shape)
+        fixed = (nk, mc[:, cols], vc[:, cols], nk, mt[:, cols], vt[:, cols])
     ev = evidence_arrays(
         settings,
         direction="lower",
@@ -65,6 +71,7 @@ def run_scenario(settings: Settings, c: np.ndarray[Any, Any], t: np.ndarray[Any,
         n_treatment=n,
         mean_treatment=mt,
         var_treatment=vt,
+        fixed=fixed,
     )
     codes = decide_vectorized(
         settings,
@@ -171,6 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
 
+    fixed = Settings(mode="fixed")
+    fx = run_scenario(fixed, c, t)
+    mism += scalar_check(fixed, c, t, fx["codes"], rng, args.check // 4)
+    print("A/A, fixed-horizon mode (decides once at the pre-registered n, whatever the number of looks)")
+    print(f"  false promote rate           {np.mean(fx['final'] == PROMOTE):7.2%}   (goal ≤ {alpha:.0%})")
+    print(f"  false rollback rate          {np.mean(fx['final'] == ROLLBACK):7.2%}   (goal ≤ {alpha:.0%})")
+    print()
+
     c2, t2 = simulate(rng, args.experiments, args.max_n, args.effect, args.cv)
     pw = run_scenario(settings, c2, t2)
     mism += scalar_check(settings, c2, t2, pw["codes"], rng, args.check)
@@ -187,8 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         f"  fixed-horizon sample size (power 80 %, two-sided) {fixed_n} per arm; ratio "
         f"{med / fixed_n:.2f}x (goal ≤ 1.5x)"
     )
+    fp = run_scenario(fixed, c2, t2)
+    print(
+        f"  fixed-horizon mode: power    {np.mean(fp['final'] == PROMOTE):7.2%}   "
+        f"(decided at {fixed.sample_size} per arm)"
+    )
     print()
-    print(f"scalar check: {2 * args.check} random looks re-decided through analyze_samples: {mism} differ")
+    n_checked = 2 * args.check + args.check // 4
+    print(f"scalar check: {n_checked} random looks re-decided through analyze_samples: {mism} differ")
     print(f"elapsed {time.perf_counter() - t0:.1f} s")
     return 1 if mism else 0
 

@@ -322,13 +322,18 @@ def _build(
     }
 
     # fixed horizon: the first sample_size units of each arm, once both arms have them
-    fixed: dict[str, Any] = {"n_per_arm": settings.sample_size, "p_value": None, "relative_ci95": None,
-                             "improvement_pct": None}
+    fixed: dict[str, Any] = {
+        "n_per_arm": settings.sample_size,
+        "p_value": None,
+        "relative_ci95": None,
+        "improvement_pct": None,
+    }
     fixed_cmp: _Comparison | None = None
     if n_min >= settings.sample_size:
         k = settings.sample_size
-        fixed_cmp = _compare(control[:k], treatment[:k], alpha=alpha, test=test, log_scale=log_scale,
-                             n_planned=n_planned)
+        fixed_cmp = _compare(
+            control[:k], treatment[:k], alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned
+        )
         fixed.update(
             p_value=_num(fixed_cmp.p_value),
             relative_ci95=_iv(_improvement_iv(fixed_cmp.rel_ci, direction)),
@@ -336,8 +341,14 @@ def _build(
         )
 
     # guardrail: error rate
-    err: dict[str, Any] = {"control": None, "treatment": None, "p_value": None, "p_value_sequential": None,
-                           "errors": None, "trials": None}
+    err: dict[str, Any] = {
+        "control": None,
+        "treatment": None,
+        "p_value": None,
+        "p_value_sequential": None,
+        "errors": None,
+        "trials": None,
+    }
     err_p: float | None = None
     if errors is not None:
         ec, tc, et, tt_ = errors
@@ -350,8 +361,14 @@ def _build(
                 seq_err_p = stats.sequential_test(d, se, tc + tt_, n_planned=n_planned, alpha=alpha).p_value
             elif pr.statistic == 0:
                 seq_err_p = 1.0
-        err.update(control=pr.rate_control, treatment=pr.rate_treatment, p_value=_num(pr.p_value),
-                   p_value_sequential=_num(seq_err_p), errors=[ec, et], trials=[tc, tt_])
+        err.update(
+            control=pr.rate_control,
+            treatment=pr.rate_treatment,
+            p_value=_num(pr.p_value),
+            p_value_sequential=_num(seq_err_p),
+            errors=[ec, et],
+            trials=[tc, tt_],
+        )
         if settings.mode == "sequential":
             # the two-sided always-valid p used one-sidedly, and only when the treatment is the worse one
             err_p = seq_err_p if (pr.statistic or 0) > 0 else 1.0
@@ -379,8 +396,9 @@ def _build(
             "ratio": _num(pr_.ratio),
             "ratio_ci95": _iv(pr_.ci),
             "improvement_pct": _num(_improvement(rel_p, direction)),
-            "relative_ci95": _iv(_improvement_iv(None if pr_.ci is None else (pr_.ci[0] - 1, pr_.ci[1] - 1),
-                                                 direction)),
+            "relative_ci95": _iv(
+                _improvement_iv(None if pr_.ci is None else (pr_.ci[0] - 1, pr_.ci[1] - 1), direction)
+            ),
             "statistic": _num(pr_.statistic),
             "df": _num(pr_.df),
             "p_value": _num(pr_.p_value),
@@ -402,8 +420,10 @@ def _build(
         p_dec = cmp_.seq_p
         imp_dec = improvement
     else:
+        # promotion: the fixed-horizon test on the first sample_size units, once; the guardrails (harm can
+        # show at any look) keep the confidence sequence on all units
+        lo_hi = seq_rel_pct
         src = fixed_cmp if fixed_cmp is not None else cmp_
-        lo_hi = _improvement_iv(src.rel_ci, direction)
         p_dec = fixed_cmp.p_value if fixed_cmp is not None else None
         imp_dec = _improvement(src.rel, direction)
     evidence = Evidence(
@@ -449,10 +469,15 @@ def _build(
         relative_ci95=rel_ci_pct,
         sequential=sequential,
         fixed=fixed,
-        mann_whitney=None if mw is None else {
-            "statistic": _num(mw.statistic), "p_value": _num(mw.p_value),
-            "hodges_lehmann": _num(mw.shift), "ci95": _iv(mw.ci),
-            "scale": "log" if log_scale else "linear"},
+        mann_whitney=None
+        if mw is None
+        else {
+            "statistic": _num(mw.statistic),
+            "p_value": _num(mw.p_value),
+            "hodges_lehmann": _num(mw.shift),
+            "ci95": _iv(mw.ci),
+            "scale": "log" if log_scale else "linear",
+        },
         paired=paired,
         srm=srm,
         error_rate=err,
@@ -517,8 +542,20 @@ def analyze_samples(
         split=split,
     )
     pairs = (c, t) if paired else None
-    return _build(c, t, settings=settings, direction=direction, test=test, log_scale=log_scale, metric=metric,
-                  experiment=experiment, now=now, pairs=pairs, bootstrap=bootstrap, seed=seed)
+    return _build(
+        c,
+        t,
+        settings=settings,
+        direction=direction,
+        test=test,
+        log_scale=log_scale,
+        metric=metric,
+        experiment=experiment,
+        now=now,
+        pairs=pairs,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -632,17 +669,25 @@ def analyze_experiment(
     secondary: list[dict[str, Any]] = []
     for m in exp.secondary:
         u = collect_units(evs, exp.id, m.name)
-        c2 = _compare(u.control, u.treatment, alpha=settings.alpha, test=test, log_scale=False,
-                      n_planned=2.0 * settings.sample_size)
-        secondary.append({
-            "metric": m.name,
-            "direction": m.direction,
-            "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
-            "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
-            "improvement_pct": _num(_improvement(c2.rel, m.direction)),
-            "relative_ci95": _iv(_improvement_iv(c2.rel_ci, m.direction)),
-            "p_value": _num(c2.p_value),
-        })
+        c2 = _compare(
+            u.control,
+            u.treatment,
+            alpha=settings.alpha,
+            test=test,
+            log_scale=False,
+            n_planned=2.0 * settings.sample_size,
+        )
+        secondary.append(
+            {
+                "metric": m.name,
+                "direction": m.direction,
+                "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
+                "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
+                "improvement_pct": _num(_improvement(c2.rel, m.direction)),
+                "relative_ci95": _iv(_improvement_iv(c2.rel_ci, m.direction)),
+                "p_value": _num(c2.p_value),
+            }
+        )
     adj = stats.holm([s["p_value"] for s in secondary])
     for s, a in zip(secondary, adj, strict=False):
         s["p_holm"] = _num(a)
@@ -685,14 +730,68 @@ def evidence_arrays(
     n_treatment: Any,
     mean_treatment: Any,
     var_treatment: Any,
+    fixed: tuple[Any, Any, Any, Any, Any, Any] | None = None,
     equal_var: bool = False,
 ) -> dict[str, Any]:
     """Arrays of the Evidence fields used by ``decide_vectorized`` from per-arm moments (NaN = None).
 
     Sequential mode: the always-valid p of the difference and the confidence sequence of the relative
-    change; fixed mode: the t-test p and CI (the caller passes the moments of the first ``sample_size``
-    units). Also returns ``naive_p`` (the t-test p at this look) for comparison.
+    change. Fixed mode also needs ``fixed`` = (n, mean, var of control, n, mean, var of treatment) of the
+    first ``sample_size`` units of each arm: p and the improvement come from the t-test on those once both
+    arms have them, while the guardrail interval stays the confidence sequence on all units. Also returns
+    ``naive_p`` (the t-test p at this look on all units) for comparison. Welch or Student only.
     """
+    import numpy as np
+
+    seq = _arrays_one(
+        settings,
+        "sequential",
+        n_control=n_control,
+        mean_control=mean_control,
+        var_control=var_control,
+        n_treatment=n_treatment,
+        mean_treatment=mean_treatment,
+        var_treatment=var_treatment,
+        direction=direction,
+        equal_var=equal_var,
+    )
+    if settings.mode == "sequential":
+        return seq
+    if fixed is None:
+        raise ValueError("fixed mode needs the moments of the first sample_size units (fixed=...)")
+    fx = _arrays_one(
+        settings,
+        "fixed",
+        n_control=fixed[0],
+        mean_control=fixed[1],
+        var_control=fixed[2],
+        n_treatment=fixed[3],
+        mean_treatment=fixed[4],
+        var_treatment=fixed[5],
+        direction=direction,
+        equal_var=equal_var,
+    )
+    reached = np.minimum(np.asarray(n_control), np.asarray(n_treatment)) >= settings.sample_size
+    out = dict(seq)
+    out["improvement_pct"] = np.where(reached, fx["improvement_pct"], seq["improvement_pct"])
+    out["p_value"] = np.where(reached, fx["p_value"], np.nan)
+    return out
+
+
+def _arrays_one(
+    settings: Settings,
+    mode: str,
+    *,
+    direction: str,
+    n_control: Any,
+    mean_control: Any,
+    var_control: Any,
+    n_treatment: Any,
+    mean_treatment: Any,
+    var_treatment: Any,
+    equal_var: bool = False,
+) -> dict[str, Any]:
+    """Improvement, its interval and p for one evaluation mode (sequential: CS; fixed: t-test)."""
     import numpy as np
     from scipy import stats as st
 
@@ -717,7 +816,7 @@ def evidence_arrays(
         rel = diff / np.abs(mc)
         rel_var = vt / (mc**2 * nt) + vc * mt**2 / (mc**4 * nc)
         rel_se = np.sqrt(rel_var)
-        if settings.mode == "sequential":
+        if mode == "sequential":
             n_planned = 2.0 * max(settings.sample_size, 1)
             la = -2 * math.log(alpha)
             rho2 = (la + math.log(la + 1)) / n_planned
