@@ -414,3 +414,22 @@ def test_expiry_from_events() -> None:
     d = analyze_experiment(Exp(created="2026-11-01T00:00:00Z"), events, NOW).to_dict()
     assert d["decision"]["action"] == "expire"
     assert analyze_experiment(Exp(), events, NOW).to_dict()["decision"]["action"] == "continue"
+
+
+def test_evidence_twin_with_negative_baseline() -> None:
+    rng = np.random.default_rng(5)
+    c, t = rng.normal(-10, 1, 12), rng.normal(-7, 1, 12)
+    e = analyze_samples(c, t, direction="higher").evidence()
+    assert e.improvement_pct is not None and e.improvement_pct > 0  # |control mean|: no sign flip
+    a = evidence_arrays(
+        Settings(),
+        direction="higher",
+        n_control=12,
+        mean_control=c.mean(),
+        var_control=c.var(ddof=1),
+        n_treatment=12,
+        mean_treatment=t.mean(),
+        var_treatment=t.var(ddof=1),
+    )
+    assert close(e.improvement_pct, float(a["improvement_pct"]))
+    assert close(e.improvement_lo_pct, float(a["improvement_lo_pct"]))
