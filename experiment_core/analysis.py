@@ -5,6 +5,29 @@
   by arm and metric and averaged per randomization unit, so that ``n`` counts units.
 
 All intervals are at level 1 − alpha (95 % with the default alpha; the ``ci95`` keys keep their names).
+Undefined numbers are None (JSON null), never NaN.
+
+``AnalysisResult.to_dict()`` (the ``analyze --json`` document; keys are kept, new ones may be added):
+
+* ``schema`` (1), ``experiment`` (id or None), ``metric``, ``direction`` ("lower" | "higher"), ``mode``
+  ("sequential" | "fixed"), ``alpha``, ``confidence_level``, ``log_scale``;
+* ``control`` / ``treatment``: ``n`` (units), ``mean``, ``std``, ``min``, ``median``, ``max``, ``outliers``
+  (indices, in unit order, of values whose modified z-score exceeds 3.5);
+* ``improvement_pct`` (positive = better whatever the direction; ratio of geometric means on the log scale),
+  ``difference`` (treatment mean − control mean), ``test``, ``statistic``, ``df``, ``p_value`` (of ``test``),
+  ``effect_size`` (Cohen's d, treatment − control over the pooled sd), ``hedges_g``, ``ci95`` (of the
+  difference), ``relative_ci95`` (of the improvement, in %);
+* ``sequential``: ``p_value`` (always-valid), ``ci95`` (confidence sequence of the difference; of the
+  difference of log means on the log scale), ``relative_ci95`` (in % improvement), ``rho``, ``n_planned``
+  (N* = 2·sample_size), ``n``, ``scale``;
+* ``fixed``: ``n_per_arm``, ``p_value``, ``relative_ci95``, ``improvement_pct`` (first sample_size units);
+* ``mann_whitney`` (``statistic``, ``p_value``, ``hodges_lehmann``, ``ci95``), ``paired`` (None, or ``n``,
+  ``ratio``, ``ratio_ci95``, ``improvement_pct``, ``relative_ci95``, ``statistic``, ``df``, ``p_value``),
+  ``srm`` (``p_value``, ``expected_split``, ``statistic``, ``units``, ``mismatch``), ``error_rate``
+  (``control``, ``treatment``, ``p_value``, ``p_value_sequential``, ``errors``, ``trials``), ``secondary``
+  (per metric: ``metric``, ``direction``, ``control``, ``treatment``, ``improvement_pct``, ``relative_ci95``,
+  ``p_value``, ``p_holm``, ``significant``), ``more_trials_needed`` (per arm, or None), ``bootstrap``;
+* ``decision``: ``action``, ``reasons`` (sentences), ``alerts``, ``automatic``, ``expired``.
 """
 
 from __future__ import annotations
@@ -528,6 +551,8 @@ def analyze_samples(
     """
     c = [float(x) for x in control]
     t = [float(x) for x in treatment]
+    if not all(math.isfinite(x) for x in (*c, *t)):
+        raise ValueError("values must be finite numbers (no NaN or infinity)")
     settings = Settings(
         alpha=alpha,
         improvement_threshold=improvement_threshold,

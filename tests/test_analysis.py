@@ -174,6 +174,11 @@ def test_too_few_values_gives_null_not_nan() -> None:
     json.dumps(e, allow_nan=False)
 
 
+def test_non_finite_values_are_refused() -> None:
+    with pytest.raises(ValueError):
+        analyze_samples([1.0, float("nan")], [1.0, 2.0])
+
+
 def test_log_scale_is_ratio_of_geometric_means() -> None:
     d = analyze_samples(SEED_C, SEED_T, log_scale=True).to_dict()
     ratio = st.gmean(SEED_T) / st.gmean(SEED_C)
