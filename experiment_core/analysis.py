@@ -5,6 +5,29 @@
   by arm and metric and averaged per randomization unit, so that ``n`` counts units.
 
 All intervals are at level 1 − alpha (95 % with the default alpha; the ``ci95`` keys keep their names).
+Undefined numbers are None (JSON null), never NaN.
+
+``AnalysisResult.to_dict()`` (the ``analyze --json`` document; keys are kept, new ones may be added):
+
+* ``schema`` (1), ``experiment`` (id or None), ``metric``, ``direction`` ("lower" | "higher"), ``mode``
+  ("sequential" | "fixed"), ``alpha``, ``confidence_level``, ``log_scale``;
+* ``control`` / ``treatment``: ``n`` (units), ``mean``, ``std``, ``min``, ``median``, ``max``, ``outliers``
+  (indices, in unit order, of values whose modified z-score exceeds 3.5);
+* ``improvement_pct`` (positive = better whatever the direction; ratio of geometric means on the log scale),
+  ``difference`` (treatment mean − control mean), ``test``, ``statistic``, ``df``, ``p_value`` (of ``test``),
+  ``effect_size`` (Cohen's d, treatment − control over the pooled sd), ``hedges_g``, ``ci95`` (of the
+  difference), ``relative_ci95`` (of the improvement, in %);
+* ``sequential``: ``p_value`` (always-valid), ``ci95`` (confidence sequence of the difference; of the
+  difference of log means on the log scale), ``relative_ci95`` (in % improvement), ``rho``, ``n_planned``
+  (N* = 2·sample_size), ``n``, ``scale``;
+* ``fixed``: ``n_per_arm``, ``p_value``, ``relative_ci95``, ``improvement_pct`` (first sample_size units);
+* ``mann_whitney`` (``statistic``, ``p_value``, ``hodges_lehmann``, ``ci95``), ``paired`` (None, or ``n``,
+  ``ratio``, ``ratio_ci95``, ``improvement_pct``, ``relative_ci95``, ``statistic``, ``df``, ``p_value``),
+  ``srm`` (``p_value``, ``expected_split``, ``statistic``, ``units``, ``mismatch``), ``error_rate``
+  (``control``, ``treatment``, ``p_value``, ``p_value_sequential``, ``errors``, ``trials``), ``secondary``
+  (per metric: ``metric``, ``direction``, ``control``, ``treatment``, ``improvement_pct``, ``relative_ci95``,
+  ``p_value``, ``p_holm``, ``significant``), ``more_trials_needed`` (per arm, or None), ``bootstrap``;
+* ``decision``: ``action``, ``reasons`` (sentences), ``alerts``, ``automatic``, ``expired``.
 """
 
 from __future__ import annotations
@@ -94,8 +117,12 @@ def _seq_more_trials(
     rho = stats.sequential_rho(alpha, n_planned)
 
     def ok(m: int) -> bool:
-        se = math.sqrt(c.var / m + t.var / m)  # type: ignore[operator]
-        return stats.sequential_halfwidth(se, 2 * m, rho, alpha) < abs(diff)
+        a, b = c.var / m, t.var / m  # type: ignore[operator]
+        df = stats.welch_df(stats.Moments(m, 0.0, c.var), stats.Moments(m, 0.0, t.var))
+        bound = stats.sequential_halfwidth(1.0, 2 * m, rho, alpha)
+        if df is not None:
+            bound = stats.z_to_t(bound, df)
+        return math.sqrt(a + b) * bound < abs(diff)
 
     lo = max(c.n, t.n, 2)
     if ok(lo):
@@ -166,15 +193,18 @@ def _compare(
     if tt.difference is not None and cm.var is not None and tm.var is not None:
         se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
         n_total = cm.n + tm.n
-        if se > 0:
-            sq = stats.sequential_test(tt.difference, se, n_total, n_planned=n_planned, alpha=alpha)
+        wdf = stats.welch_df(cm, tm)
+        if se > 0 and wdf is not None:
+            sq = stats.sequential_test(tt.difference, se, n_total, n_planned=n_planned, alpha=alpha, df=wdf)
             seq_p, seq_ci, seq_rho = sq.p_value, sq.ci, sq.rho
             if log_scale:
                 seq_rel_ci = (math.expm1(sq.ci[0]), math.expm1(sq.ci[1]))
             else:
                 rv = stats.relative_variance(cm, tm)
                 if rv is not None and rv > 0 and rel is not None:
-                    sr = stats.sequential_test(rel, math.sqrt(rv), n_total, n_planned=n_planned, alpha=alpha)
+                    sr = stats.sequential_test(
+                        rel, math.sqrt(rv), n_total, n_planned=n_planned, alpha=alpha, df=wdf
+                    )
                     seq_rel_ci = sr.ci
             more = _seq_more_trials(cm, tm, tt.difference, n_planned, alpha)
 
@@ -315,13 +345,18 @@ def _build(
     }
 
     # fixed horizon: the first sample_size units of each arm, once both arms have them
-    fixed: dict[str, Any] = {"n_per_arm": settings.sample_size, "p_value": None, "relative_ci95": None,
-                             "improvement_pct": None}
+    fixed: dict[str, Any] = {
+        "n_per_arm": settings.sample_size,
+        "p_value": None,
+        "relative_ci95": None,
+        "improvement_pct": None,
+    }
     fixed_cmp: _Comparison | None = None
     if n_min >= settings.sample_size:
         k = settings.sample_size
-        fixed_cmp = _compare(control[:k], treatment[:k], alpha=alpha, test=test, log_scale=log_scale,
-                             n_planned=n_planned)
+        fixed_cmp = _compare(
+            control[:k], treatment[:k], alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned
+        )
         fixed.update(
             p_value=_num(fixed_cmp.p_value),
             relative_ci95=_iv(_improvement_iv(fixed_cmp.rel_ci, direction)),
@@ -329,8 +364,14 @@ def _build(
         )
 
     # guardrail: error rate
-    err: dict[str, Any] = {"control": None, "treatment": None, "p_value": None, "p_value_sequential": None,
-                           "errors": None, "trials": None}
+    err: dict[str, Any] = {
+        "control": None,
+        "treatment": None,
+        "p_value": None,
+        "p_value_sequential": None,
+        "errors": None,
+        "trials": None,
+    }
     err_p: float | None = None
     if errors is not None:
         ec, tc, et, tt_ = errors
@@ -343,8 +384,14 @@ def _build(
                 seq_err_p = stats.sequential_test(d, se, tc + tt_, n_planned=n_planned, alpha=alpha).p_value
             elif pr.statistic == 0:
                 seq_err_p = 1.0
-        err.update(control=pr.rate_control, treatment=pr.rate_treatment, p_value=_num(pr.p_value),
-                   p_value_sequential=_num(seq_err_p), errors=[ec, et], trials=[tc, tt_])
+        err.update(
+            control=pr.rate_control,
+            treatment=pr.rate_treatment,
+            p_value=_num(pr.p_value),
+            p_value_sequential=_num(seq_err_p),
+            errors=[ec, et],
+            trials=[tc, tt_],
+        )
         if settings.mode == "sequential":
             # the two-sided always-valid p used one-sidedly, and only when the treatment is the worse one
             err_p = seq_err_p if (pr.statistic or 0) > 0 else 1.0
@@ -372,8 +419,9 @@ def _build(
             "ratio": _num(pr_.ratio),
             "ratio_ci95": _iv(pr_.ci),
             "improvement_pct": _num(_improvement(rel_p, direction)),
-            "relative_ci95": _iv(_improvement_iv(None if pr_.ci is None else (pr_.ci[0] - 1, pr_.ci[1] - 1),
-                                                 direction)),
+            "relative_ci95": _iv(
+                _improvement_iv(None if pr_.ci is None else (pr_.ci[0] - 1, pr_.ci[1] - 1), direction)
+            ),
             "statistic": _num(pr_.statistic),
             "df": _num(pr_.df),
             "p_value": _num(pr_.p_value),
@@ -395,8 +443,10 @@ def _build(
         p_dec = cmp_.seq_p
         imp_dec = improvement
     else:
+        # promotion: the fixed-horizon test on the first sample_size units, once; the guardrails (harm can
+        # show at any look) keep the confidence sequence on all units
+        lo_hi = seq_rel_pct
         src = fixed_cmp if fixed_cmp is not None else cmp_
-        lo_hi = _improvement_iv(src.rel_ci, direction)
         p_dec = fixed_cmp.p_value if fixed_cmp is not None else None
         imp_dec = _improvement(src.rel, direction)
     evidence = Evidence(
@@ -442,10 +492,15 @@ def _build(
         relative_ci95=rel_ci_pct,
         sequential=sequential,
         fixed=fixed,
-        mann_whitney=None if mw is None else {
-            "statistic": _num(mw.statistic), "p_value": _num(mw.p_value),
-            "hodges_lehmann": _num(mw.shift), "ci95": _iv(mw.ci),
-            "scale": "log" if log_scale else "linear"},
+        mann_whitney=None
+        if mw is None
+        else {
+            "statistic": _num(mw.statistic),
+            "p_value": _num(mw.p_value),
+            "hodges_lehmann": _num(mw.shift),
+            "ci95": _iv(mw.ci),
+            "scale": "log" if log_scale else "linear",
+        },
         paired=paired,
         srm=srm,
         error_rate=err,
@@ -496,6 +551,8 @@ def analyze_samples(
     """
     c = [float(x) for x in control]
     t = [float(x) for x in treatment]
+    if not all(math.isfinite(x) for x in (*c, *t)):
+        raise ValueError("values must be finite numbers (no NaN or infinity)")
     settings = Settings(
         alpha=alpha,
         improvement_threshold=improvement_threshold,
@@ -510,8 +567,20 @@ def analyze_samples(
         split=split,
     )
     pairs = (c, t) if paired else None
-    return _build(c, t, settings=settings, direction=direction, test=test, log_scale=log_scale, metric=metric,
-                  experiment=experiment, now=now, pairs=pairs, bootstrap=bootstrap, seed=seed)
+    return _build(
+        c,
+        t,
+        settings=settings,
+        direction=direction,
+        test=test,
+        log_scale=log_scale,
+        metric=metric,
+        experiment=experiment,
+        now=now,
+        pairs=pairs,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -625,17 +694,25 @@ def analyze_experiment(
     secondary: list[dict[str, Any]] = []
     for m in exp.secondary:
         u = collect_units(evs, exp.id, m.name)
-        c2 = _compare(u.control, u.treatment, alpha=settings.alpha, test=test, log_scale=False,
-                      n_planned=2.0 * settings.sample_size)
-        secondary.append({
-            "metric": m.name,
-            "direction": m.direction,
-            "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
-            "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
-            "improvement_pct": _num(_improvement(c2.rel, m.direction)),
-            "relative_ci95": _iv(_improvement_iv(c2.rel_ci, m.direction)),
-            "p_value": _num(c2.p_value),
-        })
+        c2 = _compare(
+            u.control,
+            u.treatment,
+            alpha=settings.alpha,
+            test=test,
+            log_scale=False,
+            n_planned=2.0 * settings.sample_size,
+        )
+        secondary.append(
+            {
+                "metric": m.name,
+                "direction": m.direction,
+                "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
+                "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
+                "improvement_pct": _num(_improvement(c2.rel, m.direction)),
+                "relative_ci95": _iv(_improvement_iv(c2.rel_ci, m.direction)),
+                "p_value": _num(c2.p_value),
+            }
+        )
     adj = stats.holm([s["p_value"] for s in secondary])
     for s, a in zip(secondary, adj, strict=False):
         s["p_holm"] = _num(a)
@@ -660,3 +737,139 @@ def analyze_experiment(
         secondary=secondary,
         bootstrap=bootstrap,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Vectorized twin of the primary comparison (sequential or fixed, Welch/Student, linear scale), for
+# simulations; tested equal to analyze_samples(...).evidence().
+# ---------------------------------------------------------------------------------------------------------
+
+
+def evidence_arrays(
+    settings: Settings,
+    *,
+    direction: str,
+    n_control: Any,
+    mean_control: Any,
+    var_control: Any,
+    n_treatment: Any,
+    mean_treatment: Any,
+    var_treatment: Any,
+    fixed: tuple[Any, Any, Any, Any, Any, Any] | None = None,
+    equal_var: bool = False,
+) -> dict[str, Any]:
+    """Arrays of the Evidence fields used by ``decide_vectorized`` from per-arm moments (NaN = None).
+
+    Sequential mode: the always-valid p of the difference and the confidence sequence of the relative
+    change. Fixed mode also needs ``fixed`` = (n, mean, var of control, n, mean, var of treatment) of the
+    first ``sample_size`` units of each arm: p and the improvement come from the t-test on those once both
+    arms have them, while the guardrail interval stays the confidence sequence on all units. Also returns
+    ``naive_p`` (the t-test p at this look on all units) for comparison. Welch or Student only.
+    """
+    import numpy as np
+
+    seq = _arrays_one(
+        settings,
+        "sequential",
+        n_control=n_control,
+        mean_control=mean_control,
+        var_control=var_control,
+        n_treatment=n_treatment,
+        mean_treatment=mean_treatment,
+        var_treatment=var_treatment,
+        direction=direction,
+        equal_var=equal_var,
+    )
+    if settings.mode == "sequential":
+        return seq
+    if fixed is None:
+        raise ValueError("fixed mode needs the moments of the first sample_size units (fixed=...)")
+    fx = _arrays_one(
+        settings,
+        "fixed",
+        n_control=fixed[0],
+        mean_control=fixed[1],
+        var_control=fixed[2],
+        n_treatment=fixed[3],
+        mean_treatment=fixed[4],
+        var_treatment=fixed[5],
+        direction=direction,
+        equal_var=equal_var,
+    )
+    reached = np.minimum(np.asarray(n_control), np.asarray(n_treatment)) >= settings.sample_size
+    out = dict(seq)
+    out["improvement_pct"] = np.where(reached, fx["improvement_pct"], seq["improvement_pct"])
+    out["p_value"] = np.where(reached, fx["p_value"], np.nan)
+    return out
+
+
+def _arrays_one(
+    settings: Settings,
+    mode: str,
+    *,
+    direction: str,
+    n_control: Any,
+    mean_control: Any,
+    var_control: Any,
+    n_treatment: Any,
+    mean_treatment: Any,
+    var_treatment: Any,
+    equal_var: bool = False,
+) -> dict[str, Any]:
+    """Improvement, its interval and p for one evaluation mode (sequential: CS; fixed: t-test)."""
+    import numpy as np
+    from scipy import stats as st
+
+    nc = np.asarray(n_control, float)
+    nt = np.asarray(n_treatment, float)
+    mc, mt = np.asarray(mean_control, float), np.asarray(mean_treatment, float)
+    vc, vt = np.asarray(var_control, float), np.asarray(var_treatment, float)
+    alpha = settings.alpha
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diff = mt - mc
+        a, b = vc / nc, vt / nt
+        se = np.sqrt(a + b)
+        welch_df = (a + b) ** 2 / (a * a / (nc - 1) + b * b / (nt - 1))
+        if equal_var:
+            df = nc + nt - 2
+            sp2 = ((nc - 1) * vc + (nt - 1) * vt) / df
+            se_t = np.sqrt(sp2 * (1 / nc + 1 / nt))
+        else:
+            df, se_t = welch_df, se
+        tstat = diff / se_t
+        naive_p = 2 * st.t.sf(np.abs(tstat), df)
+        rel = diff / np.abs(mc)
+        rel_var = vt / (mc**2 * nt) + vc * mt**2 / (mc**4 * nc)
+        rel_se = np.sqrt(rel_var)
+        if mode == "sequential":
+            n_planned = 2.0 * max(settings.sample_size, 1)
+            la = -2 * math.log(alpha)
+            rho2 = (la + math.log(la + 1)) / n_planned
+            n = nc + nt
+            nr2 = n * rho2
+            z = st.norm.isf(st.t.sf(np.abs(diff / se), welch_df))  # small-sample correction (t -> z)
+            log_p = 0.5 * np.log(nr2 + 1) - z**2 * nr2 / (2 * (nr2 + 1))
+            p = np.exp(np.minimum(log_p, 0.0))
+            factor = np.sqrt(2 * (nr2 + 1) / nr2 * np.log(np.sqrt(nr2 + 1) / alpha))
+            hw = rel_se * st.t.isf(st.norm.sf(factor), welch_df)
+            p = np.where(se > 0, p, np.nan)
+        else:
+            p = naive_p
+            hw = st.t.ppf(1 - alpha / 2, welch_df) * rel_se
+        valid = np.isfinite(rel_se) & (rel_se > 0) & np.isfinite(hw)
+        lo_rel = np.where(valid, rel - hw, np.nan)
+        hi_rel = np.where(valid, rel + hw, np.nan)
+        rel = np.where(mc != 0, rel, np.nan)
+    if direction == "lower":
+        imp, lo, hi = -100 * rel, -100 * hi_rel, -100 * lo_rel
+    else:
+        imp, lo, hi = 100 * rel, 100 * lo_rel, 100 * hi_rel
+    return {
+        "n_control": nc,
+        "n_treatment": nt,
+        "improvement_pct": imp,
+        "improvement_lo_pct": lo,
+        "improvement_hi_pct": hi,
+        "p_value": np.where(np.isfinite(p), p, np.nan),
+        "naive_p": naive_p,
+    }

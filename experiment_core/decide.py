@@ -130,7 +130,7 @@ class Settings:
             auto_rollback=bool(exp.auto_rollback),
             mode=str(getattr(exp, "analysis", "sequential") or "sequential"),
             on_expiry=str(getattr(exp, "on_expiry", "rollback") or "rollback"),
-            created=exp.created,
+            created=exp.created or None,
             split=float(getattr(exp, "split", 0.5)),
         )
 
@@ -197,11 +197,12 @@ def parse_ts(ts: str) -> datetime:
 
 
 def fmt_p(p: float) -> str:
+    """A p-value for a sentence: 2 significant digits (0.0012, 0.034, 0.21, 3.1e-06)."""
+    if p == 0:
+        return "0"
     if p < 0.0001:
-        return "< 0.0001" if p > 0 else "0"
-    if p < 0.001:
-        return f"{p:.4f}"
-    return f"{p:.4g}" if p < 0.01 else f"{p:.2g}" if p >= 0.1 else f"{p:.3g}"
+        return f"{p:.1e}"
+    return f"{p:.2g}"
 
 
 def _pct(x: float) -> str:
@@ -216,7 +217,11 @@ def _age_days(settings: Settings, now: datetime | None) -> float | None:
         return None
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
-    return (now - parse_ts(settings.created)).total_seconds() / 86400.0
+    try:
+        created = parse_ts(settings.created)
+    except ValueError:
+        return None  # an unreadable date never expires an experiment by accident
+    return (now - created).total_seconds() / 86400.0
 
 
 def _guardrail_failures(s: Settings, e: Evidence) -> list[str]:

@@ -53,10 +53,14 @@ __all__ = [
     "summarize",
     "summarize_sufficient",
     "t_test",
+    "t_to_z",
     "two_proportion_test",
+    "welch_df",
     "welch_t",
+    "z_to_t",
 ]
 
+HL_MAX_PAIRS = 2_000_000  # above this many pairwise differences the Hodges-Lehmann shift is skipped
 OUTLIER_Z = 3.5  # Iglewicz & Hoaglin's cut-off for the modified z-score
 
 
@@ -163,7 +167,7 @@ class TTestResult(NamedTuple):
     ci: tuple[float, float] | None  # (1 − alpha) CI of the difference
 
 
-def _welch_df(c: Moments, t: Moments) -> float | None:
+def welch_df(c: Moments, t: Moments) -> float | None:
     if c.var is None or t.var is None:
         return None
     a, b = c.var / c.n, t.var / t.n
@@ -187,7 +191,7 @@ def t_test(c: Moments, t: Moments, *, equal_var: bool = False, alpha: float = 0.
         se = math.sqrt(sp2 * (1 / c.n + 1 / t.n))
     else:
         se = math.sqrt(c.var / c.n + t.var / t.n)
-        df = _welch_df(c, t)
+        df = welch_df(c, t)
     if se == 0 or df is None:
         return TTestResult(name, diff, se, None, df, None, None)
     from scipy import stats as st
@@ -218,6 +222,8 @@ def mann_whitney(
 ) -> MannWhitneyResult:
     """Mann-Whitney U (two-sided, scipy's automatic method) and the Hodges-Lehmann shift with its CI.
 
+    The shift needs all n·m pairwise differences; above ``HL_MAX_PAIRS`` it is left out (None).
+
     The CI takes the order statistics k and nm + 1 − k of the nm pairwise differences, with
     k = round(nm/2 − z·sqrt(nm(n+m+1)/12)) (normal approximation, no tie correction).
     """
@@ -228,6 +234,8 @@ def mann_whitney(
     from scipy import stats as st
 
     res = st.mannwhitneyu(treatment, control, alternative="two-sided")
+    if n * m > HL_MAX_PAIRS:
+        return MannWhitneyResult(float(res.statistic), _finite(float(res.pvalue)), None, None)
     diffs = np.sort(np.subtract.outer(np.asarray(treatment, float), np.asarray(control, float)).ravel())
     shift = float(np.median(diffs))
     nm = n * m
@@ -326,7 +334,7 @@ def relative_ci(c: Moments, t: Moments, *, alpha: float = 0.05) -> RelativeCI:
         return RelativeCI(None, None, None, None)
     est = (t.mean - c.mean) / abs(c.mean)
     var = relative_variance(c, t)
-    df = _welch_df(c, t)
+    df = welch_df(c, t)
     if var is None or df is None or var <= 0:
         return RelativeCI(est, None, df, None)
     from scipy import stats as st
@@ -451,13 +459,44 @@ class SequentialResult(NamedTuple):
     ci: tuple[float, float]
 
 
+def t_to_z(t: float, df: float) -> float:
+    """The normal deviate with the same tail probability as Student's t with ``df`` degrees of freedom."""
+    from scipy import stats as st
+
+    return math.copysign(float(st.norm.isf(st.t.sf(abs(t), df))), t)
+
+
+def z_to_t(z: float, df: float) -> float:
+    """The t quantile (``df`` degrees of freedom) with the same tail probability as the normal deviate z."""
+    from scipy import stats as st
+
+    return math.copysign(float(st.t.isf(st.norm.sf(abs(z)), df)), z)
+
+
 def sequential_test(
-    estimate: float, se: float, n: int, *, n_planned: float, alpha: float = 0.05
+    estimate: float,
+    se: float,
+    n: int,
+    *,
+    n_planned: float,
+    alpha: float = 0.05,
+    df: float | None = None,
 ) -> SequentialResult:
-    """Confidence sequence and always-valid p-value for an asymptotically normal estimate."""
+    """Confidence sequence and always-valid p-value for an asymptotically normal estimate.
+
+    Without ``df`` this is exactly gbstats' SequentialTwoSidedTTest. With ``df`` (Welch's), a small-sample
+    correction: the boundary, a normal deviate b, is replaced by the t quantile of the same tail probability,
+    and the p-value uses the normal deviate equivalent to the t statistic. It makes no difference for large
+    samples and keeps the few-units looks of a hook-driven experiment from being anti-conservative.
+    """
     rho = sequential_rho(alpha, n_planned)
-    hw = sequential_halfwidth(se, n, rho, alpha)
-    p = sequential_p_value(estimate, se, n, rho)
+    if df is None:
+        hw = sequential_halfwidth(se, n, rho, alpha)
+        p = sequential_p_value(estimate, se, n, rho)
+    else:
+        hw = se * z_to_t(sequential_halfwidth(1.0, n, rho, alpha), df)
+        z = t_to_z(estimate / se, df) if se > 0 else (math.inf if estimate else 0.0)
+        p = sequential_p_value(z, 1.0, n, rho)
     return SequentialResult(estimate, se, n, n_planned, rho, p, (estimate - hw, estimate + hw))
 
 
