@@ -474,5 +474,12 @@ def for_experiment(events: Iterable[Event], exp_id: str) -> list[Event]:
     return [e for e in events if e["exp"] == exp_id]
 
 
+def count_unknown(events: Iterable[Event], known_ids: Iterable[str]) -> int:
+    """Events naming an experiment the registry does not have (a remote's, a deleted one): analysis ignores them
+    (it selects by id), this counts them for reports."""
+    known = set(known_ids)
+    return sum(1 for e in events if e["exp"] not in known)
+
+
 def default_lock_path(git: Git) -> Path:
     return git.common_dir / "experiment-hook" / "ledger.lock"

@@ -1,4 +1,4 @@
-"""experiments.yaml: round-trip writes keep the user's comments; every bad input is one line, exit 2, nothing changed."""
+"""experiments.yaml: round-trip writes keep comments; every bad input is one line, exit 2, nothing changed."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from experiment_core import ledger
 from experiment_core.gitio import Git
 
 
@@ -24,15 +25,24 @@ def sync(remote: str | None, no_push: bool, as_json: bool) -> None:
     from experiment_core.state import state_dir
 
     git = Git.discover()
+    registry = load_registry(git.root, state_dir(git))
     if remote is None:
-        configured = load_registry(git.root, state_dir(git)).settings.remote
-        remote = sync_mod.default_remote(git, configured)
+        remote = sync_mod.default_remote(git, registry.settings.remote)
     else:
         sync_mod.check_remote(git, remote)
     result = sync_mod.sync(git, remote, push=not no_push)
+    read = ledger.read(git)  # fills this worktree's cache for the next status/analyze
+    health = {"events": len(read.events), "skipped_lines": read.skipped,
+              "unknown_experiment_events": ledger.count_unknown(read.events, (e.id for e in registry.experiments))}
     if as_json:
-        click.echo(json.dumps(result.__dict__, sort_keys=True))
+        click.echo(json.dumps({**result.__dict__, "ledger": health}, sort_keys=True))
         return
     click.echo(result.summary() + ".")
+    note = f"Ledger: {health['events']} events"
+    if health["skipped_lines"]:
+        note += f", {health['skipped_lines']} unreadable line(s) skipped"
+    if health["unknown_experiment_events"]:
+        note += f", {health['unknown_experiment_events']} for experiments not in experiments.yaml (ignored)"
+    click.echo(note + ".")
     for ref in result.rejected_backups:
         click.echo(f"warning: {ref} differs on {remote} and was not pushed (kept locally)", err=True)
