@@ -378,35 +378,89 @@ def _git_env() -> dict[str, str]:
     return _env()
 
 
-def _read_uncached(git: Git, commit: str) -> tuple[list[Event], int]:
-    seen: dict[str, Event] = {}
-    skipped = 0
+@dataclass
+class _Snapshot:
+    """What a read knows: events by id (first copy seen), how many note lines carry each id, skipped lines."""
+
+    by_id: dict[str, Event]
+    counts: dict[str, int]
+    skipped: int
+
+    def add(self, lines: list[bytes], sign: int) -> None:
+        got, bad = _decode_lines(lines)
+        self.skipped += sign * bad
+        by_id, counts = self.by_id, self.counts
+        if sign > 0:
+            for event in got:
+                key = event["id"]
+                n = counts.get(key, 0)
+                counts[key] = n + 1
+                if n == 0:
+                    by_id[key] = event
+        else:
+            for event in got:
+                key = event["id"]
+                n = counts.get(key, 0) - 1
+                if n > 0:
+                    counts[key] = n
+                else:
+                    counts.pop(key, None)
+                    by_id.pop(key, None)
+
+    def sorted_events(self) -> list[Event]:
+        events = list(self.by_id.values())
+        events.sort(key=lambda e: e["ts"])
+        return events
+
+
+def _read_uncached(git: Git, commit: str) -> _Snapshot:
+    snap = _Snapshot({}, {}, 0)
     pending: list[bytes] = []
     pending_bytes = 0
-
-    def flush() -> None:
-        nonlocal skipped, pending, pending_bytes
-        got, bad = _decode_lines(pending)
-        skipped += bad
-        for event in got:
-            seen.setdefault(event["id"], event)
-        pending = []
-        pending_bytes = 0
-
     for blob in _iter_note_blobs(git, commit):
-        lines = _split_lines(blob)
-        pending.extend(lines)
+        pending.extend(_split_lines(blob))
         pending_bytes += len(blob)
-        if pending_bytes >= _CHUNK_BYTES:
-            flush()
-    flush()
-    events = list(seen.values())
-    events.sort(key=lambda e: e["ts"])
-    return events, skipped
+        if pending_bytes >= _CHUNK_BYTES:  # decode while git keeps writing into the pipe
+            snap.add(pending, +1)
+            pending, pending_bytes = [], 0
+    snap.add(pending, +1)
+    return snap
+
+
+INCREMENTAL_MAX_BLOBS = 2000  # beyond this many changed notes (e.g. git re-fanning the notes tree) read it all
+
+
+def _read_incremental(git: Git, old: str, new: str, snap: _Snapshot) -> bool:
+    """Move ``snap`` from notes commit ``old`` to ``new`` by reading only the notes that changed: lines of a
+    removed or replaced note are taken out (by count), lines of an added or replaced one put in. Three git
+    processes (diff-tree, cat-file, and the caller's rev-parse). False: too many changes, read it all."""
+    try:
+        raw = git.run("diff-tree", "-r", "--no-renames", "--no-commit-id", old, new)
+    except GitError:
+        return False  # e.g. the old commit was garbage-collected
+    minus: list[str] = []
+    plus: list[str] = []
+    zero = "0" * len(old)
+    for entry in raw.decode("utf-8", "replace").splitlines():
+        meta = entry.partition("\t")[0].split()
+        if len(meta) != 5:
+            continue
+        if meta[2] != zero and meta[0].startswith(":100"):
+            minus.append(meta[2])
+        if meta[3] != zero and meta[1].startswith("100"):
+            plus.append(meta[3])
+    if len(minus) + len(plus) > INCREMENTAL_MAX_BLOBS:
+        return False
+    blobs = git.cat_batch(minus + plus)
+    for i, blob in enumerate(blobs):
+        if blob is None:
+            return False
+        snap.add(_split_lines(blob), -1 if i < len(minus) else +1)
+    return True
 
 
 # ---- warm-read cache: per worktree, keyed by the notes ref's commit ----------------------------------------
-CACHE_FORMAT = 2  # bump when validation or the cache layout changes
+CACHE_FORMAT = 3  # bump when validation or the cache layout changes
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -423,27 +477,31 @@ def cache_path(git: Git, ref: str = NOTES_REF) -> Path:
     return state_dir(git) / f"ledger-cache.{safe}.pickle"
 
 
-def _cache_load(path: Path, ref: str, commit: str) -> tuple[list[Event], int] | None:
+def _cache_load(path: Path, ref: str) -> tuple[str, list[Event], int, dict[str, int]] | None:
+    """(notes commit, sorted events, skipped, counts by id) from this worktree's cache, or None."""
     try:
         with open(path, "rb") as f:
             data = _SafeUnpickler(f).load()
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError):
         return None
-    if not isinstance(data, dict) or data.get("key") != (CACHE_FORMAT, ref, commit):
+    if not isinstance(data, dict):
         return None
-    events, skipped = data.get("events"), data.get("skipped")
-    if not isinstance(events, list) or not isinstance(skipped, int):
+    key, events, skipped, counts = data.get("key"), data.get("events"), data.get("skipped"), data.get("counts")
+    if not (isinstance(key, tuple) and len(key) == 3 and key[0] == CACHE_FORMAT and key[1] == ref
+            and isinstance(key[2], str) and isinstance(events, list) and isinstance(skipped, int)
+            and isinstance(counts, dict)):  # fmt: skip
         return None
-    return events, skipped
+    return key[2], events, skipped, counts
 
 
-def _cache_store(path: Path, ref: str, commit: str, events: list[Event], skipped: int) -> None:
+def _cache_store(path: Path, ref: str, commit: str, events: list[Event], snap: _Snapshot) -> None:
     """Write through a temporary file and rename: a reader sees the old cache or the new (no fsync: a cache lost
     in a crash is only a slower next read)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = {"key": (CACHE_FORMAT, ref, commit), "events": events, "skipped": snap.skipped, "counts": snap.counts}
     try:
         with open(tmp, "wb") as f:
-            pickle.dump({"key": (CACHE_FORMAT, ref, commit), "events": events, "skipped": skipped}, f, protocol=5)
+            pickle.dump(data, f, protocol=5)
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
@@ -453,21 +511,29 @@ def _cache_store(path: Path, ref: str, commit: str, events: list[Event], skipped
 def read(git: Git, ref: str = NOTES_REF, cache: bool = True) -> LedgerRead:
     """All valid events of ``ref``, deduplicated by id (rewritten commits carry copies), sorted by time.
 
-    Cold: one ``rev-parse``, one ``ls-tree`` and one ``cat-file --batch``. Warm (``cache``): when the ref still
-    points at the commit the worktree's cache was made from, one ``rev-parse`` and an unpickle.
+    Cold: one ``rev-parse``, one ``ls-tree`` piped into one ``cat-file --batch``. With ``cache`` (this worktree's
+    local state, keyed by the notes commit): the same commit costs one ``rev-parse`` and an unpickle; a newer one
+    reads only the notes that changed since (``diff-tree`` + ``cat-file``).
     """
     head = git.ref(ref)
     if head is None:
         return LedgerRead([], 0, None)
     path = cache_path(git, ref) if cache else None
+    loaded = _cache_load(path, ref) if path is not None else None
+    if path is not None and loaded is not None:
+        commit, events, skipped, counts = loaded
+        if commit == head:
+            return LedgerRead(events, skipped, head)
+        snap = _Snapshot({e["id"]: e for e in events}, counts, skipped)
+        if _read_incremental(git, commit, head, snap):
+            events = snap.sorted_events()
+            _cache_store(path, ref, head, events, snap)
+            return LedgerRead(events, snap.skipped, head)
+    snap = _read_uncached(git, head)
+    events = snap.sorted_events()
     if path is not None:
-        hit = _cache_load(path, ref, head)
-        if hit is not None:
-            return LedgerRead(hit[0], hit[1], head)
-    events, skipped = _read_uncached(git, head)
-    if path is not None:
-        _cache_store(path, ref, head, events, skipped)
-    return LedgerRead(events, skipped, head)
+        _cache_store(path, ref, head, events, snap)
+    return LedgerRead(events, snap.skipped, head)
 
 
 def for_experiment(events: Iterable[Event], exp_id: str) -> list[Event]:

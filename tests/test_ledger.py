@@ -140,3 +140,66 @@ def test_invalid_events_are_never_written(repo: Path) -> None:
     else:
         raise AssertionError("NaN event was accepted")
     assert g.ref(ledger.NOTES_REF) is None
+
+
+def _same_as_cold(g: Git) -> ledger.LedgerRead:
+    warm = ledger.read(g)
+    cold = ledger.read(g, cache=False)
+    assert sorted(e["id"] for e in warm.events) == sorted(e["id"] for e in cold.events)
+    assert warm.skipped == cold.skipped and warm.notes_commit == cold.notes_commit
+    assert [e["ts"] for e in warm.events] == sorted(e["ts"] for e in warm.events)
+    return warm
+
+
+def test_cache_follows_every_kind_of_ledger_change(repo: Path) -> None:
+    g = Git(repo)
+    ledger.ensure_config(g)
+    ledger.append(g, [_trial(value=1.0)])
+    first = _same_as_cold(g)
+    assert ledger.cache_path(g).exists()
+    assert ledger.read(g).events == first.events  # same commit: served from the cache
+    ledger.append(g, [_trial(value=2.0)])  # a note grows
+    _same_as_cold(g)
+    (repo / "f").write_text("1")
+    git(repo, "add", "f")
+    git(repo, "commit", "-qm", "next")
+    ledger.append(g, [_trial(value=3.0)])  # a new note
+    _same_as_cold(g)
+    git(repo, "commit", "--amend", "-qm", "amended")  # the note is copied: same ids twice
+    assert len(_same_as_cold(g).events) == 3
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=b"garbage\n\xff\n",
+                          capture_output=True, check=True).stdout.decode().strip()  # fmt: skip
+    git(repo, "notes", "--ref=experiments", "append", "-C", blob, "HEAD")
+    assert _same_as_cold(g).skipped == 2
+    git(repo, "notes", "--ref=experiments", "remove", "HEAD")  # garbage and the amended copy go
+    after_remove = _same_as_cold(g)
+    assert after_remove.skipped == 0 and len(after_remove.events) == 3  # the pre-amend commit still has one
+    git(repo, "notes", "--ref=experiments", "remove", "HEAD~1")
+    assert len(_same_as_cold(g).events) == 1
+    git(repo, "update-ref", ledger.NOTES_REF, first.notes_commit or "")  # rewound: diff runs backwards
+    assert len(_same_as_cold(g).events) == 1
+
+
+def test_broken_or_hostile_cache_is_ignored(repo: Path) -> None:
+    import pickle
+
+    g = Git(repo)
+    ledger.append(g, [_trial(value=1.0)])
+    ledger.read(g)
+    path = ledger.cache_path(g)
+    for content in (b"", b"not a pickle", pickle.dumps(_Boom(repo / "PWNED")), pickle.dumps({"key": "x"})):
+        path.write_bytes(content)
+        assert [e["value"] for e in ledger.read(g).events] == [1.0]
+    assert not (repo / "PWNED").exists()
+
+
+class _Boom:
+    """Unpickling this runs a shell command: the cache loader must refuse it."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, (f"touch '{self.target}'",))
