@@ -238,3 +238,25 @@ def sync(git: Git, remote: str | None = None, *, push: bool = True, attempts: in
             return result
     raise UserError(f"sync with {remote}", f"other clones kept pushing; gave up after {attempts} attempts",
                     "run `experiment-hook sync` again")  # fmt: skip
+
+
+def pre_push(git: Git, remote: str) -> str | None:
+    """What the pre-push hook calls with git's first argument (the remote's name, or a URL). Honors
+    ``settings.sync_on_push``; never raises: a ledger that could not be synced must not block the user's push.
+    Returns one line for the user, or None when syncing on push is turned off."""
+    from experiment_core.spec import load_registry
+    from experiment_core.state import state_dir
+
+    try:
+        settings = load_registry(git.root, state_dir(git)).settings
+        if not settings.sync_on_push:
+            return None
+        if remote not in git.out("remote").split():
+            return f"experiment-hook: ledger not synced (pushing to {remote!r}, not a named remote): " \
+                   "run `experiment-hook sync REMOTE`"  # fmt: skip
+        return "experiment-hook: " + sync(git, remote).summary()
+    except UserError as exc:
+        return f"experiment-hook: ledger not synced: {exc.line()}"
+    except GitError as exc:
+        detail = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else str(exc)
+        return f"experiment-hook: ledger not synced ({detail}) — run `experiment-hook sync` later"

@@ -136,3 +136,16 @@ def test_default_remote_choice(tmp_path: Path) -> None:
     assert sync.default_remote(Git(a), "upstream") == "upstream"
     git(a, "remote", "rename", "origin", "hub")
     assert sync.default_remote(Git(a)) == "hub"
+
+
+def test_pre_push_entry_point_honors_the_setting(clones: tuple[Path, list[Path]]) -> None:
+    remote, (a, _, _) = clones
+    ledger.append(Git(a), [trial("a")])
+    (a / "experiments.yaml").write_text("settings:\n  sync_on_push: false\nexperiments: []\n")
+    assert sync.pre_push(Git(a), "origin") is None and remote_notes(remote) is None
+    (a / "experiments.yaml").write_text("settings:\n  sync_on_push: true\nexperiments: []\n")
+    message = sync.pre_push(Git(a), "origin")
+    assert message and "pushed" in message and remote_notes(remote) is not None
+    assert "not a named remote" in (sync.pre_push(Git(a), str(remote)) or "")
+    (a / "experiments.yaml").write_text("settings: [\n")
+    assert "not synced" in (sync.pre_push(Git(a), "origin") or "")  # broken registry: a message, no exception
