@@ -31,6 +31,28 @@ def test_append_then_read_round_trip(repo: Path) -> None:
     assert read.notes_commit == git(repo, "rev-parse", "refs/notes/experiments").strip()
 
 
+COUNT_PROCESSES = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from experiment_core import ledger
+    from experiment_core.gitio import Git
+    g = Git(Path(sys.argv[1]))
+    g.common_dir, g.git_path("experiment-hook")  # path lookups are cached per Git: not part of a read
+    started = []
+    sys.addaudithook(lambda event, args: started.append(args[1]) if event == "subprocess.Popen" else None)
+    read = ledger.read(g, cache=sys.argv[2] == "cache")
+    print(len(read.events), len(started), " ".join(a[1] for a in started))
+    """
+)
+
+
+def _processes_of_a_read(repo: Path, mode: str) -> tuple[int, int, str]:
+    out = subprocess.run([sys.executable, "-c", COUNT_PROCESSES, str(repo), mode], env=cli_env(), cwd=PROJECT,
+                         capture_output=True, text=True, check=True).stdout.split(maxsplit=2)  # fmt: skip
+    return int(out[0]), int(out[1]), out[2].strip() if len(out) > 2 else ""
+
+
 def test_read_uses_constant_number_of_git_processes(repo: Path) -> None:
     g = Git(repo)
     for i in range(15):
@@ -38,20 +60,11 @@ def test_read_uses_constant_number_of_git_processes(repo: Path) -> None:
         git(repo, "add", "f")
         git(repo, "commit", "-qm", f"c{i}")
         ledger.append(g, [_trial(value=float(i))])
-    calls: list[tuple[str, ...]] = []
-    original = Git.run
-
-    def counting(self: Git, *args: str, **kw: object) -> bytes:
-        calls.append(args)
-        return original(self, *args, **kw)  # type: ignore[arg-type]
-
-    Git.run = counting  # type: ignore[method-assign]
-    try:
-        read = ledger.read(g)
-    finally:
-        Git.run = original  # type: ignore[method-assign]
-    assert len(read.events) == 15
-    assert len(calls) <= 3, calls  # rev-parse, notes list, cat-file --batch: never one per note
+    assert _processes_of_a_read(repo, "cold") == (15, 3, "rev-parse ls-tree cat-file")  # never one per note
+    assert _processes_of_a_read(repo, "cache")[:2] == (15, 3)  # first read fills the cache
+    assert _processes_of_a_read(repo, "cache") == (15, 1, "rev-parse")  # warm: the notes commit did not move
+    ledger.append(g, [_trial(value=99.0)])
+    assert _processes_of_a_read(repo, "cache") == (16, 3, "rev-parse diff-tree cat-file")  # only what changed
 
 
 def test_amend_carries_notes_and_readers_dedup(repo: Path) -> None:
