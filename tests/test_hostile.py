@@ -154,8 +154,6 @@ def test_hostile_input(case: Case, tmp_path: Path) -> None:
         row = data["experiments"][0]
         extra = 1 if case.name == "shell text in fields" else 0  # a valid trial, its text is only data
         assert row["trials"]["control"] == 2 + extra  # the unknown experiments' events are not counted here
-        analysis = run_cli(victim, "analyze", EXP, "--json")
-        assert json.loads(analysis.stdout)["skipped_events"] == case.skipped
         assert non_ledger_state(victim) == before  # the merge touched the ledger only
         assert not (victim / "PWNED").exists()
         return
