@@ -445,9 +445,10 @@ def _read_incremental(git: Git, old: str, new: str, snap: _Snapshot) -> bool:
         meta = entry.partition("\t")[0].split()
         if len(meta) != 5:
             continue
-        if meta[2] != zero and meta[0].startswith(":100"):
+        # blobs (any file mode, as ls-tree lists them on a cold read); gitlinks (160000) are not ours to read
+        if meta[2] != zero and meta[0] != ":160000":
             minus.append(meta[2])
-        if meta[3] != zero and meta[1].startswith("100"):
+        if meta[3] != zero and meta[1] != "160000":
             plus.append(meta[3])
     if len(minus) + len(plus) > INCREMENTAL_MAX_BLOBS:
         return False

@@ -149,3 +149,18 @@ def test_pre_push_entry_point_honors_the_setting(clones: tuple[Path, list[Path]]
     assert "not a named remote" in (sync.pre_push(Git(a), str(remote)) or "")
     (a / "experiments.yaml").write_text("settings: [\n")
     assert "not synced" in (sync.pre_push(Git(a), "origin") or "")  # broken registry: a message, no exception
+
+
+def test_rewritten_remote_history_loses_nothing(clones: tuple[Path, list[Path]]) -> None:
+    """A clone force-pushes a fresh notes history that drops everyone's records: the next sync merges the
+    unrelated histories (union) and puts the records back on the remote."""
+    remote, (a, b, _) = clones
+    kept = [trial("a", v) for v in range(3)]
+    ledger.append(Git(a), kept)
+    sync.sync(Git(a), "origin")
+    git(b, "notes", "--ref=experiments", "add", "-m", ledger.encode(trial("b")), "HEAD")  # unrelated history
+    git(b, "push", "-q", "--force", "--no-verify", "origin", "refs/notes/experiments")
+    assert len(ids(remote)) == 1
+    result = sync.sync(Git(a), "origin")
+    assert result.merge == "merge" and result.pushed
+    assert len(ids(a)) == len(ids(remote)) == 4
