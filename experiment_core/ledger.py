@@ -16,6 +16,9 @@ import fcntl
 import json
 import math
 import os
+import pickle
+import re
+import subprocess
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from experiment_core.errors import UserError
-from experiment_core.gitio import Git
+from experiment_core.gitio import Git, GitError
 from experiment_core.spec import ID_RE, METRIC_NAME_RE, format_ts, parse_ts, utc_now
 
 NOTES_REF = "refs/notes/experiments"
@@ -68,8 +71,11 @@ def _opt(check: Any) -> Any:
     return lambda v: v is None or check(v)
 
 
+_SHA_RE = re.compile(r"[0-9a-f]{4,64}\Z")
+
+
 def _is_sha(v: Any) -> bool:
-    return isinstance(v, str) and 4 <= len(v) <= 64 and all(c in "0123456789abcdef" for c in v)
+    return type(v) is str and _SHA_RE.match(v) is not None
 
 
 def _str_map(v: Any) -> bool:
@@ -99,21 +105,77 @@ _OPTIONAL = {"trial": {"exit_code", "commit"}}
 EVENT_TYPES = tuple(_TYPE_FIELDS)
 
 
+_GOOD_EXP: set[str] = set()
+_GOOD_METRIC: set[str] = set()
+
+
+def _exp_ok(v: Any) -> bool:
+    if type(v) is not str:
+        return False
+    if v in _GOOD_EXP:
+        return True
+    if not ID_RE.match(v):
+        return False
+    if len(_GOOD_EXP) < 4096:
+        _GOOD_EXP.add(v)
+    return True
+
+
+def _metric_ok(v: Any) -> bool:
+    if type(v) is not str:
+        return False
+    if v in _GOOD_METRIC:
+        return True
+    if not METRIC_NAME_RE.match(v):
+        return False
+    if len(_GOOD_METRIC) < 4096:
+        _GOOD_METRIC.add(v)
+    return True
+
+
+_TYPE_FIELDS["trial"]["metric"] = _metric_ok
+
+
+def _trial_ok(obj: Event) -> bool:
+    """The trial check, inlined: trials are almost all of a big ledger."""
+    try:
+        arm, metric, value, unit = obj["arm"], obj["metric"], obj["value"], obj["unit"]
+    except KeyError:
+        return False
+    if arm not in ARMS or not _metric_ok(metric) or not _is_str(unit):
+        return False
+    tv = type(value)
+    if tv is float:
+        if not math.isfinite(value):
+            return False
+    elif tv is not int:
+        return False
+    code = obj.get("exit_code")
+    if code is not None and type(code) is not int:
+        return False
+    commit = obj.get("commit")
+    return commit is None or _is_sha(commit)
+
+
 def validate(obj: Any) -> Event | None:
     """The event if it is well-formed, else None. Unknown fields are kept; unknown types are rejected."""
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         return None
-    if obj.get("v") != SCHEMA_VERSION or not _is_str(obj.get("id"), 64):
+    v = obj.get("v")
+    if type(v) is not int or v != SCHEMA_VERSION or not _is_str(obj.get("id"), 64):
         return None
-    fields = _TYPE_FIELDS.get(obj.get("type"))  # type: ignore[arg-type]
-    if fields is None:
+    type_ = obj.get("type")
+    if type(type_) is not str:
         return None
-    exp = obj.get("exp")
-    if not isinstance(exp, str) or not ID_RE.match(exp):
+    fields = _TYPE_FIELDS.get(type_)
+    if fields is None or not _exp_ok(obj.get("exp")):
         return None
-    if not isinstance(obj.get("ts"), str) or parse_ts(obj["ts"]) is None:
+    ts = obj.get("ts")
+    if type(ts) is not str or parse_ts(ts) is None:
         return None
-    optional = _OPTIONAL.get(obj["type"], set())
+    if type_ == "trial":
+        return obj if _trial_ok(obj) else None
+    optional = _OPTIONAL.get(type_, set())
     for name, check in fields.items():
         if name not in obj:
             if name in optional:
@@ -128,31 +190,54 @@ def _bad_constant(name: str) -> float:
     raise ValueError(name)  # NaN, Infinity: refuse the line
 
 
+def _decode_line(line: bytes) -> Event | None:
+    if len(line) > MAX_LINE:
+        return None
+    try:
+        obj = json.loads(line.decode("utf-8"), parse_constant=_bad_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return validate(obj)
+
+
+def _decode_lines(lines: list[bytes]) -> tuple[list[Event], int]:
+    """Valid events of non-blank, stripped lines, and the count of the others.
+
+    Fast path: one ``json.loads`` of all the lines as one array (the C scanner then shares the key strings, about
+    twice as fast as a parse per line). It is taken only when every line looks like one object and the array has
+    exactly one element per line; any doubt sends the lines through the exact per-line path. Every event, on
+    either path, passes :func:`validate`.
+    """
+    if not lines:
+        return [], 0
+    objs: Any = None
+    if all(line[:1] == b"{" and line[-1:] == b"}" and len(line) <= MAX_LINE for line in lines):
+        try:
+            objs = json.loads(b"[" + b",".join(lines) + b"]", parse_constant=_bad_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            objs = None
+        if objs is not None and len(objs) != len(lines):
+            objs = None
+    if objs is None:
+        events = [e for e in map(_decode_line, lines) if e is not None]
+        return events, len(lines) - len(events)
+    good = [e for e in map(validate, objs) if e is not None]
+    return good, len(lines) - len(good)
+
+
+def _split_lines(blob: bytes) -> list[bytes]:
+    return [line for line in (raw.strip() for raw in blob.split(b"\n")) if line]
+
+
 def decode(blob: bytes) -> tuple[list[Event], int]:
     """Parse one note: (valid events, number of skipped non-blank lines)."""
-    events: list[Event] = []
-    skipped = 0
-    for raw in blob.split(b"\n"):
-        line = raw.strip()
-        if not line:
-            continue
-        if len(line) > MAX_LINE:
-            skipped += 1
-            continue
-        try:
-            obj = json.loads(line.decode("utf-8"), parse_constant=_bad_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            skipped += 1
-            continue
-        event = validate(obj)
-        if event is None:
-            skipped += 1
-        else:
-            events.append(event)
-    return events, skipped
+    return _decode_lines(_split_lines(blob))
 
 
 # ---- locking --------------------------------------------------------------------------------------------
+STALE_REF_LOCK_SECONDS = 2.0
+
+
 @contextlib.contextmanager
 def ledger_lock(git: Git, timeout: float = 30.0) -> Iterator[None]:
     """Serialize ledger writers across processes and worktrees (flock: released by the kernel on any death)."""
@@ -175,13 +260,37 @@ def ledger_lock(git: Git, timeout: float = 30.0) -> Iterator[None]:
         os.close(fd)  # closing the descriptor drops the flock
 
 
-def _clear_stale_ref_lock(git: Git, max_age: float = 10.0) -> None:
-    """A writer killed inside ``git notes`` can leave the ref's ``.lock`` file behind. Holding our lock, an old one
-    is stale: remove it so the ledger stays writable."""
-    lock = git.common_dir / (NOTES_REF + ".lock")
-    with contextlib.suppress(FileNotFoundError):
+def _ref_lock_path(git: Git, ref: str = NOTES_REF) -> Path:
+    return git.common_dir / (ref + ".lock")
+
+
+def _clear_stale_ref_lock(git: Git, max_age: float = STALE_REF_LOCK_SECONDS, ref: str = NOTES_REF) -> bool:
+    """A writer killed inside ``git notes`` leaves the ref's ``.lock`` file behind, and git then refuses every
+    update of the ref. Every writer of ours holds the flock, so while we hold it only a git command of the user's
+    (an amend or rebase copying notes: milliseconds) can own a young one; an old one is stale: remove it."""
+    lock = _ref_lock_path(git, ref)
+    try:
         if time.time() - lock.stat().st_mtime > max_age:
             lock.unlink()
+            return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def run_locked_ref_update(git: Git, *args: str, input: bytes | None = None, env: dict[str, str] | None = None,
+                          ref: str = NOTES_REF, timeout: float = 10.0) -> bytes:  # fmt: skip
+    """Run a git command that updates ``ref`` (caller holds the ledger lock); when the ref's ``.lock`` file is in
+    the way, wait for it to go or to turn stale, then retry."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return git.run(*args, input=input, env=env)
+        except GitError as exc:
+            if ".lock" not in exc.stderr or time.monotonic() > deadline:
+                raise
+            if not _clear_stale_ref_lock(git, ref=ref):
+                time.sleep(0.05)
 
 
 # ---- read and append ------------------------------------------------------------------------------------
@@ -192,7 +301,10 @@ def ensure_config(git: Git) -> None:
 
 
 def append(git: Git, events: Iterable[Event], commit: str | None = None) -> int:
-    """Append events to the note on ``commit`` (default HEAD), under the ledger lock. Returns the count."""
+    """Append events to the note on ``commit`` (default HEAD), under the ledger lock. Returns the count.
+
+    One ``git notes append`` process: its cost depends on the size of that one note, not on the ledger's.
+    """
     lines = []
     for event in events:
         if validate(dict(event)) is None:
@@ -205,35 +317,235 @@ def append(git: Git, events: Iterable[Event], commit: str | None = None) -> int:
         raise UserError(str(git.root), "the repository has no commit yet", "make a first commit, then retry")
     payload = ("\n".join(lines) + "\n").encode("utf-8")
     with ledger_lock(git):
-        git.run("notes", f"--ref={NOTES_REF}", "append", "-F", "-", target, input=payload)
+        run_locked_ref_update(git, "notes", f"--ref={NOTES_REF}", "append", "-F", "-", target, input=payload)
     return len(lines)
 
 
-def read(git: Git, ref: str = NOTES_REF) -> LedgerRead:
-    """All valid events of ``ref``, deduplicated by id (rewritten commits carry copies), sorted by time."""
+# ---- reading: one ls-tree piped into one cat-file --batch, decoded while git still writes ------------------
+_CHUNK_BYTES = 1 << 18
+
+
+def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
+    """Every blob of the notes tree of ``commit``: ``git ls-tree -r --object-only`` piped straight into
+    ``git cat-file --batch`` (two processes, whatever the ledger's size). Reading by commit id, not by ref name,
+    makes the read one consistent snapshot even while other processes append."""
+    env = _git_env()
+    lister = subprocess.Popen(["git", "ls-tree", "-r", "--object-only", commit], cwd=git.root,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    assert lister.stdout is not None
+    cat = subprocess.Popen(["git", "cat-file", "--batch"], cwd=git.root, stdin=lister.stdout,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    lister.stdout.close()
+    assert cat.stdout is not None
+    fd = cat.stdout.fileno()
+    buf = b""
+    pos = 0
+    try:
+        while True:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                more = os.read(fd, _CHUNK_BYTES)
+                if not more:
+                    break
+                buf = buf[pos:] + more
+                pos = 0
+                continue
+            header = buf[pos:nl].split()
+            if len(header) != 3:  # "<name> missing" (e.g. a submodule entry in a hostile tree)
+                pos = nl + 1
+                continue
+            size = int(header[2])
+            end = nl + 1 + size
+            while len(buf) < end + 1:
+                more = os.read(fd, max(_CHUNK_BYTES, end + 1 - len(buf)))
+                if not more:
+                    raise GitError(["cat-file", "--batch"], -1, "truncated output")
+                buf += more
+            if header[1] == b"blob":
+                yield buf[nl + 1 : end]
+            pos = end + 1
+    finally:
+        cat.stdout.close()
+        cat.wait()
+        lister.wait()
+    if lister.returncode != 0:
+        raise GitError(["ls-tree", "-r", "--object-only", commit], lister.returncode, "cannot list the notes tree")
+
+
+def _git_env() -> dict[str, str]:
+    from experiment_core.gitio import _env
+
+    return _env()
+
+
+@dataclass
+class _Snapshot:
+    """What a read knows: events by id (first copy seen), how many note lines carry each id, skipped lines."""
+
+    by_id: dict[str, Event]
+    counts: dict[str, int]
+    skipped: int
+
+    def add(self, lines: list[bytes], sign: int) -> None:
+        got, bad = _decode_lines(lines)
+        self.skipped += sign * bad
+        by_id, counts = self.by_id, self.counts
+        if sign > 0:
+            for event in got:
+                key = event["id"]
+                n = counts.get(key, 0)
+                counts[key] = n + 1
+                if n == 0:
+                    by_id[key] = event
+        else:
+            for event in got:
+                key = event["id"]
+                n = counts.get(key, 0) - 1
+                if n > 0:
+                    counts[key] = n
+                else:
+                    counts.pop(key, None)
+                    by_id.pop(key, None)
+
+    def sorted_events(self) -> list[Event]:
+        events = list(self.by_id.values())
+        events.sort(key=lambda e: e["ts"])
+        return events
+
+
+def _read_uncached(git: Git, commit: str) -> _Snapshot:
+    snap = _Snapshot({}, {}, 0)
+    pending: list[bytes] = []
+    pending_bytes = 0
+    for blob in _iter_note_blobs(git, commit):
+        pending.extend(_split_lines(blob))
+        pending_bytes += len(blob)
+        if pending_bytes >= _CHUNK_BYTES:  # decode while git keeps writing into the pipe
+            snap.add(pending, +1)
+            pending, pending_bytes = [], 0
+    snap.add(pending, +1)
+    return snap
+
+
+INCREMENTAL_MAX_BLOBS = 2000  # beyond this many changed notes (e.g. git re-fanning the notes tree) read it all
+
+
+def _read_incremental(git: Git, old: str, new: str, snap: _Snapshot) -> bool:
+    """Move ``snap`` from notes commit ``old`` to ``new`` by reading only the notes that changed: lines of a
+    removed or replaced note are taken out (by count), lines of an added or replaced one put in. Three git
+    processes (diff-tree, cat-file, and the caller's rev-parse). False: too many changes, read it all."""
+    try:
+        raw = git.run("diff-tree", "-r", "--no-renames", "--no-commit-id", old, new)
+    except GitError:
+        return False  # e.g. the old commit was garbage-collected
+    minus: list[str] = []
+    plus: list[str] = []
+    zero = "0" * len(old)
+    for entry in raw.decode("utf-8", "replace").splitlines():
+        meta = entry.partition("\t")[0].split()
+        if len(meta) != 5:
+            continue
+        # blobs (any file mode, as ls-tree lists them on a cold read); gitlinks (160000) are not ours to read
+        if meta[2] != zero and meta[0] != ":160000":
+            minus.append(meta[2])
+        if meta[3] != zero and meta[1] != "160000":
+            plus.append(meta[3])
+    if len(minus) + len(plus) > INCREMENTAL_MAX_BLOBS:
+        return False
+    blobs = git.cat_batch(minus + plus)
+    for i, blob in enumerate(blobs):
+        if blob is None:
+            return False
+        snap.add(_split_lines(blob), -1 if i < len(minus) else +1)
+    return True
+
+
+# ---- warm-read cache: per worktree, keyed by the notes ref's commit ----------------------------------------
+CACHE_FORMAT = 3  # bump when validation or the cache layout changes
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """The cache holds only dicts, lists, strings and numbers: refuse any class or function."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refused global {module}.{name}")
+
+
+def cache_path(git: Git, ref: str = NOTES_REF) -> Path:
+    from experiment_core.state import state_dir
+
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", ref)
+    return state_dir(git) / f"ledger-cache.{safe}.pickle"
+
+
+def _cache_load(path: Path, ref: str) -> tuple[str, list[Event], int, dict[str, int]] | None:
+    """(notes commit, sorted events, skipped, counts by id) from this worktree's cache, or None."""
+    try:
+        with open(path, "rb") as f:
+            data = _SafeUnpickler(f).load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    key, events, skipped, counts = data.get("key"), data.get("events"), data.get("skipped"), data.get("counts")
+    if not (isinstance(key, tuple) and len(key) == 3 and key[0] == CACHE_FORMAT and key[1] == ref
+            and isinstance(key[2], str) and isinstance(events, list) and isinstance(skipped, int)
+            and isinstance(counts, dict)):  # fmt: skip
+        return None
+    return key[2], events, skipped, counts
+
+
+def _cache_store(path: Path, ref: str, commit: str, events: list[Event], snap: _Snapshot) -> None:
+    """Write through a temporary file and rename: a reader sees the old cache or the new (no fsync: a cache lost
+    in a crash is only a slower next read)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = {"key": (CACHE_FORMAT, ref, commit), "events": events, "skipped": snap.skipped, "counts": snap.counts}
+    try:
+        with open(tmp, "wb") as f:
+            pickle.dump(data, f, protocol=5)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def read(git: Git, ref: str = NOTES_REF, cache: bool = True) -> LedgerRead:
+    """All valid events of ``ref``, deduplicated by id (rewritten commits carry copies), sorted by time.
+
+    Cold: one ``rev-parse``, one ``ls-tree`` piped into one ``cat-file --batch``. With ``cache`` (this worktree's
+    local state, keyed by the notes commit): the same commit costs one ``rev-parse`` and an unpickle; a newer one
+    reads only the notes that changed since (``diff-tree`` + ``cat-file``).
+    """
     head = git.ref(ref)
     if head is None:
         return LedgerRead([], 0, None)
-    listing = git.out("notes", f"--ref={ref}", "list")
-    blobs = [line.split()[0] for line in listing.splitlines() if line.strip()]
-    seen: set[str] = set()
-    events: list[Event] = []
-    skipped = 0
-    for blob in git.cat_batch(blobs):
-        if blob is None:
-            continue
-        got, bad = decode(blob)
-        skipped += bad
-        for event in got:
-            if event["id"] not in seen:
-                seen.add(event["id"])
-                events.append(event)
-    events.sort(key=lambda e: e["ts"])
-    return LedgerRead(events, skipped, head)
+    path = cache_path(git, ref) if cache else None
+    loaded = _cache_load(path, ref) if path is not None else None
+    if path is not None and loaded is not None:
+        commit, events, skipped, counts = loaded
+        if commit == head:
+            return LedgerRead(events, skipped, head)
+        snap = _Snapshot({e["id"]: e for e in events}, counts, skipped)
+        if _read_incremental(git, commit, head, snap):
+            events = snap.sorted_events()
+            _cache_store(path, ref, head, events, snap)
+            return LedgerRead(events, snap.skipped, head)
+    snap = _read_uncached(git, head)
+    events = snap.sorted_events()
+    if path is not None:
+        _cache_store(path, ref, head, events, snap)
+    return LedgerRead(events, snap.skipped, head)
 
 
 def for_experiment(events: Iterable[Event], exp_id: str) -> list[Event]:
     return [e for e in events if e["exp"] == exp_id]
+
+
+def count_unknown(events: Iterable[Event], known_ids: Iterable[str]) -> int:
+    """Events naming an experiment the registry does not have (a remote's, a deleted one): analysis ignores them
+    (it selects by id), this counts them for reports."""
+    known = set(known_ids)
+    return sum(1 for e in events if e["exp"] not in known)
 
 
 def default_lock_path(git: Git) -> Path:

@@ -87,3 +87,32 @@ def create_exp(repo: Path) -> Callable[..., str]:
         return str(json.loads(out)["id"])
 
     return make
+
+
+def make_clones(base: Path, n: int, *, seed_commit: bool = True) -> tuple[Path, list[Path]]:
+    """A real bare remote and ``n`` clones of it (with a shared first commit when ``seed_commit``)."""
+    remote = base / "remote.git"
+    git(base, "init", "-q", "--bare", "-b", "main", str(remote))
+    clones: list[Path] = []
+    for i in range(n):
+        path = base / f"clone{i}"
+        git(base, "clone", "-q", str(remote), str(path))
+        git(path, "config", "user.email", f"c{i}@example.com")
+        git(path, "config", "user.name", f"Clone {i}")
+        git(path, "config", "commit.gpgsign", "false")
+        if i == 0 and seed_commit:
+            (path / "tool.cfg").write_text("workers = 1\n")
+            (path / "build.sh").write_text("#!/bin/sh\necho building\n")
+            git(path, "add", ".")
+            git(path, "commit", "-q", "-m", "initial")
+            git(path, "push", "-q", "origin", "main")
+        elif seed_commit:
+            git(path, "pull", "-q", "origin", "main")
+        clones.append(path)
+    return remote, clones
+
+
+@pytest.fixture
+def clones(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A bare remote and three clones sharing a first commit."""
+    return make_clones(tmp_path, 3)

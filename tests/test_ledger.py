@@ -31,6 +31,28 @@ def test_append_then_read_round_trip(repo: Path) -> None:
     assert read.notes_commit == git(repo, "rev-parse", "refs/notes/experiments").strip()
 
 
+COUNT_PROCESSES = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from experiment_core import ledger
+    from experiment_core.gitio import Git
+    g = Git(Path(sys.argv[1]))
+    g.common_dir, g.git_path("experiment-hook")  # path lookups are cached per Git: not part of a read
+    started = []
+    sys.addaudithook(lambda event, args: started.append(args[1]) if event == "subprocess.Popen" else None)
+    read = ledger.read(g, cache=sys.argv[2] == "cache")
+    print(len(read.events), len(started), " ".join(a[1] for a in started))
+    """
+)
+
+
+def _processes_of_a_read(repo: Path, mode: str) -> tuple[int, int, str]:
+    out = subprocess.run([sys.executable, "-c", COUNT_PROCESSES, str(repo), mode], env=cli_env(), cwd=PROJECT,
+                         capture_output=True, text=True, check=True).stdout.split(maxsplit=2)  # fmt: skip
+    return int(out[0]), int(out[1]), out[2].strip() if len(out) > 2 else ""
+
+
 def test_read_uses_constant_number_of_git_processes(repo: Path) -> None:
     g = Git(repo)
     for i in range(15):
@@ -38,20 +60,11 @@ def test_read_uses_constant_number_of_git_processes(repo: Path) -> None:
         git(repo, "add", "f")
         git(repo, "commit", "-qm", f"c{i}")
         ledger.append(g, [_trial(value=float(i))])
-    calls: list[tuple[str, ...]] = []
-    original = Git.run
-
-    def counting(self: Git, *args: str, **kw: object) -> bytes:
-        calls.append(args)
-        return original(self, *args, **kw)  # type: ignore[arg-type]
-
-    Git.run = counting  # type: ignore[method-assign]
-    try:
-        read = ledger.read(g)
-    finally:
-        Git.run = original  # type: ignore[method-assign]
-    assert len(read.events) == 15
-    assert len(calls) <= 3, calls  # rev-parse, notes list, cat-file --batch: never one per note
+    assert _processes_of_a_read(repo, "cold") == (15, 3, "rev-parse ls-tree cat-file")  # never one per note
+    assert _processes_of_a_read(repo, "cache")[:2] == (15, 3)  # first read fills the cache
+    assert _processes_of_a_read(repo, "cache") == (15, 1, "rev-parse")  # warm: the notes commit did not move
+    ledger.append(g, [_trial(value=99.0)])
+    assert _processes_of_a_read(repo, "cache") == (16, 3, "rev-parse diff-tree cat-file")  # only what changed
 
 
 def test_amend_carries_notes_and_readers_dedup(repo: Path) -> None:
@@ -140,3 +153,66 @@ def test_invalid_events_are_never_written(repo: Path) -> None:
     else:
         raise AssertionError("NaN event was accepted")
     assert g.ref(ledger.NOTES_REF) is None
+
+
+def _same_as_cold(g: Git) -> ledger.LedgerRead:
+    warm = ledger.read(g)
+    cold = ledger.read(g, cache=False)
+    assert sorted(e["id"] for e in warm.events) == sorted(e["id"] for e in cold.events)
+    assert warm.skipped == cold.skipped and warm.notes_commit == cold.notes_commit
+    assert [e["ts"] for e in warm.events] == sorted(e["ts"] for e in warm.events)
+    return warm
+
+
+def test_cache_follows_every_kind_of_ledger_change(repo: Path) -> None:
+    g = Git(repo)
+    ledger.ensure_config(g)
+    ledger.append(g, [_trial(value=1.0)])
+    first = _same_as_cold(g)
+    assert ledger.cache_path(g).exists()
+    assert ledger.read(g).events == first.events  # same commit: served from the cache
+    ledger.append(g, [_trial(value=2.0)])  # a note grows
+    _same_as_cold(g)
+    (repo / "f").write_text("1")
+    git(repo, "add", "f")
+    git(repo, "commit", "-qm", "next")
+    ledger.append(g, [_trial(value=3.0)])  # a new note
+    _same_as_cold(g)
+    git(repo, "commit", "--amend", "-qm", "amended")  # the note is copied: same ids twice
+    assert len(_same_as_cold(g).events) == 3
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=b"garbage\n\xff\n",
+                          capture_output=True, check=True).stdout.decode().strip()  # fmt: skip
+    git(repo, "notes", "--ref=experiments", "append", "-C", blob, "HEAD")
+    assert _same_as_cold(g).skipped == 2
+    git(repo, "notes", "--ref=experiments", "remove", "HEAD")  # garbage and the amended copy go
+    after_remove = _same_as_cold(g)
+    assert after_remove.skipped == 0 and len(after_remove.events) == 3  # the pre-amend commit still has one
+    git(repo, "notes", "--ref=experiments", "remove", "HEAD~1")
+    assert len(_same_as_cold(g).events) == 1
+    git(repo, "update-ref", ledger.NOTES_REF, first.notes_commit or "")  # rewound: diff runs backwards
+    assert len(_same_as_cold(g).events) == 1
+
+
+def test_broken_or_hostile_cache_is_ignored(repo: Path) -> None:
+    import pickle
+
+    g = Git(repo)
+    ledger.append(g, [_trial(value=1.0)])
+    ledger.read(g)
+    path = ledger.cache_path(g)
+    for content in (b"", b"not a pickle", pickle.dumps(_Boom(repo / "PWNED")), pickle.dumps({"key": "x"})):
+        path.write_bytes(content)
+        assert [e["value"] for e in ledger.read(g).events] == [1.0]
+    assert not (repo / "PWNED").exists()
+
+
+class _Boom:
+    """Unpickling this runs a shell command: the cache loader must refuse it."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, (f"touch '{self.target}'",))

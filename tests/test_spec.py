@@ -98,7 +98,7 @@ def test_bad_registry_is_one_line_exit_2_nothing_changed(repo: Path, case: str, 
     path = repo / "experiments.yaml"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     before = snapshot(repo)
-    for args in (["status"], ["create", "--name", "n", "--file", "build.sh", "--command", "true"]):
+    for args in (["status"], ["create", "--name", "n", "--file", "build.sh", "--command", "true"], ["sync"]):
         proc = run_cli(repo, *args, check=False)
         assert proc.returncode == 2, (case, proc.stdout, proc.stderr)
         lines = proc.stderr.strip().splitlines()

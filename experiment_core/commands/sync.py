@@ -1,0 +1,48 @@
+"""``experiment-hook sync [REMOTE]``: exchange the ledger (git notes) and backup refs with a remote."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from experiment_core import ledger
+from experiment_core.gitio import Git
+
+
+@click.command("sync")
+@click.argument("remote", required=False)
+@click.option("--no-push", is_flag=True, help="Fetch and merge only.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def sync(remote: str | None, no_push: bool, as_json: bool) -> None:
+    """Fetch the remote's ledger into a side ref, merge it (exact union), push ours back with a lease.
+
+    REMOTE defaults to settings.remote in experiments.yaml, else the branch's remote, else origin. The first
+    sync also configures REMOTE so a plain `git fetch` brings the ledger (fresh clones fetch no notes).
+    """
+    from experiment_core import sync as sync_mod
+    from experiment_core.spec import load_registry
+    from experiment_core.state import state_dir
+
+    git = Git.discover()
+    registry = load_registry(git.root, state_dir(git))
+    if remote is None:
+        remote = sync_mod.default_remote(git, registry.settings.remote)
+    else:
+        sync_mod.check_remote(git, remote)
+    result = sync_mod.sync(git, remote, push=not no_push)
+    read = ledger.read(git)  # fills this worktree's cache for the next status/analyze
+    health = {"events": len(read.events), "skipped_lines": read.skipped,
+              "unknown_experiment_events": ledger.count_unknown(read.events, (e.id for e in registry.experiments))}
+    if as_json:
+        click.echo(json.dumps({**result.__dict__, "ledger": health}, sort_keys=True))
+        return
+    click.echo(result.summary() + ".")
+    note = f"Ledger: {health['events']} events"
+    if health["skipped_lines"]:
+        note += f", {health['skipped_lines']} unreadable line(s) skipped"
+    if health["unknown_experiment_events"]:
+        note += f", {health['unknown_experiment_events']} for experiments not in experiments.yaml (ignored)"
+    click.echo(note + ".")
+    for ref in result.rejected_backups:
+        click.echo(f"warning: {ref} differs on {remote} and was not pushed (kept locally)", err=True)
