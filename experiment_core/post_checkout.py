@@ -21,7 +21,6 @@ from pathlib import Path
 
 from experiment_core import hookenv, ledger
 from experiment_core.assign import (
-    CONTROL,
     TREATMENT,
     Assignment,
     draw_arm,
@@ -106,9 +105,9 @@ def plan_checkout(
     a running experiment to its treatment bytes (None: the treatment file is missing on this branch)."""
     plan = Plan()
     running = {e.id: e for e in experiments if e.running}
-    for exp_id, prev in previous.items():
+    for exp_id, stale in previous.items():
         if exp_id not in running:
-            _release(plan, prev, entries, disk, {})
+            _release(plan, stale, entries, disk, {})
     for exp in running.values():
         prev = previous.get(exp.id)
         usable = all(

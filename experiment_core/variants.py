@@ -47,7 +47,7 @@ def blob_id(data: bytes, like: str = "") -> str:
     """git's blob id of ``data`` computed in-process (no git process): SHA-1, or SHA-256 when ``like`` is a
     64-character id from a SHA-256 repository. Equal to ``git hash-object`` for the same object format."""
     header = b"blob %d\0" % len(data)
-    h = hashlib.sha256() if len(like) == 64 else hashlib.sha1()  # noqa: S324 - git's object id, not security
+    h = hashlib.sha256() if len(like) == 64 else hashlib.sha1()
     h.update(header)
     h.update(data)
     return h.hexdigest()
