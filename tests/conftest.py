@@ -41,7 +41,8 @@ def run_cli(repo: Path, *args: str, check: bool = True, env: dict[str, str] | No
         env=cli_env(env), input=input,
     )  # fmt: skip
     if check and proc.returncode != 0:
-        raise AssertionError(f"experiment-hook {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        what = f"experiment-hook {' '.join(args)} exited {proc.returncode}"
+        raise AssertionError(f"{what}:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
