@@ -101,7 +101,7 @@ def test_install_chains_honours_hooks_path_and_uninstall_puts_back(repo: Path) -
     assert not (repo / ".git" / "hooks" / "post-commit").exists()
     proc = subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, env=cli_env(),
                           capture_output=True, text=True)  # fmt: skip
-    assert proc.returncode == 0 and log.read_text() == "theirs\n"  # the chained hook ran (post-commit status is ignored)
+    assert proc.returncode == 0 and log.read_text() == "theirs\n"  # the chained hook ran
     run_cli(repo, "install")  # idempotent: updates ours, keeps theirs chained
     assert (hooks / "post-commit.pre-experiment-hook").exists()
     run_cli(repo, "uninstall")
