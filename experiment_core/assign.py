@@ -9,19 +9,26 @@ Randomness is cryptographic (``secrets.SystemRandom``) unless ``EXPERIMENT_HOOK_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from experiment_core.fsutil import atomic_write_text
 from experiment_core.gitio import Git
 from experiment_core.state import read_json, state_dir, write_json
 
 ASSIGNMENTS_FILE = "assignments.json"
+ACTIVE_FILE = "active"  # the same, reduced for post-commit's fast path: "exp<TAB>unit<TAB>foreground" lines
+UNITS_DIR = "units"  # <unit>.json: each unit's assignment, for measurement jobs that start after the next checkout;
+# <unit>.committed: created by post-commit at the unit's first commit
+UNIT_FILES_KEPT = 24 * 3600.0  # seconds a finished unit's files stay (a detached job may still read them)
 SEED_ENV = "EXPERIMENT_HOOK_SEED"
 CONTROL = "control"
 TREATMENT = "treatment"
@@ -41,7 +48,6 @@ class Assignment:
     assigned_at: str
     written: Mapping[str, str] = field(default_factory=dict)
     branch: str = ""
-    commits: int = 0
     foreground: bool = False  # copied from the experiment: post-commit reads it without the registry
 
     @property
@@ -103,7 +109,6 @@ def _from_json(exp: str, data: Any) -> Assignment | None:
         assigned_at=str(data.get("assigned_at", "")),
         written={str(k): str(v) for k, v in written.items()},
         branch=str(data.get("branch", "")),
-        commits=int(data.get("commits", 0)) if isinstance(data.get("commits", 0), int) else 0,
         foreground=data.get("foreground") is True,
     )
 
@@ -121,14 +126,45 @@ def load_assignments(git: Git) -> dict[str, Assignment]:
     return out
 
 
+def active_lines(assignments: Mapping[str, Assignment]) -> str:
+    """The ``active`` file: what post-commit needs, parseable without json."""
+    return "".join(f"{a.exp}\t{a.unit}\t{int(a.foreground)}\n" for a in assignments.values() if a.active)
+
+
+def _to_json(a: Assignment) -> dict[str, Any]:
+    item = asdict(a)
+    item.pop("exp")
+    item["written"] = dict(a.written)
+    return item
+
+
 def save_assignments(git: Git, assignments: Mapping[str, Assignment]) -> None:
-    data = {}
-    for exp, a in sorted(assignments.items()):
-        item = asdict(a)
-        item.pop("exp")
-        item["written"] = dict(a.written)
-        data[exp] = item
-    write_json(assignments_path(git), data)
+    """Write the state, the fast-path ``active`` file and each active unit's own file; old unit files go."""
+    directory = state_dir(git)
+    units = directory / UNITS_DIR
+    units.mkdir(exist_ok=True)
+    live = {a.unit for a in assignments.values() if a.active}
+    now = time.time()
+    for path in units.iterdir():
+        if path.name.split(".")[0] not in live:
+            with contextlib.suppress(FileNotFoundError):
+                if now - path.stat().st_mtime > UNIT_FILES_KEPT:
+                    path.unlink()
+    for a in assignments.values():
+        unit_file = units / f"{a.unit}.json"
+        if a.active and not unit_file.exists():
+            write_json(unit_file, {a.exp: _to_json(a)})
+    write_json(assignments_path(git), {exp: _to_json(a) for exp, a in sorted(assignments.items())})
+    atomic_write_text(directory / ACTIVE_FILE, active_lines(assignments))
+
+
+def load_unit(git: Git, unit: str) -> Assignment | None:
+    """The assignment of ``unit`` as it was drawn (also after the next checkout replaced it)."""
+    raw = read_json(state_dir(git) / UNITS_DIR / f"{unit}.json", {})
+    if not isinstance(raw, dict) or len(raw) != 1:
+        return None
+    exp, data = next(iter(raw.items()))
+    return _from_json(str(exp), data)
 
 
 def current_assignment(git: Git, exp_id: str) -> Assignment | None:

@@ -4,7 +4,6 @@ the re-entry guard, and the one-line warnings. Standard library ``os``/``sys`` o
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -48,6 +47,8 @@ def warn(message: str) -> None:
 
 def warn_once(state_dir: str, key: str, message: str) -> bool:
     """Warn unless ``key`` was warned about before in this worktree; True if it printed."""
+    import json
+
     path = os.path.join(state_dir, "warned.json")
     try:
         with open(path, encoding="utf-8") as f:

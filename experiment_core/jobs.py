@@ -1,7 +1,7 @@
 """Measurement jobs started by post-commit: spawned detached (the commit returns at once) or waited for
 (``foreground: true``), and waited for by ``experiment-hook wait``.
 
-A job is ``<state dir>/jobs/<token>.json`` (what to measure) plus ``<token>.pid`` once started; the job process
+A job is ``<state dir>/jobs/<token>.job`` (its arguments) plus ``<token>.pid`` once started; the job process
 removes both when it is done. Standard library only and no ``subprocess`` import on the spawn path: post-commit
 imports this module.
 """
@@ -9,7 +9,6 @@ imports this module.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -29,15 +28,16 @@ def _write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def spawn(state_dir: str, job: dict[str, object], cwd: str, foreground: bool) -> int:
-    """Write the job and start ``python -m experiment_core.trials JOB``; with ``foreground`` wait for it and
-    return its exit code, else return 0 at once (its output goes to ``<token>.log``)."""
+def spawn(state_dir: str, args: list[str], foreground: bool) -> int:
+    """Start ``python -m experiment_core.trials JOB ARGS...`` (JOB: this job's path, which the job removes when
+    done); with ``foreground`` wait for it and return its exit code, else return 0 at once (its output goes to
+    ``<token>.log``)."""
     directory = jobs_dir(state_dir)
     os.makedirs(directory, exist_ok=True)
     token = f"{int(time.time() * 1000):x}-{os.getpid()}-{os.urandom(4).hex()}"
-    job_path = os.path.join(directory, token + ".json")
-    _write(job_path, json.dumps(job))
-    argv = [sys.executable, "-m", "experiment_core.trials", job_path]
+    job_path = os.path.join(directory, token + ".job")
+    _write(job_path, "\n".join(args) + "\n")
+    argv = [sys.executable, "-m", "experiment_core.trials", job_path, *args]
     env = dict(os.environ)
     env["EXPERIMENT_HOOK_INTERNAL"] = "1"  # the measured command's git calls must not re-enter our hooks
     if foreground:
@@ -53,22 +53,20 @@ def spawn(state_dir: str, job: dict[str, object], cwd: str, foreground: bool) ->
     ]
     try:
         pid = os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
-    except (NotImplementedError, TypeError):  # a platform without POSIX_SPAWN_SETSID
+    except (NotImplementedError, TypeError, AttributeError):  # a platform without POSIX_SPAWN_SETSID
         import subprocess
 
         with open(log, "wb") as out:
-            pid = subprocess.Popen(
-                argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            ).pid  # fmt: skip
+            pid = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True).pid  # fmt: skip
     _write(os.path.join(directory, token + ".pid"), str(pid))
     return 0
 
 
 def finish(job_path: str, keep_log: bool) -> None:
     """Called by the job process itself when it is done."""
-    base = job_path[: -len(".json")]
-    for suffix in (".json", ".pid") + (() if keep_log else (".log",)):
+    base = job_path[: -len(".job")]
+    for suffix in (".job", ".pid") + (() if keep_log else (".log",)):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(base + suffix)
 
@@ -91,13 +89,13 @@ def pending(state_dir: str) -> list[str]:
     """Job files still running (or about to start). Jobs whose process died are cleaned up and not listed."""
     directory = jobs_dir(state_dir)
     try:
-        names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".job"))
     except FileNotFoundError:
         return []
     out = []
     for name in names:
         job_path = os.path.join(directory, name)
-        pid_path = job_path[: -len(".json")] + ".pid"
+        pid_path = job_path[: -len(".job")] + ".pid"
         try:
             with open(pid_path, encoding="utf-8") as f:
                 pid = int(f.read().strip() or 0)

@@ -144,7 +144,7 @@ def plan_checkout(
                 plan.writes.append(Write(target, None, hide=False))
                 written[target] = entry.blob
         unit = new_unit_id()
-        plan.assignments[exp.id] = Assignment(exp.id, unit, arm, now, written, branch, 0, exp.foreground)
+        plan.assignments[exp.id] = Assignment(exp.id, unit, arm, now, written, branch, exp.foreground)
         plan.events.append(ledger.make_event("assign", exp.id, arm=arm, unit=unit, branch=branch))
         plan.started.append(exp)
     return plan

@@ -1,14 +1,14 @@
 """The measurement job post-commit starts: time each active experiment's command under its arm and record the
 ``trial`` events of the commit (plus, on a unit's first commit, the time from assignment to commit).
 
-Run as ``python -m experiment_core.trials JOB.json``. A trial is dropped (and said so in the job's log) when a
+Run as ``python -m experiment_core.trials JOB ROOT COMMIT COMMITTED_AT EXP:UNIT:FIRST...`` (see
+:func:`experiment_core.jobs.spawn`). A trial is dropped (and said so in the job's log) when a
 target no longer holds what the arm wrote, before or after the measurement: a checkout or an edit in between
 would make it measure the wrong thing.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from experiment_core import jobs, ledger
+from experiment_core.assign import Assignment, load_unit
 from experiment_core.gitio import Git
 from experiment_core.measure import Measurement, time_command
 from experiment_core.spec import DEFAULT_METRIC, Experiment, load_registry, parse_ts
@@ -46,67 +47,65 @@ def targets_intact(root: Path, written: Mapping[str, str]) -> list[str]:
 
 @dataclass(frozen=True)
 class UnitJob:
+    """One active unit at the commit, as post-commit saw it (``EXP:UNIT:FIRST`` on the job's command line)."""
+
     exp: str
     unit: str
-    arm: str
-    assigned_at: str
-    written: Mapping[str, str]
     first_commit: bool
 
     @classmethod
-    def from_json(cls, exp: str, data: Mapping[str, Any]) -> UnitJob:
-        written = data.get("written") or {}
-        return cls(exp, str(data["unit"]), str(data["arm"]), str(data.get("assigned_at", "")),
-                   {str(k): str(v) for k, v in written.items()}, data.get("commits") == 1)  # fmt: skip
+    def parse(cls, text: str) -> UnitJob:
+        exp, unit, first = text.rsplit(":", 2)
+        return cls(exp, unit, first == "1")
 
 
-def trial_event(exp: str, job: UnitJob, metric: str, value: float, commit: str, exit_code: int | None) -> ledger.Event:
+def trial_event(a: Assignment, metric: str, value: float, commit: str, exit_code: int | None) -> ledger.Event:
     return ledger.make_event(
-        "trial", exp, arm=job.arm, metric=metric, value=value, unit=job.unit, exit_code=exit_code, commit=commit,
+        "trial", a.exp, arm=a.arm, metric=metric, value=value, unit=a.unit, exit_code=exit_code, commit=commit,
         source="post-commit",
     )  # fmt: skip
 
 
-def measure_unit(root: Path, exp: Experiment, job: UnitJob, commit: str, committed_at: float,
+def measure_unit(root: Path, exp: Experiment, a: Assignment, first_commit: bool, commit: str, committed_at: float,
                  log: Any) -> list[ledger.Event]:  # fmt: skip
     """The trial events of one experiment for this commit (possibly none)."""
-    changed = targets_intact(root, job.written)
+    changed = targets_intact(root, a.written)
     if changed:
         print(f"{exp.id}: {', '.join(changed)} changed since the assignment; no trial for this commit", file=log)
         return []
     events: list[ledger.Event] = []
     if exp.metric.command is not None:
         m: Measurement = time_command(exp.metric.command, root, exp.timeout)
-        changed = targets_intact(root, job.written)
+        changed = targets_intact(root, a.written)
         if changed:
             print(f"{exp.id}: {', '.join(changed)} changed during the measurement; trial dropped", file=log)
             return []
         if not m.ok:
             print(f"{exp.id}: `{exp.metric.command}` exited {m.exit_code}:\n{m.output.rstrip()}", file=log)
-        events.append(trial_event(exp.id, job, exp.metric.name, m.seconds, commit, m.exit_code))
-    assigned = parse_ts(job.assigned_at)
-    if job.first_commit and assigned is not None:
+        events.append(trial_event(a, exp.metric.name, m.seconds, commit, m.exit_code))
+    assigned = parse_ts(a.assigned_at)
+    if first_commit and assigned is not None:
         elapsed = max(0.0, committed_at - assigned.timestamp())
-        events.append(trial_event(exp.id, job, elapsed_metric_name(exp), elapsed, commit, None))
+        events.append(trial_event(a, elapsed_metric_name(exp), elapsed, commit, None))
     return events
 
 
-def run_job(job_path: str, log: Any) -> bool:
-    """Measure and record; True when every command exited 0 (a failure's output went to ``log``)."""
-    with open(job_path, encoding="utf-8") as f:
-        job = json.load(f)
-    root = Path(job["root"])
+def run_job(args: list[str], log: Any) -> bool:
+    """``ROOT COMMIT COMMITTED_AT EXP:UNIT:FIRST...``: measure and record; True when every command exited 0
+    (a failure's output went to ``log``)."""
+    root, commit, committed_at = Path(args[0]), args[1], float(args[2])
     git = Git(root)
     registry = load_registry(root, state_dir(git))
     events: list[ledger.Event] = []
-    for exp_id, data in sorted(job["assignments"].items()):
-        exp = next((e for e in registry.experiments if e.id == exp_id and e.running), None)
-        if exp is None:
+    for job in map(UnitJob.parse, args[3:]):
+        exp = next((e for e in registry.experiments if e.id == job.exp and e.running), None)
+        a = load_unit(git, job.unit)
+        if exp is None or a is None or not a.active or a.exp != job.exp:
+            print(f"{job.exp}: unit {job.unit} unknown or experiment not running; no trial", file=log)
             continue
-        events.extend(measure_unit(root, exp, UnitJob.from_json(exp_id, data), job["commit"], job["committed_at"],
-                                   log))  # fmt: skip
+        events.extend(measure_unit(root, exp, a, job.first_commit, commit, committed_at, log))
     if events:
-        ledger.append(git, events, commit=job["commit"])
+        ledger.append(git, events, commit=commit)
     return all(e.get("exit_code") in (None, 0) for e in events)
 
 
@@ -116,7 +115,7 @@ def main(argv: list[str]) -> int:
     job_path = argv[0]
     code, clean = 1, False
     try:
-        clean = run_job(job_path, sys.stderr)
+        clean = run_job(argv[1:], sys.stderr)
         code = 0
     except Exception as exc:
         print(f"experiment-hook: measurement job failed: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -106,6 +106,7 @@ def test_twenty_checkouts_and_commits_give_twenty_units(hooked: Hooked) -> None:
         hooked.git("add", f"work-{i}.txt")
         hooked.git("commit", "-q", "-m", f"work {i}")
         assert hooked.git("status", "--porcelain").stdout == ""
+        run_cli(repo, "wait")  # the measurement runs detached: let it finish before the next checkout
     assigns = hooked.events("assign")
     units = {e["unit"] for e in assigns}
     assert len(units) == 20
@@ -125,6 +126,7 @@ def test_rebase_and_amend_record_no_trial(hooked: Hooked) -> None:
         (repo / f"f{i}.txt").write_text(f"{i}\n")
         hooked.git("add", f"f{i}.txt")
         hooked.git("commit", "-q", "-m", f"feature {i}")
+        run_cli(repo, "wait")
     before = len(hooked.events("trial"))
     assert before == 5 + 1  # five command timings, one time-to-commit for the unit
     hooked.git("commit", "-q", "--amend", "-m", "feature 4, amended")
