@@ -8,6 +8,7 @@ order) whose trials share a ``pair`` id, so drift over time (a warming cache, a 
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import signal
 import uuid
@@ -18,7 +19,7 @@ from types import FrameType
 from experiment_core import ledger
 from experiment_core.assign import TREATMENT, balanced_order, load_assignments, make_rng
 from experiment_core.errors import UserError
-from experiment_core.gitio import Git
+from experiment_core.gitio import INTERNAL_ENV, Git
 from experiment_core.measure import Measurement, time_command
 from experiment_core.post_checkout import CLEAN, OURS, classify, ours_for
 from experiment_core.spec import Experiment
@@ -97,6 +98,20 @@ def signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+@contextlib.contextmanager
+def internal_env() -> Iterator[None]:
+    """The measured command runs with the re-entry guard: a commit it makes must not record a trial of ours."""
+    saved = os.environ.get(INTERNAL_ENV)
+    os.environ[INTERNAL_ENV] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(INTERNAL_ENV, None)
+        else:
+            os.environ[INTERNAL_ENV] = saved
+
+
 def put_back(git: Git, arms: Arms) -> None:
     """The tree exactly as before: the original bytes and the original skip-worktree bits."""
     current = {t: e.skip_worktree for t, e in index_entries(git, arms.original).items()}
@@ -121,7 +136,7 @@ def run_trials(
     head = git.head()
     shell_command = shlex.join(command)
     done: list[RunTrial] = []
-    with signals_as_interrupts():
+    with signals_as_interrupts(), internal_env():
         try:
             # Hide every target first: from here on nothing the runs write is visible to git.
             apply_writes(git, [Write(t, None, hide=True) for t in arms.original], arms.skip)

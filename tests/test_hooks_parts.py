@@ -179,3 +179,24 @@ def test_pre_push_is_a_seam_that_lets_the_push_through(repo: Path, tmp_path: Pat
                           text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert (PROJECT / "hooks" / "pre_push.py").exists()
+
+
+def test_foreground_failure_is_recorded_and_shown(repo: Path) -> None:
+    from experiment_core import ledger
+    from experiment_core.gitio import Git
+    from experiment_core.spec import edit_registry
+
+    out = run_cli(repo, "create", "--name", "t", "--file", "tool.cfg", "--command", "echo boom; exit 3",
+                  "--json").stdout  # fmt: skip
+    exp = str(json.loads(out)["id"])
+    edit_registry(repo, lambda doc: doc["experiments"][0].__setitem__("foreground", True))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "exp")
+    run_cli(repo, "install")
+    subprocess.run(["git", "checkout", "-q", "-b", "fg"], cwd=repo, env=cli_env(), check=True)
+    proc = subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "trial"], cwd=repo, env=cli_env(),
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0
+    assert "boom" in proc.stderr and "exited 3" in proc.stderr  # output shown only because it failed
+    trials = [e for e in ledger.read(Git(repo)).events if e["type"] == "trial" and e["exp"] == exp]  # no wait
+    assert {t["metric"]: t["exit_code"] for t in trials} == {"time_to_complete": 3, "time_to_commit": None}
