@@ -42,7 +42,7 @@ def spawn(state_dir: str, args: list[str], foreground: bool) -> int:
     env["EXPERIMENT_HOOK_INTERNAL"] = "1"  # the measured command's git calls must not re-enter our hooks
     if foreground:
         pid = os.posix_spawn(sys.executable, argv, env)
-        _write(os.path.join(directory, token + ".pid"), str(pid))
+        _record_pid(job_path, pid)
         _, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status)
     log = os.path.join(directory, token + ".log")
@@ -59,8 +59,16 @@ def spawn(state_dir: str, args: list[str], foreground: bool) -> int:
         with open(log, "wb") as out:
             pid = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True).pid  # fmt: skip
-    _write(os.path.join(directory, token + ".pid"), str(pid))
+    _record_pid(job_path, pid)
     return 0
+
+
+def _record_pid(job_path: str, pid: int) -> None:
+    pid_path = job_path[: -len(".job")] + ".pid"
+    _write(pid_path, str(pid))
+    if not os.path.exists(job_path):  # the job finished before we wrote its pid: leave nothing behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pid_path)
 
 
 def finish(job_path: str, keep_log: bool) -> None:
