@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,15 +224,3 @@ def test_git_exit_codes_are_those_of_a_repo_without_the_tool(hooked: Hooked, see
     assert expected.count(0) >= 6 and 1 in expected  # the script has failures too
     assert exit_codes(hooked.repo, hooked.env(seed)) == expected
 
-
-@pytest.fixture
-def installed(tmp_path: Path) -> Callable[[], Hooked]:
-    def make() -> Hooked:
-        repo = init_repo(tmp_path / "repo")
-        exp = setup_experiment(repo)
-        run_cli(repo, "install")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "experiment")
-        return Hooked(repo, exp, "install")
-
-    return make
