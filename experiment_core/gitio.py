@@ -149,3 +149,19 @@ class Git:
                 if self.git_path(p).exists():
                     return name
         return None
+
+    def prime(self, *git_paths: str) -> str | None:
+        """One ``git rev-parse`` that fills the path cache (common dir, and ``--git-path`` for each name) and
+        returns HEAD (None on an unborn branch). Hooks call it first so later lookups spawn no process."""
+        args = ["rev-parse", "--git-common-dir"]
+        for name in git_paths:
+            args += ["--git-path", name]
+        proc = subprocess.run(["git", *args, "HEAD"], cwd=self.root, capture_output=True, env=_env())
+        lines = proc.stdout.decode("utf-8", "replace").splitlines()
+        if len(lines) < 1 + len(git_paths):
+            return None
+        self._cache["--git-common-dir\0"] = lines[0]
+        for name, line in zip(git_paths, lines[1:], strict=False):
+            self._cache["--git-path\0" + name] = line
+        head = lines[1 + len(git_paths)].strip() if len(lines) > 1 + len(git_paths) else ""
+        return head if proc.returncode == 0 and len(head) >= 40 else None

@@ -116,3 +116,54 @@ def make_clones(base: Path, n: int, *, seed_commit: bool = True) -> tuple[Path, 
 def clones(tmp_path: Path) -> tuple[Path, list[Path]]:
     """A bare remote and three clones sharing a first commit."""
     return make_clones(tmp_path, 3)
+
+
+# ---- hooks: a pre-commit environment built once per test session (shared by the xdist workers) ------------
+SEED_TREATMENT = "treat"  # random.Random("treat").random() < 0.5: the first draw is treatment
+SEED_CONTROL = "b"  # random.Random("b").random() >= 0.5: the first draw is control
+
+
+def _project_snapshot(dest: Path) -> str:
+    """Commit the project's current files (tracked and new, not ignored) into a fresh repo: pre-commit installs
+    the hooks from there, so what is tested is this work tree, committed or not. Returns the commit."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT, check=True,
+                            capture_output=True).stdout.decode().split("\0")  # fmt: skip
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in filter(None, listed):
+        src = PROJECT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_bytes(src.read_bytes())
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-q", "-m", "snapshot")
+    return git(dest, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture(scope="session")
+def pre_commit_hooks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
+    """(hook repository, its commit, PRE_COMMIT_HOME) with the hook environment already installed.
+
+    Built once per session: the first xdist worker builds it under a file lock, the others reuse it."""
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp().parent
+    with open(shared / "pre-commit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        hook_repo, home, done = shared / "hook-repo", shared / "pre-commit-home", shared / "pre-commit.ready"
+        if not done.exists():
+            rev = _project_snapshot(hook_repo)
+            probe = init_repo(shared / "pre-commit-probe")
+            (probe / ".pre-commit-config.yaml").write_text(pre_commit_config(hook_repo, rev))
+            subprocess.run([sys.executable, "-m", "pre_commit", "install-hooks"], cwd=probe, check=True,
+                           capture_output=True, env=cli_env({"PRE_COMMIT_HOME": str(home)}))  # fmt: skip
+            done.write_text(rev)
+        return hook_repo, done.read_text(), home
+
+
+def pre_commit_config(hook_repo: Path, rev: str) -> str:
+    return (
+        "default_install_hook_types: [post-checkout, post-commit, pre-push]\n"
+        f"repos:\n- repo: {hook_repo}\n  rev: {rev}\n  hooks:\n"
+        "  - id: experiment-assign\n  - id: experiment-record\n  - id: experiment-decide\n"
+    )

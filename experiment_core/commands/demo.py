@@ -1,19 +1,15 @@
-"""``experiment-hook demo``: a real end-to-end run in a scratch git repository."""
+"""``experiment-hook demo``: a real end-to-end run in a scratch git repository, driven by the installed hooks."""
 
 from __future__ import annotations
 
-import random
 import subprocess
 import tempfile
 from pathlib import Path
 
 import click
 
-from experiment_core import ledger
-from experiment_core.fsutil import atomic_write
+from experiment_core.assign import current_assignment
 from experiment_core.gitio import Git
-from experiment_core.measure import time_command
-from experiment_core.spec import load_registry
 
 CONTROL_SCRIPT = """#!/bin/sh
 # The team's build step: compresses the same data twice (slow).
@@ -50,12 +46,23 @@ def _cli(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
+def _git(cwd: Path, *args: str, seed: str | None = None) -> None:
+    import os
+
+    env = dict(os.environ)
+    env.pop("EXPERIMENT_HOOK_INTERNAL", None)
+    if seed is not None:
+        env["EXPERIMENT_HOOK_SEED"] = seed
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=env)
+
+
 @click.command("demo")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), help="Where to make the scratch repository.")
-@click.option("--trials", type=click.IntRange(min=4), default=12, show_default=True, help="Trials per arm.")
-@click.option("--seed", type=int, default=None, help="Seed the arm order (for reproducible demos).")
+@click.option("--trials", type=click.IntRange(min=4), default=12, show_default=True, help="Trials per arm (about).")
+@click.option("--seed", type=int, default=None, help="Seed the arms drawn (for reproducible demos).")
 def demo(directory: Path | None, trials: int, seed: int | None) -> None:
-    """Create a scratch repo, run a real experiment on a build script, print status and analysis."""
+    """Create a scratch repo, install the real hooks, and let branch checkouts and commits run an experiment on
+    its build script; then print status and analysis."""
     root = directory or Path(tempfile.mkdtemp(prefix="experiment-hook-demo-"))
     if directory is not None and directory.exists() and any(directory.iterdir()):
         raise click.ClickException(f"{directory} is not empty: give a new or empty directory")
@@ -71,28 +78,24 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
     exp_id = created["id"]
     treatment_file = root / created["files"]["build.sh"]
     treatment_file.write_text(TREATMENT_SCRIPT)
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "experiment: one interpreter start in build.sh")
     click.echo(f"Created {exp_id}; the treatment is {treatment_file.relative_to(root)}")
+    click.echo(_cli(root, "install").rstrip())
     git = Git(root)
-    exp = load_registry(root).get(exp_id)
-    target = root / "build.sh"
-    control = target.read_bytes()
-    treatment = treatment_file.read_bytes()
-    rng = random.Random(seed)
-    order = ["control", "treatment"] * trials
-    rng.shuffle(order)
-    events = []
-    try:
-        for i, arm in enumerate(order, start=1):
-            atomic_write(target, control if arm == "control" else treatment)
-            m = time_command(exp.metric.command or "true", root, exp.timeout)
-            events.append(ledger.make_event(
-                "trial", exp_id, arm=arm, metric=exp.metric.name, value=m.seconds, unit=f"demo-{i}",
-                exit_code=m.exit_code, commit=git.head(),
-            ))  # fmt: skip
-            click.echo(f"  trial {i:>2}/{len(order)}  {arm:<9}  {m.seconds * 1000:7.1f} ms")
-    finally:
-        atomic_write(target, control)
-    ledger.append(git, events)
+    for i in range(2 * trials):
+        # Each branch checkout is a new unit (the post-checkout hook draws the arm and swaps build.sh);
+        # each commit is a trial (the post-commit hook times `sh build.sh` in the background).
+        _git(root, "checkout", "-q", "-b", f"task-{i + 1}", "main", seed=None if seed is None else f"{seed}-{i}")
+        (root / "notes.txt").write_text(f"task {i + 1}\n")
+        _git(root, "add", "notes.txt")
+        _git(root, "commit", "-q", "-m", f"task {i + 1}")
+        _cli(root, "wait")
+        current = current_assignment(git, exp_id)
+        click.echo(f"  task {i + 1:>2}/{2 * trials}  {current.arm if current else 'paused':<9}  build.sh is "
+                   f"{'the treatment' if (root / 'build.sh').read_text() == TREATMENT_SCRIPT else 'the control'}")
+    _git(root, "checkout", "-q", "main")
+    _cli(root, "restore")
     click.echo("")
     click.echo(_cli(root, "status"))
     click.echo(_cli(root, "analyze", exp_id))

@@ -1,0 +1,23 @@
+"""``experiment-hook restore [EXP]``: put control back and clear skip-worktree (the way on when git refuses a
+checkout, merge or pull over an experimented file)."""
+
+from __future__ import annotations
+
+import click
+
+from experiment_core.gitio import Git
+from experiment_core.release import restore as restore_files
+
+
+@click.command("restore")
+@click.argument("exp_id", metavar="[EXP]", required=False)
+def restore(exp_id: str | None = None) -> None:
+    """Put the committed content back into experimented files and let git see them again (your edits stay)."""
+    git = Git.discover()
+    results = restore_files(git, [exp_id] if exp_id else None)
+    if not results:
+        click.echo("Nothing to restore.")
+    for r in results:
+        click.echo(f"{r.exp}  {r.target}: {r.outcome}")
+    if results:
+        click.echo("Paused until the next branch checkout; git sees these files as they are.")

@@ -1,0 +1,95 @@
+"""``experiment-hook run [-e EXP] [-n N] -- CMD ...``: timed runs randomized per run, balanced and interleaved."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from typing import Any
+
+import click
+
+from experiment_core.errors import UserError
+from experiment_core.gitio import Git
+from experiment_core.runner import Interrupted, RunTrial, run_trials
+from experiment_core.spec import Experiment, load_registry
+from experiment_core.state import state_dir
+
+
+def pick_experiment(running: list[Experiment], exp_id: str | None) -> Experiment:
+    if exp_id is not None:
+        for exp in running:
+            if exp.id == exp_id:
+                return exp
+        raise UserError(f"-e {exp_id}", "no running experiment with that id", "see `experiment-hook status`")
+    if len(running) != 1:
+        what = "no running experiment" if not running else f"{len(running)} running experiments"
+        raise UserError("run", what, "name one with -e EXP" if running else "create one first")
+    return running[0]
+
+
+def summary_lines(trials: list[RunTrial], unit: str) -> list[str]:
+    lines = []
+    for arm in ("control", "treatment"):
+        values = [t.measurement.seconds for t in trials if t.arm == arm]
+        if values:
+            lines.append(f"  {arm:<9}  n={len(values):<3} mean {statistics.fmean(values):.4f} {unit}"
+                         f"  median {statistics.median(values):.4f} {unit}")  # fmt: skip
+    return lines
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True})
+@click.option("-e", "--experiment", "exp_id", default=None, help="Experiment id (default: the only running one).")
+@click.option("-n", "--runs", "n", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Number of runs (pairs of one control and one treatment, in random order).")  # fmt: skip
+@click.option("--seed", default=None, help="Seed the order (reproducible runs); default: OS randomness.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(exp_id: str | None, n: int, seed: str | None, command: tuple[str, ...]) -> None:
+    """Time CMD N times, each run under a randomly drawn arm, balanced and interleaved; record every trial.
+
+    Without CMD, the experiment's own metric command runs. The working tree is left exactly as it was, also
+    when interrupted.
+    """
+    git = Git.discover()
+    exp = pick_experiment(load_registry(git.root, state_dir(git)).running(), exp_id)
+    argv = list(command)
+    if not argv:
+        if exp.metric.command is None:
+            raise UserError("run", f"{exp.id} has no metric command", "give one after --: run -- CMD ...")
+        argv = ["sh", "-c", exp.metric.command]
+    tty = sys.stderr.isatty()
+    failures: list[RunTrial] = []
+    bar: Any = None
+
+    def show(trial: RunTrial) -> None:
+        if trial.measurement.exit_code != 0:
+            failures.append(trial)
+        if bar is not None:
+            bar.update(1, trial)
+        else:
+            click.echo(f"  run {trial.index + 1:>3}/{n}  {trial.arm:<9}  {trial.measurement.seconds:.4f} s"
+                       + ("" if trial.measurement.ok else f"  (exit {trial.measurement.exit_code})"))  # fmt: skip
+
+    click.echo(f"{exp.id}: {n} runs of `{' '.join(argv)}`, arms interleaved in random pairs")
+    trials: list[RunTrial] = []
+    def label(t: RunTrial | None) -> str | None:
+        return None if t is None else f"{t.arm} {t.measurement.seconds:.3f}s"
+
+    try:
+        if tty:
+            with click.progressbar(length=n, label="runs", file=sys.stderr, show_pos=True, item_show_func=label) as b:
+                bar = b
+                trials = run_trials(git, exp, argv, n, show, seed)
+        else:
+            trials = run_trials(git, exp, argv, n, show, seed)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        reason = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        click.echo(f"Interrupted ({reason}); the trials recorded so far are kept and the working tree is as before.",
+                   err=True)  # fmt: skip
+        sys.exit(130)
+    for line in summary_lines(trials, exp.metric.unit):
+        click.echo(line)
+    if failures:
+        first = failures[0].measurement
+        click.echo(f"{len(failures)} run(s) failed; first failure (exit {first.exit_code}):\n{first.output.rstrip()}",
+                   err=True)  # fmt: skip
+    click.echo(f"Recorded {len(trials)} trials for {exp.id}; working tree as before.")

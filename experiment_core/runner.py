@@ -1,0 +1,160 @@
+"""``experiment-hook run``: N timed runs of a command, each randomized to an arm with balanced interleaving, trials
+recorded as they come, and the working tree put back exactly as it was afterwards (also on Ctrl-C or SIGTERM).
+
+Each run is its own randomization unit; consecutive runs form pairs (one control, one treatment, in random
+order) whose trials share a ``pair`` id, so drift over time (a warming cache, a busy machine) hits both arms alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+from experiment_core import ledger
+from experiment_core.assign import TREATMENT, balanced_order, load_assignments, make_rng
+from experiment_core.errors import UserError
+from experiment_core.gitio import INTERNAL_ENV, Git
+from experiment_core.measure import Measurement, time_command
+from experiment_core.post_checkout import CLEAN, OURS, classify, ours_for
+from experiment_core.spec import Experiment
+from experiment_core.variants import IndexEntry, Write, apply_writes, index_entries, read_bytes
+
+
+@dataclass(frozen=True)
+class Arms:
+    """What each target holds now (to put back) and under each arm."""
+
+    original: Mapping[str, bytes]
+    skip: Mapping[str, bool]
+    control: Mapping[str, bytes]
+    treatment: Mapping[str, bytes]
+
+
+@dataclass(frozen=True)
+class RunTrial:
+    index: int
+    arm: str
+    measurement: Measurement
+    event: ledger.Event
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGHUP during a run: handled like Ctrl-C."""
+
+
+def read_arms(git: Git, exp: Experiment) -> Arms:
+    """Read every target's current bytes, bit, committed content and treatment; refuse a user's edit."""
+    entries: dict[str, IndexEntry] = index_entries(git, exp.files)
+    prev = load_assignments(git).get(exp.id)
+    original: dict[str, bytes] = {}
+    treatment: dict[str, bytes] = {}
+    for target, treatment_path in exp.files.items():
+        entry = entries.get(target)
+        current = read_bytes(git.root / target)
+        content = read_bytes(git.root / treatment_path)
+        if entry is None or entry.stage != 0 or current is None:
+            raise UserError(target, "not a tracked, merged file here", "check out a branch that has the experiment")
+        if content is None:
+            raise UserError(treatment_path, "treatment file missing", "check out a branch that has the experiment")
+        if classify(current, entry, ours_for(target, prev, content, entry)) not in (CLEAN, OURS):
+            raise UserError(target, "holds an edit the experiment did not write",
+                            "commit or save it elsewhere, or run `experiment-hook restore` first")  # fmt: skip
+        original[target] = current
+        treatment[target] = content
+    blobs = git.cat_batch(entries[t].blob for t in exp.files)
+    control = {t: b for t, b in zip(exp.files, blobs, strict=True) if b is not None}
+    return Arms(original, {t: entries[t].skip_worktree for t in exp.files}, control, treatment)
+
+
+@contextlib.contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Interrupted` (SIGINT already raises KeyboardInterrupt)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    saved = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP while a ledger write is in flight (delivered right after)."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def internal_env() -> Iterator[None]:
+    """The measured command runs with the re-entry guard: a commit it makes must not record a trial of ours."""
+    saved = os.environ.get(INTERNAL_ENV)
+    os.environ[INTERNAL_ENV] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(INTERNAL_ENV, None)
+        else:
+            os.environ[INTERNAL_ENV] = saved
+
+
+def put_back(git: Git, arms: Arms) -> None:
+    """The tree exactly as before: the original bytes and the original skip-worktree bits."""
+    current = {t: e.skip_worktree for t, e in index_entries(git, arms.original).items()}
+    apply_writes(git, [Write(t, data, hide=arms.skip[t]) for t, data in arms.original.items()], current)
+
+
+def run_trials(
+    git: Git,
+    exp: Experiment,
+    command: Sequence[str],
+    n: int,
+    on_trial: Callable[[RunTrial], None],
+    seed: str | None = None,
+) -> list[RunTrial]:
+    """Run ``command`` ``n`` times in balanced random order; record each trial at once; restore the tree.
+
+    Raises KeyboardInterrupt / :class:`Interrupted` after restoring when interrupted (recorded trials stay).
+    """
+    arms = read_arms(git, exp)
+    order = balanced_order(n, make_rng(seed))
+    run_id = uuid.uuid4().hex[:12]
+    head = git.head()
+    shell_command = shlex.join(command)
+    done: list[RunTrial] = []
+    with signals_as_interrupts(), internal_env():
+        try:
+            # Hide every target first: from here on nothing the runs write is visible to git.
+            apply_writes(git, [Write(t, None, hide=True) for t in arms.original], arms.skip)
+            for index, arm in enumerate(order):
+                content = arms.treatment if arm == TREATMENT else arms.control
+                apply_writes(git, [Write(t, content[t], hide=True) for t in arms.original],
+                             dict.fromkeys(arms.original, True))  # fmt: skip
+                m = time_command(shell_command, git.root, exp.timeout)
+                event = ledger.make_event(
+                    "trial", exp.id, arm=arm, metric=exp.metric.name, value=m.seconds,
+                    unit=f"run-{run_id}-{index}", exit_code=m.exit_code, commit=head,
+                    pair=f"{run_id}-{index // 2}", source="run",
+                )  # fmt: skip
+                with signals_deferred():
+                    ledger.append(git, [event], commit=head)
+                trial = RunTrial(index, arm, m, event)
+                done.append(trial)
+                on_trial(trial)
+        finally:
+            put_back(git, arms)
+    return done

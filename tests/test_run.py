@@ -1,0 +1,105 @@
+"""`experiment-hook run -n N -- CMD`: balanced interleaved runs, trials recorded as they go, tree restored exactly,
+also when interrupted by a real SIGINT half-way."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from experiment_core import ledger
+from experiment_core.gitio import Git
+from tests.conftest import SEED_TREATMENT, cli_env, git, run_cli, snapshot
+
+TREATMENT = "workers = 8\n"
+# Faster under treatment: the command reads the target.
+CMD = ["sh", "-c", "if grep -q 'workers = 8' tool.cfg; then sleep 0.01; else sleep 0.05; fi"]
+
+
+@pytest.fixture
+def exp(repo: Path) -> str:
+    import json
+
+    out = run_cli(repo, "create", "--name", "w", "--file", "tool.cfg", "--command", "true", "--json").stdout
+    exp_id = str(json.loads(out)["id"])
+    (repo / ".experiments" / exp_id / "tool.cfg").write_text(TREATMENT)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "experiment")
+    return exp_id
+
+
+def tree_state(repo: Path) -> tuple[dict[str, str], str]:
+    files = snapshot(repo)
+    files.pop("<refs>")  # the ledger (notes) grows: that is the point
+    return files, git(repo, "ls-files", "-s", "-v")
+
+
+def run_trials(repo: Path, exp: str) -> list[ledger.Event]:
+    return [e for e in ledger.read(Git(repo)).events
+            if e["type"] == "trial" and e["exp"] == exp and e.get("source") == "run"]  # fmt: skip
+
+
+def check_balanced_pairs(trials: list[ledger.Event]) -> None:
+    pairs: dict[str, list[str]] = {}
+    for t in trials:
+        pairs.setdefault(t["pair"], []).append(t["arm"])
+    complete = [arms for arms in pairs.values() if len(arms) == 2]
+    assert all(sorted(arms) == ["control", "treatment"] for arms in complete)
+    assert len(pairs) - len(complete) <= 1  # at most the interrupted pair is incomplete
+
+
+def test_run_twenty_interleaved_balanced_tree_unchanged(repo: Path, exp: str) -> None:
+    before = tree_state(repo)
+    out = run_cli(repo, "run", "-n", "20", "--", *CMD).stdout
+    assert "Recorded 20 trials" in out
+    assert tree_state(repo) == before
+    trials = run_trials(repo, exp)
+    assert Counter(t["arm"] for t in trials) == {"control": 10, "treatment": 10}
+    check_balanced_pairs(trials)
+    assert len({t["unit"] for t in trials}) == 20  # each run is its own unit
+    mean = {arm: sum(t["value"] for t in trials if t["arm"] == arm) / 10 for arm in ("control", "treatment")}
+    assert mean["treatment"] < mean["control"]  # the arms really ran different content
+    order = [t["arm"] for t in sorted(trials, key=lambda t: t["ts"])]
+    assert order[:10] != ["control"] * 10 and order[:10] != ["treatment"] * 10
+
+
+def test_run_from_a_treatment_unit_puts_the_treatment_back(repo: Path, exp: str) -> None:
+    run_cli(repo, "install")
+    subprocess.run(["git", "checkout", "-q", "-b", "t"], cwd=repo, check=True,
+                   env=cli_env({"EXPERIMENT_HOOK_SEED": SEED_TREATMENT}))  # fmt: skip
+    assert (repo / "tool.cfg").read_text() == TREATMENT
+    before = tree_state(repo)
+    run_cli(repo, "run", "-n", "4", "--", *CMD)
+    assert tree_state(repo) == before
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_run_interrupted_half_way_restores_the_tree(repo: Path, exp: str) -> None:
+    before = tree_state(repo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiment_core", "run", "-n", "20", "--", "sh", "-c", "sleep 0.15"],
+        cwd=repo, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = 0
+    deadline = time.monotonic() + 60
+    while seen < 10 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line.startswith("  run ")
+    time.sleep(0.05)  # inside run 11's command
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err
+    assert tree_state(repo) == before
+    trials = run_trials(repo, exp)
+    assert 10 <= len(trials) <= 11
+    check_balanced_pairs(trials)
+    assert git(repo, "status", "--porcelain") == ""
