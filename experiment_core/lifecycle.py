@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from experiment_core import ledger
+from experiment_core.assign import load_assignments, save_assignments
 from experiment_core.errors import UserError
 from experiment_core.fsutil import atomic_write
 from experiment_core.gitio import Git, GitError
@@ -110,13 +111,15 @@ def _mode(git: Git, path: str) -> str:
 
 
 def control_blob(git: Git, exp: Experiment, target: str, backups: Mapping[str, str]) -> str:
+    """The control is what commits hold (skip-worktree keeps the treatment out of them), so a change committed to
+    the target since ``create`` is kept; the backup blob taken at ``create`` serves when HEAD lacks the file."""
+    head = _head_blob(git, target)
+    if head is not None:
+        return head
     blob = backups.get(target)
     if blob and git.ok("cat-file", "-e", blob):
         return blob
-    head = _head_blob(git, target)  # the control is what commits hold: skip-worktree keeps treatment out
-    if head is None:
-        raise UserError(target, "no backup of the control content and not in HEAD", "run `experiment-hook sync`")
-    return head
+    raise UserError(target, "no control content: not in HEAD and no backup", "run `experiment-hook sync`")
 
 
 def treatment_blob(git: Git, exp: Experiment, target: str) -> str:
@@ -145,6 +148,8 @@ def plan(
     if op:
         raise UserError(str(git.root), f"a {op} is in progress", f"finish or abort the {op}, then retry")
     backups = backups_of(events, exp.id)
+    assignment = load_assignments(git).get(exp.id)
+    ours = dict(assignment.written) if assignment else {}
     targets = sorted(exp.files)
     paths = [*targets, REGISTRY_NAME]
     staged = git.out("diff", "--cached", "--name-only", "--", *paths)
@@ -157,7 +162,7 @@ def plan(
         treatment = treatment_blob(git, exp, target)
         current = git.hash_object((git.root / target).read_bytes(), write=False) if (git.root / target).exists() \
             else None  # fmt: skip
-        if current not in (control, treatment):
+        if current not in (control, treatment, ours.get(target)):
             raise UserError(
                 target, "holds an edit experiment-hook did not write, refusing to overwrite it",
                 f"save your edit (e.g. into {exp.files[target]}), then `experiment-hook restore {exp.id}` and retry",
@@ -257,12 +262,11 @@ def roll_forward(git: Git, journal: Mapping[str, Any]) -> Outcome:
 
 
 def _forget_assignment(git: Git, exp_id: str) -> None:
-    """The experiment ended: this worktree's assignment for it no longer applies."""
-    path = state_dir(git) / "assignments.json"
-    data = read_json(path, {})
-    if isinstance(data, dict) and exp_id in data:
-        del data[exp_id]
-        write_json(path, data)
+    """The experiment ended: this worktree's assignment for it no longer applies (no more trials recorded)."""
+    assignments = load_assignments(git)
+    if exp_id in assignments:
+        del assignments[exp_id]
+        save_assignments(git, assignments)
 
 
 def apply(

@@ -47,9 +47,42 @@ def refs_from_env(env: Mapping[str, str]) -> list[PushedRef]:
                       env.get("PRE_COMMIT_REMOTE_BRANCH", ""), env.get("PRE_COMMIT_FROM_REF", ""))]  # fmt: skip
 
 
+def _say(line: str | None) -> None:
+    if line:
+        hookenv.warn(line.removeprefix("experiment-hook: "))
+
+
 def run(git: Git, remote_name: str, remote_url: str, refs: Sequence[PushedRef]) -> int:
-    """Decide on the push: the exit code of the hook (non-zero blocks the push). For now: nothing to do."""
-    del git, remote_name, remote_url, refs
+    """Decide, then sync the ledger; the exit code of the hook (non-zero blocks the push).
+
+    A decision made here is a new commit on the current branch: the push in flight carries the commits git
+    already chose, so the new one is *not* part of it. The hook says so (push again to publish it), or, with
+    ``settings.block_push_on_decision``, stops this push so that the next one carries it.
+    """
+    del remote_url, refs
+    from experiment_core import engine, sync
+    from experiment_core.spec import load_registry, utc_now
+    from experiment_core.state import state_dir
+
+    registry = load_registry(git.root, state_dir(git))
+    if not registry.running():
+        _say(sync.pre_push(git, remote_name))
+        return 0
+    result = engine.evaluate(git, utc_now(), say=_say)
+    for outcome in result.applied:
+        where = f"commit {outcome.commit[:10]}" if outcome.commit else "the work tree (detached HEAD: not committed)"
+        hookenv.warn(f"{outcome.action} {outcome.exp_id}: {outcome.status} in {where}")
+    for exp_id, why in result.refused:
+        hookenv.warn(f"decision on {exp_id} not applied: {why}")
+    for exp_id, kind, message in result.alerts:
+        hookenv.warn(f"alert {exp_id} [{kind}]: {message}")
+    _say(sync.pre_push(git, remote_name))
+    committed = [o for o in result.applied if o.commit]
+    if committed and registry.settings.block_push_on_decision:
+        hookenv.warn("push stopped (block_push_on_decision): run `git push` again to publish the decision commit")
+        return 1
+    if committed:
+        hookenv.warn("the decision commit is not part of this push: run `git push` again to publish it")
     return 0
 
 

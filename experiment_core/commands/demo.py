@@ -46,56 +46,86 @@ def _cli(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
-def _git(cwd: Path, *args: str, seed: str | None = None) -> None:
+def _git(cwd: Path, *args: str, seed: str | None = None) -> str:
     import os
 
     env = dict(os.environ)
     env.pop("EXPERIMENT_HOOK_INTERNAL", None)
     if seed is not None:
         env["EXPERIMENT_HOOK_SEED"] = seed
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=env)
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise click.ClickException(f"git {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stderr
 
 
 @click.command("demo")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), help="Where to make the scratch repository.")
-@click.option("--trials", type=click.IntRange(min=4), default=12, show_default=True, help="Trials per arm (about).")
+@click.option("--trials", type=click.IntRange(min=3), default=6, show_default=True, help="Sample size per arm.")
 @click.option("--seed", type=int, default=None, help="Seed the arms drawn (for reproducible demos).")
 def demo(directory: Path | None, trials: int, seed: int | None) -> None:
-    """Create a scratch repo, install the real hooks, and let branch checkouts and commits run an experiment on
-    its build script; then print status and analysis."""
+    """Create a scratch repo and a bare remote, install the real hooks, let branch checkouts and commits run an
+    experiment on its build script, then push: the pre-push hook promotes the faster build script."""
     root = directory or Path(tempfile.mkdtemp(prefix="experiment-hook-demo-"))
     if directory is not None and directory.exists() and any(directory.iterdir()):
         raise click.ClickException(f"{directory} is not empty: give a new or empty directory")
-    make_scratch_repo(root)
-    click.echo(f"Scratch repository: {root}")
+    work = root / "work"
+    remote = root / "remote.git"
+    make_scratch_repo(work)
+    _git(root, "init", "-q", "--bare", "-b", "main", str(remote))
+    _git(work, "remote", "add", "origin", str(remote))
+    _git(work, "push", "-q", "-u", "origin", "main")
+    click.echo(f"Scratch repository: {work} (remote: {remote})")
     import json
 
     created = json.loads(_cli(
-        root, "create", "--name", "One interpreter start in build.sh", "--hypothesis",
+        work, "create", "--name", "One interpreter start in build.sh", "--hypothesis",
         "Starting python once instead of twice makes the build faster", "--file", "build.sh",
         "--command", "sh build.sh", "--sample-size", str(trials), "--json",
     ))  # fmt: skip
     exp_id = created["id"]
-    treatment_file = root / created["files"]["build.sh"]
+    treatment_file = work / created["files"]["build.sh"]
     treatment_file.write_text(TREATMENT_SCRIPT)
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "experiment: one interpreter start in build.sh")
-    click.echo(f"Created {exp_id}; the treatment is {treatment_file.relative_to(root)}")
-    click.echo(_cli(root, "install").rstrip())
-    git = Git(root)
-    for i in range(2 * trials):
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "experiment: one interpreter start in build.sh")
+    click.echo(f"Created {exp_id}; the treatment is {treatment_file.relative_to(work)}")
+    click.echo(_cli(work, "install").rstrip())
+    git = Git(work)
+    units = {"control": 0, "treatment": 0}
+    task = 0
+    while min(units.values()) < trials and task < 8 * trials:
+        task += 1
         # Each branch checkout is a new unit (the post-checkout hook draws the arm and swaps build.sh);
         # each commit is a trial (the post-commit hook times `sh build.sh` in the background).
-        _git(root, "checkout", "-q", "-b", f"task-{i + 1}", "main", seed=None if seed is None else f"{seed}-{i}")
-        (root / "notes.txt").write_text(f"task {i + 1}\n")
-        _git(root, "add", "notes.txt")
-        _git(root, "commit", "-q", "-m", f"task {i + 1}")
-        _cli(root, "wait")
+        _git(work, "checkout", "-q", "-b", f"task-{task}", "main", seed=None if seed is None else f"{seed}-{task}")
+        (work / "notes.txt").write_text(f"task {task}\n")
+        _git(work, "add", "notes.txt")
+        _git(work, "commit", "-q", "-m", f"task {task}")
+        _cli(work, "wait")
         current = current_assignment(git, exp_id)
-        click.echo(f"  task {i + 1:>2}/{2 * trials}  {current.arm if current else 'paused':<9}  build.sh is "
-                   f"{'the treatment' if (root / 'build.sh').read_text() == TREATMENT_SCRIPT else 'the control'}")
-    _git(root, "checkout", "-q", "main")
-    _cli(root, "restore")
+        if current and current.arm:
+            units[current.arm] += 1
+        variant = "the treatment" if (work / "build.sh").read_text() == TREATMENT_SCRIPT else "the control"
+        click.echo(f"  task {task:>2}  {current.arm if current else 'paused':<9}  build.sh is {variant}"
+                   f"   (units: {units['control']} control, {units['treatment']} treatment)")
+    _git(work, "checkout", "-q", "main")
     click.echo("")
-    click.echo(_cli(root, "status"))
-    click.echo(_cli(root, "analyze", exp_id))
+    click.echo(_cli(work, "status"))
+    click.echo(_cli(work, "analyze", exp_id))
+    click.echo("$ git push origin main   # the pre-push hook decides")
+    for line in _git(work, "push", "origin", "main").splitlines():
+        if line.startswith("experiment-hook"):
+            click.echo(f"  {line}")
+    _git(work, "push", "-q", "origin", "main")
+    click.echo("$ git push origin main   # publishes the decision commit")
+    click.echo("")
+    click.echo(subprocess.run(["git", "log", "-1", "--format=%h %B", "origin/main"], cwd=work, capture_output=True,
+                              text=True).stdout.rstrip())  # fmt: skip
+    promoted = (work / "build.sh").read_text() == TREATMENT_SCRIPT
+    click.echo("")
+    click.echo(f"build.sh is now {'the treatment (promoted)' if promoted else 'unchanged (no decision yet)'}; "
+               f"git status: {'clean' if not _porcelain(work) else 'changes'}")
+
+
+def _porcelain(cwd: Path) -> str:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True).stdout
