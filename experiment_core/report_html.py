@@ -32,7 +32,7 @@ h1 { font-size: 22px; margin: 6px 0 2px; } h2 { font-size: 17px; margin: 28px 0 
 table { border-collapse: collapse; font-size: 13.5px; margin: 4px 0; }
 th, td { border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(640px, 1fr)); gap: 14px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(600px, 1fr)); gap: 14px; }
 figure { margin: 0; border: 1px solid #d0d7de; border-radius: 8px; padding: 6px; background: #fff; }
 figure svg { max-width: 100%; height: auto; display: block; }
 figcaption { font-size: 12px; color: #656d76; padding: 2px 6px 4px; }

@@ -281,7 +281,7 @@ def change_plot(changes: Sequence[Change], promote_margin: float, rollback_margi
     if not usable:
         return empty_plot(title, "no estimate yet: each arm needs values", plot_id=plot_id)
     row = 34
-    frame = Frame(width=640, height=70 + row * len(changes) + 26, left=150, right=150, top=40, bottom=44)
+    frame = Frame(width=640, height=70 + row * len(changes) + 26, left=130, right=170, top=40, bottom=44)
     values = [0.0, promote_margin, -rollback_margin]
     for c in usable:
         values += [v for v in (c.estimate, c.lo, c.hi) if v is not None]
@@ -316,7 +316,7 @@ def change_plot(changes: Sequence[Change], promote_margin: float, rollback_margi
             body.append(line(sx(c.hi), y - 7, sx(c.hi), y + 7, stroke=colour, width=1.5))
         body.append(circle(sx(c.estimate), y, 5.5, fill=colour, stroke="white",
                            title=f"{c.name}: {pct(c.estimate)} ({pct(c.lo)} … {pct(c.hi)})"))  # fmt: skip
-        ci = f" ({pct(c.lo)} … {pct(c.hi)})" if c.lo is not None and c.hi is not None else ""
+        ci = f" ({pct(c.lo).removesuffix(' %')} … {pct(c.hi)})" if c.lo is not None and c.hi is not None else ""
         body.append(text(frame.x1 + 8, y + 4, f"{pct(c.estimate)}{ci}", size=11, fill=colour))
     return document(frame.width, frame.height, body, title=title, plot_id=plot_id)
 
@@ -345,7 +345,7 @@ def sequential_plot(path: Sequence[SeqPoint], promote_margin: float, rollback_ma
                     title: str = "(b) Estimate and always-valid 95 % band as units accrue") -> str:  # fmt: skip
     if len(path) < 1:
         return empty_plot(title, "the band needs at least 2 units with spread in each arm", plot_id=plot_id)
-    frame = Frame(width=640, height=300, left=60, right=20, top=40, bottom=44)
+    frame = Frame(width=640, height=310, left=60, right=20, top=52, bottom=44)
     ys = [0.0, promote_margin, -rollback_margin] + [p.estimate for p in path]
     # the first bands are very wide: clip the view to a readable range around the later ones
     tail = path[len(path) // 3:] or path
@@ -369,7 +369,7 @@ def sequential_plot(path: Sequence[SeqPoint], promote_margin: float, rollback_ma
                                   (-rollback_margin, ROLLBACK_COLOUR, f"roll back ≤ −{tick_label(rollback_margin)} %")):
         if lo <= margin <= hi:
             body.append(line(frame.x0, sy(margin), frame.x1, sy(margin), stroke=colour, width=1.2, dash="5 3"))
-            body.append(text(frame.x1 - 4, sy(margin) - 4, label, anchor="end", size=10, fill=colour))
+            body.append(text(frame.x0 + 4, sy(margin) - 4, label, anchor="start", size=10, fill=colour))
     band = [(sx(p.n), clip(p.hi)) for p in path] + [(sx(p.n), clip(p.lo)) for p in reversed(path)]
     body.append(polygon(band, fill=ARM_COLOURS["control"], opacity=0.18))
     body.append(polyline([(sx(p.n), clip(p.estimate)) for p in path], stroke=ARM_COLOURS["control"], width=2))
@@ -384,7 +384,7 @@ def sequential_plot(path: Sequence[SeqPoint], promote_margin: float, rollback_ma
         body.append(circle(sx(p.n), clip(p.estimate), 5, fill=colour, stroke="white"))
         body.append(text(sx(p.n) + 5, frame.y0 + 12, f"band excludes 0 at n = {p.n}", size=10.5, fill=colour,
                          anchor="start" if sx(p.n) < frame.x1 - 140 else "end"))  # fmt: skip
-    body += legend(frame.x0 + 4, frame.y1 - 8, [("estimate", ARM_COLOURS["control"], "line"),
+    body += legend(frame.x1 - 250, frame.y0 - 10, [("estimate", ARM_COLOURS["control"], "line"),
                                                ("always-valid band", ARM_COLOURS["control"], "band")])  # fmt: skip
     return document(frame.width, frame.height, body, title=title, plot_id=plot_id)
 
@@ -397,7 +397,7 @@ def distribution_plot(arms: Mapping[str, Sequence[float]], unit: str, *, plot_id
     if not present:
         return empty_plot(title, "no values yet", plot_id=plot_id)
     row = 70
-    frame = Frame(width=640, height=50 + row * len(arms) + 40, left=90, right=20, top=40, bottom=44)
+    frame = Frame(width=640, height=50 + row * len(arms) + 40, left=120, right=20, top=40, bottom=44)
     all_values = [v for vs in present.values() for v in vs]
     lo, hi = padded(min(all_values), max(all_values))
     sx = linear(lo, hi, frame.x0, frame.x1)
@@ -434,7 +434,7 @@ def order_plot(series: Mapping[str, Sequence[tuple[int, float]]], unit: str, *, 
     points = [(o, v) for pts in series.values() for o, v in pts]
     if not points:
         return empty_plot(title, "no trials yet", plot_id=plot_id)
-    frame = Frame(width=640, height=280, left=60, right=20, top=40, bottom=44)
+    frame = Frame(width=640, height=290, left=60, right=20, top=52, bottom=44)
     orders = [o for o, _ in points]
     values = [v for _, v in points]
     o_lo, o_hi = min(orders), max(orders)
@@ -457,5 +457,5 @@ def order_plot(series: Mapping[str, Sequence[tuple[int, float]]], unit: str, *, 
             body.append(polyline([(sx(o), sy(a)) for (o, _), a in zip(ordered, avg, strict=True)], stroke=colour,
                                  width=2.2))  # fmt: skip
         items.append((f"{arm} (moving avg of {window})", colour, "line"))
-    body += legend(frame.x0 + 4, frame.y0 + 12, items)
+    body += legend(frame.x1 - 200 * len(items), frame.y0 - 10, items)
     return document(frame.width, frame.height, body, title=title, plot_id=plot_id)
