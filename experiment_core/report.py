@@ -144,7 +144,10 @@ METRIC_HEADERS = ("metric", "control", "treatment", "n", "change (95 % CI)", "p"
 def metric_cells(row: Mapping[str, Any], unit: str = "") -> list[str]:
     """A metric row as display strings, in :data:`METRIC_HEADERS` order (shared by Markdown, HTML, terminal)."""
     u = f" {unit}" if unit and row.get("role") == "primary" else ""
-    mean = (lambda v: "n/a" if v is None else f"{num(v)}{u}")  # noqa: E731
+
+    def mean(v: Any) -> str:
+        return "n/a" if v is None else f"{num(v)}{u}"
+
     name = str(row.get("metric"))
     return [
         name if row.get("role") == "primary" else f"{name} (secondary)",

@@ -31,9 +31,9 @@ def exp_dict(exp: Experiment) -> dict[str, Any]:
         "created": exp.created,
         "files": dict(exp.files),
         "metric": {"name": exp.metric.name, "direction": exp.metric.direction, "unit": exp.metric.unit,
-                   "command": exp.metric.command},  # fmt: skip
+                   "command": exp.metric.command},
         "targets": {"improvement_threshold": exp.targets.improvement_threshold,
-                    "max_regression": exp.targets.max_regression, "alpha": exp.targets.alpha},  # fmt: skip
+                    "max_regression": exp.targets.max_regression, "alpha": exp.targets.alpha},
     }
 
 

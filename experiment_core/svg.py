@@ -70,17 +70,17 @@ def nice_step(span: float, count: int) -> float:
     if raw <= 0 or not math.isfinite(raw):
         return 1.0
     mag = 10 ** math.floor(math.log10(raw))
-    for m in (1, 2, 2.5, 5, 10):
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
         if raw <= m * mag:
-            return m * mag
-    return 10 * mag
+            return float(m * mag)
+    return float(10 * mag)
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round tick values inside [lo, hi]."""
     step = nice_step(hi - lo, count)
     first = math.ceil(lo / step - 1e-9) * step
-    ticks = []
+    ticks: list[float] = []
     v = first
     while v <= hi + step * 1e-9 and len(ticks) < 50:
         ticks.append(0.0 if abs(v) < step * 1e-9 else v)
