@@ -270,3 +270,46 @@ def test_report_renders_in_a_real_headless_browser(repo: Path, exp_with_data: st
     assert 0.03 < non_white / sampled < 0.9, non_white / sampled
     if os.environ.get("EXPERIMENT_HOOK_SAVE_SCREENSHOT"):
         shutil.copy(shot, os.environ["EXPERIMENT_HOOK_SAVE_SCREENSHOT"])
+
+
+# ---- terminal ----------------------------------------------------------------------------------------------
+def test_static_lines_follow_pre_commits_rhythm() -> None:
+    from experiment_core.terminal import experiment_line, static_line
+
+    assert static_line("check yaml", "Passed") == "check yaml" + "." * 63 + "Passed"
+    row = {"id": "exp-1", "name": "x" * 200, "status": "running", "sample_size": 10,
+           "analysis": {"decision": {"action": "continue"}, "more_trials_needed": 3,
+                        "control": {"n": 7}, "treatment": {"n": 8}}}  # fmt: skip
+    line = experiment_line(row)
+    assert len(line) == 79 and line.endswith("...Collecting (7/10)") and "…" in line
+
+
+def test_status_under_pre_commit_is_one_line_per_experiment(repo: Path, exp_with_data: str) -> None:
+    out = run_cli(repo, "status", env={**NOW, "PRE_COMMIT": "1"}).stdout.splitlines()
+    assert len(out) == 1 and out[0].startswith(exp_with_data) and len(out[0]) == 79
+    assert "\x1b[" not in out[0]
+    piped = run_cli(repo, "status", env=NOW).stdout
+    assert piped.splitlines()[0].startswith(verdict_line(exp_with_data, analyze_json(repo, exp_with_data))[:20])
+    assert "\x1b[" not in piped
+
+
+def test_status_on_a_terminal_is_a_table_and_honours_no_color(repo: Path, exp_with_data: str) -> None:
+    if shutil.which("script") is None:
+        pytest.skip("util-linux `script` is needed to give the command a terminal")
+    import shlex
+    import sys
+
+    cmd = f"{shlex.quote(sys.executable)} -m experiment_core status"
+    from tests.conftest import cli_env
+
+    def tty(extra: dict[str, str]) -> str:
+        env = cli_env({**NOW, "COLUMNS": "140", **extra})
+        env.pop("NO_COLOR", None) if "NO_COLOR" not in extra else None
+        return subprocess.run(["script", "-qec", cmd, "/dev/null"], cwd=repo, env=env, capture_output=True,
+                              text=True, timeout=60, check=True).stdout  # fmt: skip
+
+    coloured = tty({})
+    assert "\x1b[" in coloured and "change (95 % CI)" in coloured and "━" in coloured
+    assert coloured.index("PROMOTE") < coloured.index("change (95 % CI)") or "COLLECTING" in coloured
+    plain = tty({"NO_COLOR": "1"})
+    assert "change (95 % CI)" in plain and "\x1b[1;32m" not in plain and "\x1b[32m" not in plain
