@@ -253,10 +253,10 @@ def test_report_renders_in_a_real_headless_browser(repo: Path, exp_with_data: st
         assert words in text, words
     assert dom.stdout.count("<svg") == 4
     shot = tmp_path / "report.png"
-    proc = run_chromium(browser, tmp_path / "profile2", "--window-size=1280,1000", f"--screenshot={shot}", url)
+    proc = run_chromium(browser, tmp_path / "profile2", "--window-size=1280,1180", f"--screenshot={shot}", url)
     assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
     width, height, rows = png_pixels(shot.read_bytes())
-    assert (width, height) == (1280, 1000)
+    assert (width, height) == (1280, 1180)
     colours: set[bytes] = set()
     non_white = 0
     for y in range(0, height, 4):
@@ -313,3 +313,12 @@ def test_status_on_a_terminal_is_a_table_and_honours_no_color(repo: Path, exp_wi
     assert coloured.index("PROMOTE") < coloured.index("change (95 % CI)") or "COLLECTING" in coloured
     plain = tty({"NO_COLOR": "1"})
     assert "change (95 % CI)" in plain and "\x1b[1;32m" not in plain and "\x1b[32m" not in plain
+
+
+def test_renderers_do_not_import_rich_or_plotting() -> None:
+    code = ("import sys, experiment_core.report, experiment_core.terminal, experiment_core.report_html, "
+            "experiment_core.exports; bad = [m for m in ('rich', 'matplotlib') if m in sys.modules]; "
+            "assert not bad, bad")  # fmt: skip
+    import sys
+
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
