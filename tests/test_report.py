@@ -322,3 +322,28 @@ def test_renderers_do_not_import_rich_or_plotting() -> None:
     import sys
 
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_sequential_path_ends_at_analyzes_always_valid_interval() -> None:
+    import math
+
+    from experiment_core.analysis import analyze_experiment
+    from experiment_core.history import sequential_path, trials_in_order
+    from experiment_core.spec import Experiment
+
+    rng = random.Random(1)
+    events = []
+    for i in range(30):
+        arm = "control" if i % 3 else "treatment"
+        events.append({"type": "trial", "exp": "e1", "id": f"t{i}", "arm": arm, "metric": "time_to_complete",
+                       "value": (10 if arm == "control" else 8.5) + rng.gauss(0, 1), "unit": f"u{i}",
+                       "ts": f"2026-01-01T10:00:{i:02d}Z"})  # fmt: skip
+    exp = Experiment(id="e1", name="n", files={"a": ".experiments/e1/a"}, sample_size=8)
+    seq = analyze_experiment(exp, events).to_dict()["sequential"]
+    path = sequential_path(trials_in_order(events, "e1", "time_to_complete"), "e1", "time_to_complete",
+                           direction="lower", alpha=0.05, sample_size=8)  # fmt: skip
+    assert [p.n for p in path] == list(range(path[0].n, 31))
+    assert path[-1].n == seq["n"]
+    assert math.isclose(path[-1].lo, seq["relative_ci95"][0], rel_tol=1e-12)
+    assert math.isclose(path[-1].hi, seq["relative_ci95"][1], rel_tol=1e-12)
+    assert all(p.lo <= p.estimate <= p.hi for p in path)
