@@ -12,7 +12,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from . import stats
 from .analysis import collect_units
 from .svg import SeqPoint
 
@@ -59,26 +58,23 @@ def _improvement(rel: float, direction: str) -> float:
 
 
 def sequential_point(control: Sequence[float], treatment: Sequence[float], *, direction: str, alpha: float,
-                     n_planned: float) -> SeqPoint | None:  # fmt: skip
-    """The improvement (%) and its always-valid band from two arms of unit values, as ``analyze`` computes it
-    (linear scale: delta-method relative change, Waudby-Smith confidence sequence); None before it exists."""
-    cm, tm = stats.moments(control), stats.moments(treatment)
-    if cm.var is None or tm.var is None or cm.mean is None or tm.mean is None:
+                     n_planned: float, test: str = "welch") -> SeqPoint | None:  # fmt: skip
+    """The improvement (%) and its always-valid band from two arms of unit values, computed by the very code
+    ``analyze`` runs (so the two can never drift apart); None before the band exists."""
+    from .analysis import _compare  # the analysis's own comparison: one implementation of the band
+
+    if min(len(control), len(treatment)) < 2:
         return None
-    se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
-    if se <= 0:
+    cmp_ = _compare(control, treatment, alpha=alpha, test=test, log_scale=False, n_planned=n_planned)
+    if cmp_.rel is None or cmp_.seq_rel_ci is None:
         return None
-    rel = stats.relative_ci(cm, tm, alpha=alpha).estimate
-    rv = stats.relative_variance(cm, tm)
-    if rel is None or rv is None or rv <= 0:
-        return None
-    sq = stats.sequential_test(rel, math.sqrt(rv), cm.n + tm.n, n_planned=n_planned, alpha=alpha)
-    a, b = _improvement(sq.ci[0], direction), _improvement(sq.ci[1], direction)
-    return SeqPoint(n=cm.n + tm.n, estimate=_improvement(rel, direction), lo=min(a, b), hi=max(a, b))
+    a, b = _improvement(cmp_.seq_rel_ci[0], direction), _improvement(cmp_.seq_rel_ci[1], direction)
+    return SeqPoint(n=len(control) + len(treatment), estimate=_improvement(cmp_.rel, direction), lo=min(a, b),
+                    hi=max(a, b))  # fmt: skip
 
 
 def sequential_path(trials: Sequence[Mapping[str, Any]], exp_id: str, metric: str, *, direction: str, alpha: float,
-                    sample_size: int, max_points: int = MAX_POINTS) -> list[SeqPoint]:  # fmt: skip
+                    sample_size: int, test: str = "welch", max_points: int = MAX_POINTS) -> list[SeqPoint]:  # fmt: skip
     """The always-valid band on growing prefixes of ``trials`` (time order), one point per distinct unit count."""
     n_planned = 2.0 * max(sample_size, 1)
     total = len(trials)
@@ -89,7 +85,8 @@ def sequential_path(trials: Sequence[Mapping[str, Any]], exp_id: str, metric: st
     path: list[SeqPoint] = []
     for k in cuts:
         units = collect_units(trials[:k], exp_id, metric)
-        point = sequential_point(units.control, units.treatment, direction=direction, alpha=alpha, n_planned=n_planned)
+        point = sequential_point(units.control, units.treatment, direction=direction, alpha=alpha,
+                                 n_planned=n_planned, test=test)
         if point is None:
             continue
         if path and path[-1].n == point.n:

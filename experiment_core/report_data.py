@@ -71,7 +71,8 @@ def experiment_report(exp: Experiment, events: Sequence[Event], analysis: Mappin
     trials = trials_in_order(events, exp.id, exp.metric.name)
     units = collect_units(events, exp.id, exp.metric.name)
     path = sequential_path(trials, exp.id, exp.metric.name, direction=exp.metric.direction or "lower",
-                           alpha=exp.targets.alpha, sample_size=exp.sample_size)  # fmt: skip
+                           alpha=exp.targets.alpha, sample_size=exp.sample_size,
+                           test=exp.test)  # fmt: skip
     return ExperimentReport(
         exp=exp_dict(exp),
         analysis=analysis,
