@@ -66,21 +66,125 @@ def improvement_words(analysis: Mapping[str, Any]) -> str:
 
 def verdict_line(exp_id: str, analysis: Mapping[str, Any]) -> str:
     """The decision in words with its numbers: ``PROMOTE exp-…: 12.3 % faster (95 % CI …), p = 0.003, n = 30/30``."""
-    decision = analysis.get("decision") or {}
-    action = decision.get("action", "continue")
-    word = VERDICT.get(action, action.upper())
+    word = verdict_word(analysis)
     n = f"n = {_arm_n(analysis, 'control')}/{_arm_n(analysis, 'treatment')}"
-    if action == "continue":
-        more = analysis.get("more_trials_needed")
-        if more:
-            word = f"COLLECTING (≈ {more} more trials)"
-        elif _arm_n(analysis, "control") >= 2 and _arm_n(analysis, "treatment") >= 2:
-            word = "INCONCLUSIVE (within noise)"
     if analysis.get("improvement_pct") is None:
         return f"{word} {exp_id}: {n}"
     rel = analysis.get("relative_ci95") or [None, None]
-    ci = f" (95 % CI {num(rel[0], 1)} … {num(rel[1], 1)} %)" if rel[0] is not None else ""
+    ci = f" (95 % CI {rel[0]:.1f} … {rel[1]:.1f} %)" if rel[0] is not None and rel[1] is not None else ""
     return f"{word} {exp_id}: {improvement_words(analysis)}{ci}, p = {pvalue(analysis.get('p_value'))}, {n}"
+
+
+def verdict_word(analysis: Mapping[str, Any]) -> str:
+    """The first word(s) of the verdict line: ``PROMOTE``, ``COLLECTING (≈ 4 more trials)``, ``INCONCLUSIVE …``."""
+    decision = analysis.get("decision") or {}
+    action = decision.get("action", "continue")
+    word = VERDICT.get(action, str(action).upper())
+    if action == "hold" and (analysis.get("srm") or {}).get("mismatch"):
+        return "UNHEALTHY (SRM)"
+    if action == "continue":
+        more = analysis.get("more_trials_needed")
+        if more:
+            return f"COLLECTING (≈ {more} more trials)"
+        if _arm_n(analysis, "control") >= 2 and _arm_n(analysis, "treatment") >= 2:
+            return "INCONCLUSIVE (within noise)"
+    return word
+
+
+def change_with_ci(improvement: Any, ci: Any, direction: str | None = "lower") -> str:
+    """``−12.3 % (−18.0 … −6.5 %)`` as improvement (positive = better); ``n/a`` without an estimate."""
+    if improvement is None:
+        return "n/a"
+    text = f"{improvement:+.1f} %"
+    if ci and ci[0] is not None and ci[1] is not None:
+        text += f" ({ci[0]:+.1f} … {ci[1]:+.1f} %)"
+    return text.replace("-", "−")
+
+
+def metric_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per metric: the primary first (it decides), then each secondary (Holm-adjusted p).
+
+    Keys: ``metric``, ``role`` (primary | secondary), ``control``, ``treatment`` (means), ``n`` (``"c/t"``),
+    ``change`` (improvement %, positive = better), ``ci`` ([lo, hi] in %), ``p``, ``decision`` (words).
+    """
+    rows = [{
+        "metric": analysis.get("metric"),
+        "role": "primary",
+        "control": (analysis.get("control") or {}).get("mean"),
+        "treatment": (analysis.get("treatment") or {}).get("mean"),
+        "n": f"{_arm_n(analysis, 'control')}/{_arm_n(analysis, 'treatment')}",
+        "change": analysis.get("improvement_pct"),
+        "ci": analysis.get("relative_ci95"),
+        "p": analysis.get("p_value"),
+        "decision": verdict_word(analysis),
+    }]  # fmt: skip
+    for sec in analysis.get("secondary") or []:
+        imp = sec.get("improvement_pct")
+        if sec.get("significant"):
+            words = "better (significant)" if (imp or 0) >= 0 else "WORSE (significant)"
+        else:
+            words = "no clear difference" if imp is not None else "no data"
+        rows.append({
+            "metric": sec.get("metric"),
+            "role": "secondary",
+            "control": (sec.get("control") or {}).get("mean"),
+            "treatment": (sec.get("treatment") or {}).get("mean"),
+            "n": f"{(sec.get('control') or {}).get('n', 0)}/{(sec.get('treatment') or {}).get('n', 0)}",
+            "change": imp,
+            "ci": sec.get("relative_ci95"),
+            "p": sec.get("p_holm") if sec.get("p_holm") is not None else sec.get("p_value"),
+            "decision": words,
+        })  # fmt: skip
+    return rows
+
+
+METRIC_HEADERS = ("metric", "control", "treatment", "n", "change (95 % CI)", "p", "decision")
+
+
+def metric_cells(row: Mapping[str, Any], unit: str = "") -> list[str]:
+    """A metric row as display strings, in :data:`METRIC_HEADERS` order (shared by Markdown, HTML, terminal)."""
+    u = f" {unit}" if unit and row.get("role") == "primary" else ""
+
+    def mean(v: Any) -> str:
+        return "n/a" if v is None else f"{num(v)}{u}"
+
+    name = str(row.get("metric"))
+    return [
+        name if row.get("role") == "primary" else f"{name} (secondary)",
+        mean(row.get("control")),
+        mean(row.get("treatment")),
+        str(row.get("n")),
+        change_with_ci(row.get("change"), row.get("ci")),
+        pvalue(row.get("p")),
+        str(row.get("decision")),
+    ]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def metrics_table_markdown(analysis: Mapping[str, Any], unit: str = "") -> str:
+    """A GitHub-flavoured table, one row per metric."""
+    lines = ["| " + " | ".join(METRIC_HEADERS) + " |", "| " + " | ".join(["---", *["---:"] * 5, "---"]) + " |"]
+    for row in metric_rows(analysis):
+        lines.append("| " + " | ".join(_md_cell(c) for c in metric_cells(row, unit)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def warnings(analysis: Mapping[str, Any], alerts: Sequence[str] = ()) -> list[str]:
+    """Everything a reader should not miss, deduplicated, in a stable order: decision alerts, SRM, ledger alerts,
+    skipped ledger lines."""
+    out: list[str] = []
+    for text in [*((analysis.get("decision") or {}).get("alerts") or []), *alerts]:
+        if text not in out:
+            out.append(str(text))
+    srm = analysis.get("srm") or {}
+    if srm.get("mismatch") and not any("ratio" in w for w in out):
+        out.append(f"sample ratio mismatch (p = {pvalue(srm.get('p_value'))}): the assignment looks broken")
+    if analysis.get("skipped_events"):
+        out.append(f"{analysis['skipped_events']} unreadable ledger line(s) skipped")
+    return out
 
 
 def _arm_block(title: str, arm: Mapping[str, Any], unit: str) -> list[str]:
@@ -112,12 +216,13 @@ RECOMMENDATION = {
 }
 
 
-def analysis_markdown(exp_id: str, analysis: Mapping[str, Any], unit: str = "s") -> str:
-    """The seed's STATISTICAL ANALYSIS report, verdict first."""
+def analysis_markdown(exp_id: str, analysis: Mapping[str, Any], unit: str = "s", alerts: Sequence[str] = ()) -> str:
+    """The seed's STATISTICAL ANALYSIS report: verdict first, one row per metric, the details, warnings last."""
     control = analysis.get("control") or {}
     treatment = analysis.get("treatment") or {}
     decision = analysis.get("decision") or {}
-    lines = [verdict_line(exp_id, analysis), "", f"## STATISTICAL ANALYSIS - {exp_id}", "", "### Data Summary", ""]
+    lines = [verdict_line(exp_id, analysis), "", metrics_table_markdown(analysis, unit),
+             f"## STATISTICAL ANALYSIS - {exp_id}", "", "### Data Summary", ""]  # fmt: skip
     lines += _arm_block("Control Group", control, unit)
     lines += _arm_block("Treatment Group", treatment, unit)
     lines += ["### Statistical Tests", ""]
@@ -150,6 +255,9 @@ def analysis_markdown(exp_id: str, analysis: Mapping[str, Any], unit: str = "s")
     mark = "✅" if decision.get("action") == "promote" else "•"
     lines += [f"{mark} {reason}" for reason in reasons] or ["• no data yet"]
     lines += ["", f"### RECOMMENDATION: {RECOMMENDATION.get(decision.get('action', 'continue'), 'CONTINUE')}", ""]
+    found = warnings(analysis, alerts)
+    if found:
+        lines += ["### Warnings", "", *[f"⚠️  {w}" for w in found], ""]
     return "\n".join(lines)
 
 

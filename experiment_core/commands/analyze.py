@@ -1,31 +1,62 @@
-"""``experiment-hook analyze EXP``: the seed's statistical analysis report, or ``--json``."""
+"""``experiment-hook analyze EXP``: the seed's statistical analysis report (verdict first), ``--json``, or
+``--markdown`` (a GitHub-flavoured summary, also appended to ``$GITHUB_STEP_SUMMARY`` when that is set)."""
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import click
 
 from experiment_core import ledger
+from experiment_core.errors import UserError
 from experiment_core.gitio import Git
 from experiment_core.report import analysis_markdown
 from experiment_core.spec import load_registry, utc_now
 from experiment_core.state import state_dir
 
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+def append_step_summary(text: str) -> Path | None:
+    """Append to the file GitHub Actions names in ``$GITHUB_STEP_SUMMARY`` (if any); return its path."""
+    target = os.environ.get(STEP_SUMMARY_ENV)
+    if not target:
+        return None
+    path = Path(target)
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        raise UserError(f"${STEP_SUMMARY_ENV}={target}", f"cannot append to it ({exc})", "fix or unset it") from None
+    return path
+
 
 @click.command("analyze")
 @click.argument("exp_id", metavar="EXP")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys documented in the README).")
-def analyze(exp_id: str, as_json: bool) -> None:
+@click.option("--markdown", "as_markdown", is_flag=True,
+              help=f"A GitHub-flavoured summary (verdict, one row per metric); also appended to ${STEP_SUMMARY_ENV}.")
+def analyze(exp_id: str, as_json: bool, as_markdown: bool = False) -> None:
     """Statistical analysis of experiment EXP and the decision it supports."""
+    if as_json and as_markdown:
+        raise UserError("analyze", "--json and --markdown exclude each other", "pick one")
     git = Git.discover()
     exp = load_registry(git.root, state_dir(git)).get(exp_id)
-    from experiment_core.analysis import analyze_experiment
+    from experiment_core.report_data import analysis_dict
 
     read = ledger.read(git)
-    result = analyze_experiment(exp, ledger.for_experiment(read.events, exp.id), utc_now()).to_dict()
-    result["skipped_events"] = read.skipped
+    events = ledger.for_experiment(read.events, exp.id)
+    result = analysis_dict(exp, events, utc_now(), read.skipped)
+    alerts = [str(e["message"]) for e in events if e["type"] == "alert"]
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))
+    elif as_markdown:
+        from experiment_core.exports import summary_markdown
+
+        text = summary_markdown(exp.id, exp.name, result, exp.metric.unit, alerts)
+        click.echo(text, nl=False)
+        append_step_summary(text)
     else:
-        click.echo(analysis_markdown(exp.id, result, exp.metric.unit))
+        click.echo(analysis_markdown(exp.id, result, exp.metric.unit, alerts))

@@ -17,7 +17,7 @@ from experiment_core.spec import METRIC_NAME_RE, Experiment, format_ts, load_reg
 from experiment_core.state import state_dir
 
 CSV_REQUIRED = ("arm", "value")
-CSV_OPTIONAL = ("metric", "unit", "ts")
+CSV_OPTIONAL = ("metric", "unit", "ts", "commit", "exit_code", "pair")  # `export -o FILE.csv` writes them all
 
 
 def manual_unit() -> str:
@@ -48,6 +48,24 @@ def trial_event(
     )
 
 
+def _csv_extras(event: ledger.Event, row: dict[str, str | None], where: str) -> None:
+    """The columns ``export`` adds, so that an exported CSV records back into the very same trials."""
+    commit = (row.get("commit") or "").strip()
+    if commit:
+        if not (4 <= len(commit) <= 64 and all(c in "0123456789abcdef" for c in commit)):
+            raise UserError(f"{where}: commit", f"{commit!r} is not a commit id", "write a hex id or leave it empty")
+        event["commit"] = commit
+    code = (row.get("exit_code") or "").strip()
+    if code:
+        try:
+            event["exit_code"] = int(code)
+        except ValueError:
+            raise UserError(f"{where}: exit_code", f"{code!r} is not an integer", "write e.g. 0 or 1") from None
+    pair = (row.get("pair") or "").strip()
+    if pair:
+        event["pair"] = pair
+
+
 def events_from_csv(exp: Experiment, path: Path, commit: str | None) -> list[ledger.Event]:
     """Parse and validate every row first: a bad row refuses the whole file (nothing is written)."""
     try:
@@ -60,7 +78,7 @@ def events_from_csv(exp: Experiment, path: Path, commit: str | None) -> list[led
     unknown = [c for c in columns if c not in CSV_REQUIRED + CSV_OPTIONAL]
     if missing or unknown:
         what = f"missing column(s) {', '.join(missing)}" if missing else f"unknown column(s) {', '.join(unknown)}"
-        raise UserError(str(path), what, "columns are arm,value and optionally metric,unit,ts")
+        raise UserError(str(path), what, "columns are arm,value and optionally metric,unit,ts,commit,exit_code,pair")
     events: list[ledger.Event] = []
     for lineno, row in enumerate(reader, start=2):
         where = f"{path}:{lineno}"
@@ -73,6 +91,7 @@ def events_from_csv(exp: Experiment, path: Path, commit: str | None) -> list[led
             if moment is None:
                 raise UserError(f"{where}: ts", f"{ts!r} is not an ISO-8601 time", "write e.g. 2026-11-24T10:00:00Z")
             event["ts"] = format_ts(moment)
+        _csv_extras(event, row, where)
         events.append(event)
     if not events:
         raise UserError(str(path), "no rows", "add one row per trial")
@@ -86,7 +105,8 @@ def events_from_csv(exp: Experiment, path: Path, commit: str | None) -> list[led
 @click.option("--metric", default=None, help="Metric name (default: the experiment's primary metric).")
 @click.option("--unit", default=None, help="Randomization unit id (default: a new unit per trial).")
 @click.option(
-    "--from-csv", "csv_path", type=click.Path(path_type=Path), help="Import trials: columns arm,value[,metric,unit,ts]."
+    "--from-csv", "csv_path", type=click.Path(path_type=Path),
+    help="Import trials: columns arm,value[,metric,unit,ts,commit,exit_code,pair] (as `export` writes).",
 )
 def record(
     exp_id: str, arm: str | None, value: str | None, metric: str | None, unit: str | None, csv_path: Path | None

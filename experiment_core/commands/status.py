@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
@@ -60,6 +61,15 @@ def summarize(rows: list[dict[str, Any]], skipped: int) -> dict[str, Any]:
     }
 
 
+def summary_line(summary: dict[str, Any]) -> str:
+    parts = [f"{summary['active']} active", f"{summary['successful']} promoted", f"{summary['failed']} failed"]
+    if summary.get("time_saved_per_month_s"):
+        parts.append(f"{summary['time_saved_per_month_s'] / 3600:.1f} h/month saved")
+    if summary.get("skipped_events"):
+        parts.append(f"{summary['skipped_events']} unreadable ledger line(s) skipped")
+    return " · ".join(parts)
+
+
 @click.command("status")
 @click.argument("exp_id", metavar="[EXP]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys documented in the README).")
@@ -83,6 +93,18 @@ def status(exp_id: str | None = None, as_json: bool = False) -> None:
         return
     if not rows:
         click.echo("No experiments yet. Start one with `experiment-hook create --help`.")
+        return
+    from experiment_core import terminal
+
+    if os.environ.get("PRE_COMMIT") == "1":
+        for row in rows:  # pre-commit's rhythm: one static line per experiment
+            click.echo(terminal.experiment_line(row))
+        return
+    if not terminal.is_static():
+        from experiment_core.report import warnings
+
+        found = {r["id"]: warnings(r["analysis"], r["alerts"]) for r in rows}
+        terminal.print_status_table(rows, {k: v for k, v in found.items() if v}, summary_line(summary))
         return
     for row in rows:
         click.echo(verdict_line(row["id"], row["analysis"]) if row["status"] == "running"

@@ -1,0 +1,96 @@
+"""An experiment over time, for the report's plots: pure functions of the ledger events (plain dicts).
+
+* :func:`trials_in_order` — the primary metric's valid trials, deduplicated, in time order;
+* :func:`sequential_path` — the improvement estimate and its always-valid band recomputed on growing prefixes
+  of those trials (the same formulas as ``analyze``: its last point equals ``sequential.relative_ci95``);
+* :func:`order_series` — (trial order, value) per arm, for drift and warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .analysis import collect_units
+from .svg import SeqPoint
+
+MAX_POINTS = 240  # evaluate at most this many prefixes (evenly spread; the last one always)
+
+
+def trials_in_order(events: Iterable[Mapping[str, Any]], exp_id: str, metric: str) -> list[Mapping[str, Any]]:
+    seen: set[str] = set()
+    out: list[Mapping[str, Any]] = []
+    for ev in events:
+        if ev.get("type") != "trial" or ev.get("exp") != exp_id or ev.get("metric") != metric:
+            continue
+        eid = ev.get("id")
+        if isinstance(eid, str):
+            if eid in seen:
+                continue
+            seen.add(eid)
+        v = ev.get("value")
+        if ev.get("arm") not in ("control", "treatment") or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if not math.isfinite(float(v)):
+            continue
+        out.append(ev)
+    out.sort(key=lambda e: str(e.get("ts", "")))
+    return out
+
+
+def _ok(ev: Mapping[str, Any]) -> bool:
+    code = ev.get("exit_code")
+    return not (isinstance(code, int) and not isinstance(code, bool) and code != 0)
+
+
+def order_series(trials: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """Per arm, (1-based position among all trials in time order, value) of each successful trial."""
+    series: dict[str, list[tuple[int, float]]] = {"control": [], "treatment": []}
+    for i, ev in enumerate(trials, start=1):
+        if _ok(ev):
+            series[str(ev["arm"])].append((i, float(ev["value"])))
+    return series
+
+
+def _improvement(rel: float, direction: str) -> float:
+    return 100.0 * (-rel if direction == "lower" else rel)
+
+
+def sequential_point(control: Sequence[float], treatment: Sequence[float], *, direction: str, alpha: float,
+                     n_planned: float, test: str = "welch") -> SeqPoint | None:  # fmt: skip
+    """The improvement (%) and its always-valid band from two arms of unit values, computed by the very code
+    ``analyze`` runs (so the two can never drift apart); None before the band exists."""
+    from .analysis import _compare  # the analysis's own comparison: one implementation of the band
+
+    if min(len(control), len(treatment)) < 2:
+        return None
+    cmp_ = _compare(control, treatment, alpha=alpha, test=test, log_scale=False, n_planned=n_planned)
+    if cmp_.rel is None or cmp_.seq_rel_ci is None:
+        return None
+    a, b = _improvement(cmp_.seq_rel_ci[0], direction), _improvement(cmp_.seq_rel_ci[1], direction)
+    return SeqPoint(n=len(control) + len(treatment), estimate=_improvement(cmp_.rel, direction), lo=min(a, b),
+                    hi=max(a, b))  # fmt: skip
+
+
+def sequential_path(trials: Sequence[Mapping[str, Any]], exp_id: str, metric: str, *, direction: str, alpha: float,
+                    sample_size: int, test: str = "welch", max_points: int = MAX_POINTS) -> list[SeqPoint]:  # fmt: skip
+    """The always-valid band on growing prefixes of ``trials`` (time order), one point per distinct unit count."""
+    n_planned = 2.0 * max(sample_size, 1)
+    total = len(trials)
+    if total == 0:
+        return []
+    step = max(1, math.ceil(total / max_points))
+    cuts = sorted({*range(step, total + 1, step), total})
+    path: list[SeqPoint] = []
+    for k in cuts:
+        units = collect_units(trials[:k], exp_id, metric)
+        point = sequential_point(units.control, units.treatment, direction=direction, alpha=alpha,
+                                 n_planned=n_planned, test=test)
+        if point is None:
+            continue
+        if path and path[-1].n == point.n:
+            path[-1] = point
+        else:
+            path.append(point)
+    return path
