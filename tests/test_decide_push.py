@@ -104,7 +104,7 @@ def test_push_rolls_back_a_clearly_slower_treatment(tmp_path: Path) -> None:
 def _aa(repo: Path, exp: str) -> None:
     same = [1.0 + 0.05 * ((i * 7) % 11) for i in range(20)]
     csv = repo.parent / "aa.csv"
-    csv.write_text("arm,value\n" + "".join(f"control,{v}\ntreatment,{w}\n" for v, w in zip(same, same[::-1])))
+    csv.write_text("arm,value\n" + "".join(f"control,{v}\ntreatment,{w}\n" for v, w in zip(same, same[::-1], strict=True)))
     run_cli(repo, "record", exp, "--from-csv", str(csv))
 
 
