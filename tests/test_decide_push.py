@@ -58,15 +58,28 @@ def run_units(repo: Path, exp: str, per_arm: int, start: int = 0) -> dict[str, i
     return units
 
 
+def push_until_decided(repo: Path, exp: str, status: str) -> subprocess.CompletedProcess[str]:
+    """Work (4 units per arm), push; on a loaded machine timings are noisy, so work a little more and push again
+    until the pre-push hook reaches ``status`` — a clear difference must get there, and never the other way."""
+    run_units(repo, exp, 4)
+    proc = push(repo)
+    for batch in range(1, 6):
+        if status in proc.stderr:
+            break
+        assert proc.returncode == 0 and "promoted" not in proc.stderr and "rolled_back" not in proc.stderr, proc.stderr
+        run_units(repo, exp, 2, start=100 * batch)
+        proc = push(repo)
+    return proc
+
+
 def test_push_promotes_a_clearly_faster_treatment(tmp_path: Path) -> None:
     remote, repo, exp = setup_experiment(tmp_path, SLOW, FAST)
-    run_units(repo, exp, 4)
     # the user's other work in progress: a staged file and an unstaged edit
     (repo / "feature.py").write_text("x = 1\n")
     git(repo, "add", "feature.py")
     (repo / "tool.cfg").write_text("workers = 2  # mine\n")
-    pushed_head = git(repo, "rev-parse", "HEAD").strip()
-    proc = push(repo)
+    proc = push_until_decided(repo, exp, "promoted")
+    pushed_head = git(repo, "rev-parse", "HEAD~1").strip()
     assert proc.returncode == 0, proc.stderr
     assert f"promote {exp}: promoted in commit" in proc.stderr
     assert "not part of this push" in proc.stderr
@@ -91,14 +104,7 @@ def test_push_promotes_a_clearly_faster_treatment(tmp_path: Path) -> None:
 
 def test_push_rolls_back_a_clearly_slower_treatment(tmp_path: Path) -> None:
     _, repo, exp = setup_experiment(tmp_path, FAST, SLOW)
-    run_units(repo, exp, 4)
-    proc = push(repo)
-    for batch in range(1, 6):  # a loaded machine makes timings noisy: more units until the evidence is there
-        if "rolled_back" in proc.stderr:
-            break
-        assert proc.returncode == 0 and "promote" not in proc.stderr, proc.stderr
-        run_units(repo, exp, 2, start=100 * batch)
-        proc = push(repo)
+    proc = push_until_decided(repo, exp, "rolled_back")
     assert proc.returncode == 0, proc.stderr
     assert f"rollback {exp}: rolled_back" in proc.stderr, proc.stderr
     assert git(repo, "log", "-1", "--format=%s").strip() == f"experiment: Rollback {exp}"
@@ -141,13 +147,11 @@ def test_block_push_on_decision(tmp_path: Path, block: bool) -> None:
     text = (repo / "experiments.yaml").read_text()
     (repo / "experiments.yaml").write_text(f"settings:\n  block_push_on_decision: {str(block).lower()}\n" + text)
     git(repo, "commit", "-qam", "settings")
-    run_units(repo, exp, 4)
-    before = git(remote, "rev-parse", "main").strip()
-    proc = push(repo)
+    proc = push_until_decided(repo, exp, "promoted")
     assert f"promote {exp}" in proc.stderr
     if block:
         assert proc.returncode != 0 and "push stopped" in proc.stderr
-        assert git(remote, "rev-parse", "main").strip() == before
+        assert git(remote, "rev-parse", "main").strip() != git(repo, "rev-parse", "HEAD").strip()
         assert push(repo).returncode == 0  # the next push carries the decision commit
     else:
         assert proc.returncode == 0
