@@ -49,7 +49,7 @@ def run_units(repo: Path, exp: str, per_arm: int, start: int = 0) -> dict[str, i
                        env=cli_env({"EXPERIMENT_HOOK_SEED": f"s{i}"}))  # fmt: skip
         (repo / "work.txt").write_text(str(i))
         git(repo, "add", "work.txt")
-        git(repo, "commit", "-qm", f"task {i}")
+        git(repo, "commit", "-qm", f"task {i}", "--", "work.txt")  # only it: the user's staged work stays staged
         run_cli(repo, "wait")
         arm = current_assignment(Git(repo), exp)
         assert arm is not None and arm.arm is not None
