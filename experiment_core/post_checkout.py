@@ -183,12 +183,12 @@ def apply_plan(git: Git, plan: Plan, entries: Mapping[str, IndexEntry], sdir: Pa
     save_assignments(git, merged)
     if plan.events and head:
         ledger.append(git, plan.events, commit=head)
-    if plan.started:
-        files = sorted({t for e in plan.started for t in e.files})
-        hookenv.warn(
-            f"new unit for {', '.join(e.id for e in plan.started)} on {', '.join(files)}; if git refuses a "
-            f"checkout or merge over these files, run `{hookenv.RESTORE_HINT}`"
-        )
+    for exp in plan.started:  # said once per experiment and worktree, not on every checkout
+        hookenv.warn_once(
+            str(sdir), f"started:{exp.id}",
+            f"{exp.id} now swaps {', '.join(sorted(exp.files))} on branch checkouts (hidden from commits); if git "
+            f"refuses a checkout or merge over these files, run `{hookenv.RESTORE_HINT}`",
+        )  # fmt: skip
 
 
 def _warned(sdir: Path) -> set[str]:

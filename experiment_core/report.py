@@ -299,6 +299,10 @@ def experiment_status_markdown(
                      + (f" ({reasons[0]})" if reasons else ""))  # fmt: skip
     else:
         lines.append("**Action**: None (experiment ended)")
+    if exp.get("this_worktree"):
+        files = ", ".join(exp.get("files", [])) or "its files"
+        lines.append(f"**This worktree**: {exp['this_worktree']} unit — if git refuses a checkout or merge over "
+                     f"{files}, run `experiment-hook restore {exp['id']}`")  # fmt: skip
     for alert in exp.get("alerts", []):
         lines.append(f"⚠️  {alert}")
     lines += ["", "---", ""]

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from experiment_core import ledger
+from experiment_core.assign import current_assignment
 from experiment_core.gitio import Git
 from experiment_core.report import experiment_status_markdown, summary_markdown, verdict_line
 from experiment_core.spec import Experiment, load_registry, parse_ts, utc_now
@@ -41,6 +42,7 @@ def experiment_row(exp: Experiment, analysis: dict[str, Any], events: list[ledge
         "name": exp.name,
         "status": exp.status,
         "hypothesis": exp.hypothesis,
+        "files": dict(exp.files),
         "created": exp.created,
         "sample_size": exp.sample_size,
         "unit": exp.metric.unit,
@@ -86,7 +88,10 @@ def status(exp_id: str | None = None, as_json: bool = False) -> None:
         now = utc_now()
         for exp in experiments:
             events = ledger.for_experiment(read.events, exp.id)
-            rows.append(experiment_row(exp, analyze_experiment(exp, events, now).to_dict(), events))
+            row = experiment_row(exp, analyze_experiment(exp, events, now).to_dict(), events)
+            local = current_assignment(git, exp.id) if exp.running else None
+            row["this_worktree"] = local.arm if local else None
+            rows.append(row)
     summary = summarize(rows, read.skipped)
     if as_json:
         click.echo(json.dumps({"schema": 1, "experiments": rows, "summary": summary}, indent=2, sort_keys=True))
