@@ -121,7 +121,7 @@ def create(
     ledger.ensure_config(git)
     ledger.append(git, [ledger.make_event("created", exp_id, files=mapping, backups=backups)])
     if as_json:
-        click.echo(json.dumps({"id": exp_id, "files": mapping}))
+        click.echo(json.dumps({"schema": 1, "id": exp_id, "files": mapping}))
         return
     click.echo(f"Created {exp_id}: {name}")
     for target, treatment in mapping.items():

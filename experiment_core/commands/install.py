@@ -18,4 +18,10 @@ def install() -> None:
         note = f" (the previous hook runs first: {change.path.name}.pre-experiment-hook)" if chained else ""
         click.echo(f"{change.action:>9}  {change.path}{note}")
     ledger.ensure_config(git)
+    if git.out("remote"):  # a clone: make plain `git fetch` bring the team's ledger (notes are not fetched by default)
+        from experiment_core import sync
+
+        remote = sync.default_remote(git)
+        sync.setup_remote(git, remote)
+        click.echo(f"{'fetch':>9}  {remote} now brings the team's ledger; run `experiment-hook sync` to merge it")
     click.echo("Every branch checkout now starts a unit of each running experiment; commits record trials.")

@@ -35,7 +35,7 @@ def sync(remote: str | None, no_push: bool, as_json: bool) -> None:
     health = {"events": len(read.events), "skipped_lines": read.skipped,
               "unknown_experiment_events": ledger.count_unknown(read.events, (e.id for e in registry.experiments))}
     if as_json:
-        click.echo(json.dumps({**result.__dict__, "ledger": health}, sort_keys=True))
+        click.echo(json.dumps({"schema": 1, **result.__dict__, "ledger": health}, sort_keys=True))
         return
     click.echo(result.summary() + ".")
     note = f"Ledger: {health['events']} events"
