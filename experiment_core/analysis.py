@@ -598,12 +598,12 @@ class UnitData:
     errors: tuple[int, int, int, int]  # errors_c, trials_c, errors_t, trials_t (all trials of the metric)
 
 
-def _is_error(ev: Mapping[str, Any]) -> bool:
+def is_error(ev: Mapping[str, Any]) -> bool:
     code = ev.get("exit_code")
     return isinstance(code, int) and not isinstance(code, bool) and code != 0
 
 
-def _valid_trial(ev: Mapping[str, Any]) -> bool:
+def valid_trial(ev: Mapping[str, Any]) -> bool:
     v = ev.get("value")
     return (
         ev.get("arm") in ("control", "treatment")
@@ -613,7 +613,7 @@ def _valid_trial(ev: Mapping[str, Any]) -> bool:
     )
 
 
-def _dedup(events: Iterable[Mapping[str, Any]], exp_id: str) -> list[Mapping[str, Any]]:
+def dedup_events(events: Iterable[Mapping[str, Any]], exp_id: str) -> list[Mapping[str, Any]]:
     seen: set[str] = set()
     out: list[Mapping[str, Any]] = []
     for ev in events:
@@ -637,11 +637,11 @@ def collect_units(events: Iterable[Mapping[str, Any]], exp_id: str, metric: str)
     per_unit: dict[tuple[str, str], list[float]] = {}
     per_pair: dict[str, dict[str, list[float]]] = {}
     ec = tc = et = tt = 0
-    for ev in _dedup(events, exp_id):
-        if ev.get("type") != "trial" or ev.get("metric") != metric or not _valid_trial(ev):
+    for ev in dedup_events(events, exp_id):
+        if ev.get("type") != "trial" or ev.get("metric") != metric or not valid_trial(ev):
             continue
         arm = str(ev["arm"])
-        bad = _is_error(ev)
+        bad = is_error(ev)
         if arm == "control":
             tc += 1
             ec += bad
@@ -685,7 +685,7 @@ def analyze_experiment(
 ) -> AnalysisResult:
     """Analyze one experiment from its ledger events (see the module docstring)."""
     settings = Settings.of(exp)
-    evs = _dedup(events, exp.id)
+    evs = dedup_events(events, exp.id)
     metric = exp.metric.name
     direction = exp.metric.direction or "lower"
     test = getattr(exp, "test", "welch") or "welch"

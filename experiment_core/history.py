@@ -12,43 +12,25 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .analysis import collect_units
+from .analysis import collect_units, dedup_events, is_error, valid_trial
 from .svg import SeqPoint
 
 MAX_POINTS = 240  # evaluate at most this many prefixes (evenly spread; the last one always)
 
 
 def trials_in_order(events: Iterable[Mapping[str, Any]], exp_id: str, metric: str) -> list[Mapping[str, Any]]:
-    seen: set[str] = set()
-    out: list[Mapping[str, Any]] = []
-    for ev in events:
-        if ev.get("type") != "trial" or ev.get("exp") != exp_id or ev.get("metric") != metric:
-            continue
-        eid = ev.get("id")
-        if isinstance(eid, str):
-            if eid in seen:
-                continue
-            seen.add(eid)
-        v = ev.get("value")
-        if ev.get("arm") not in ("control", "treatment") or isinstance(v, bool) or not isinstance(v, (int, float)):
-            continue
-        if not math.isfinite(float(v)):
-            continue
-        out.append(ev)
-    out.sort(key=lambda e: str(e.get("ts", "")))
-    return out
-
-
-def _ok(ev: Mapping[str, Any]) -> bool:
-    code = ev.get("exit_code")
-    return not (isinstance(code, int) and not isinstance(code, bool) and code != 0)
+    """The metric's valid trials of ``exp_id``, deduplicated by id, in time order."""
+    return [
+        ev for ev in dedup_events(events, exp_id)
+        if ev.get("type") == "trial" and ev.get("metric") == metric and valid_trial(ev)
+    ]  # fmt: skip
 
 
 def order_series(trials: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[int, float]]]:
     """Per arm, (1-based position among all trials in time order, value) of each successful trial."""
     series: dict[str, list[tuple[int, float]]] = {"control": [], "treatment": []}
     for i, ev in enumerate(trials, start=1):
-        if _ok(ev):
+        if not is_error(ev):
             series[str(ev["arm"])].append((i, float(ev["value"])))
     return series
 

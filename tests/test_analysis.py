@@ -7,7 +7,6 @@ import math
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from statsmodels.stats.multitest import multipletests
 from experiment_core import analyze_samples
 from experiment_core.analysis import analyze_experiment, collect_units, evidence_arrays
 from experiment_core.decide import Settings
+from experiment_core.spec import Experiment, Metric
 
 SEED_C = [45.0, 52.0, 38.0, 58.0, 32.0, 44.0, 47.0]
 SEED_T = [27.0, 30.0, 21.0, 35.0, 25.0, 28.0, 26.0]
@@ -264,40 +264,12 @@ def test_evidence_arrays_twin_equals_scalar(mode: str, direction: str) -> None:
 # --- ledger events -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    command: str = "true"
-    direction: str = "lower"
-    unit: str = "s"
-
-
-@dataclass(frozen=True)
-class Targets:
-    improvement_threshold: float = 15.0
-    max_regression: float = 10.0
-    alpha: float = 0.05
-
-
-@dataclass(frozen=True)
-class Exp:
-    id: str = "exp-1"
-    name: str = "x"
-    hypothesis: str = "h"
-    status: str = "running"
-    created: str = "2026-11-20T10:00:00Z"
-    files: tuple[str, ...] = ("a.md",)
-    metric: Metric = field(default_factory=lambda: Metric("time_to_complete"))
-    secondary: tuple[Metric, ...] = ()
-    targets: Targets = field(default_factory=Targets)
-    sample_size: int = 10
-    max_duration_days: float = 14
-    auto_promote: bool = True
-    auto_rollback: bool = True
-    split: float = 0.5
-    analysis: str = "sequential"
-    test: str = "welch"
-    on_expiry: str = "rollback"
+def Exp(**over: Any) -> Experiment:
+    """The real registry record, with the fields these tests vary."""
+    fields: dict[str, Any] = {"id": "exp-1", "name": "x", "files": {"a.md": ".experiments/exp-1/a.md"},
+                              "created": "2026-11-20T10:00:00Z"}  # fmt: skip
+    fields.update(over)
+    return Experiment(**fields)
 
 
 _clock = [0]

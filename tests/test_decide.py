@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,44 +20,17 @@ from experiment_core.decide import (
     decide_vectorized,
     parse_ts,
 )
+from experiment_core.spec import Experiment
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str = "time_to_complete"
-    command: str = "true"
-    direction: str = "lower"
-    unit: str = "s"
-
-
-@dataclass(frozen=True)
-class Targets:
-    improvement_threshold: float = 15.0
-    max_regression: float = 10.0
-    alpha: float = 0.05
-
-
-@dataclass(frozen=True)
-class Exp:
-    id: str = "exp-1"
-    name: str = "test"
-    hypothesis: str = "faster"
-    status: str = "running"
-    created: str = "2026-11-20T10:00:00Z"
-    files: tuple[str, ...] = ("a.md",)
-    metric: Metric = field(default_factory=Metric)
-    secondary: tuple[Metric, ...] = ()
-    targets: Targets = field(default_factory=Targets)
-    sample_size: int = 10
-    max_duration_days: float = 14
-    auto_promote: bool = True
-    auto_rollback: bool = True
-    split: float = 0.5
-    analysis: str = "sequential"
-    test: str = "welch"
-    on_expiry: str = "rollback"
+def Exp(**over: Any) -> Experiment:
+    """The real registry record, with the fields these tests vary."""
+    fields: dict[str, Any] = {"id": "exp-1", "name": "x", "files": {"a.md": ".experiments/exp-1/a.md"},
+                              "created": "2026-11-20T10:00:00Z"}  # fmt: skip
+    fields.update(over)
+    return Experiment(**fields)
 
 
 GOOD = Evidence(
