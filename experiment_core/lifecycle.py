@@ -71,7 +71,7 @@ def commit_message(
     if exp.analysis == "sequential":
         p = (analysis.get("sequential") or {}).get("p_value", p)
     if promoted:
-        confidence = "n/a" if p is None else f"{(1 - p) * 100:.1f}"
+        confidence = "n/a" if p is None else f"{(1 - p) * 100:.1f}" if p >= 0.001 else "> 99.9"
         return (
             f"experiment: Promote {exp.id} to production\n\n"
             f"Experiment: {exp.name}\n"

@@ -106,7 +106,7 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
         if current and current.arm:
             units[current.arm] += 1
         variant = "the treatment" if (work / "build.sh").read_text() == TREATMENT_SCRIPT else "the control"
-        click.echo(f"  task {task:>2}  {current.arm if current else 'paused':<9}  build.sh is {variant}"
+        click.echo(f"  task {task:>2}  {current.arm if current else 'paused':<9}  build.sh is {variant:<13}"
                    f"   (units: {units['control']} control, {units['treatment']} treatment)")
     _git(work, "checkout", "-q", "main")
     click.echo("")
