@@ -201,6 +201,16 @@ def _warned(sdir: Path) -> set[str]:
     return set(data) if isinstance(data, dict) else set()
 
 
+def _let_measurements_finish(sdir: str, timeout: float) -> None:
+    """A measurement still running from the last commit would be dropped when the variants swap. Drops hit the
+    slower arm more often (its runs last longer), which would bias the comparison: wait for it instead."""
+    from experiment_core import jobs
+
+    if jobs.pending(sdir):
+        hookenv.warn("waiting for the last commit's measurement to finish before swapping variants")
+        jobs.wait(sdir, timeout)
+
+
 def run(git: Git, flag: str) -> int:
     """The whole post-checkout for a repository whose HEAD just moved."""
     if flag != "1":
@@ -216,6 +226,7 @@ def run(git: Git, flag: str) -> int:
     running = registry.running()
     if not running and not previous:
         return 0
+    _let_measurements_finish(str(sdir), max((e.timeout for e in running), default=0.0))
     targets = {t for e in running for t in e.files} | {t for a in previous.values() for t in a.written}
     entries = index_entries(git, targets)
     disk = {t: read_bytes(git.root / t) for t in targets}

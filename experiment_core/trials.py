@@ -78,8 +78,9 @@ def measure_unit(root: Path, exp: Experiment, a: Assignment, first_commit: bool,
         m: Measurement = time_command(exp.metric.command, root, exp.timeout)
         changed = targets_intact(root, a.written)
         if changed:
-            print(f"{exp.id}: {', '.join(changed)} changed during the measurement; trial dropped", file=log)
-            return []
+            message = f"{', '.join(changed)} changed during a measurement; trial dropped"
+            print(f"{exp.id}: {message}", file=log)
+            return [ledger.make_event("alert", exp.id, kind="dropped_trial", message=message, arm=a.arm)]
         if not m.ok:
             print(f"{exp.id}: `{exp.metric.command}` exited {m.exit_code}:\n{m.output.rstrip()}", file=log)
         events.append(trial_event(a, exp.metric.name, m.seconds, commit, m.exit_code))
