@@ -105,7 +105,8 @@ def evaluate(
         data = analysis.to_dict()
         verdict = Verdict(exp.id, decision.action, list(decision.reasons), decision.automatic, data)
         result.verdicts.append(verdict)
-        for message in [*decision.alerts, *_duration_alerts(exp, now)]:
+        guardrail = decision.reasons[:1] if decision.action == "rollback" else []  # the regression itself
+        for message in [*decision.alerts, *guardrail, *_duration_alerts(exp, now)]:
             kind = alert_kind(message)
             result.alerts.append((exp.id, kind, message))
             if (exp.id, kind) not in seen_alerts:

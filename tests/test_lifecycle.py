@@ -223,5 +223,7 @@ def test_clear_regression_is_rolled_back_automatically(repo: Path, create_exp: C
     record(repo, exp, FAST, SLOW)
     out = run_cli(repo, "--auto").stdout
     assert f"rollback {exp}: rolled_back" in out, out
+    assert f"alert {exp} [regression]" in out
     assert (repo / "tool.cfg").read_text() == CONTROL
+    assert "regression" in {e["kind"] for e in _events(repo) if e["type"] == "alert"}
     assert git(repo, "status", "--porcelain") == ""

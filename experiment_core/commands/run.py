@@ -56,28 +56,27 @@ def run(exp_id: str | None, n: int, seed: str | None, command: tuple[str, ...]) 
         if exp.metric.command is None:
             raise UserError("run", f"{exp.id} has no metric command", "give one after --: run -- CMD ...")
         argv = ["sh", "-c", exp.metric.command]
-    tty = sys.stderr.isatty()
+    from experiment_core import terminal
+
+    live = not terminal.is_static(sys.stderr)
     failures: list[RunTrial] = []
-    bar: Any = None
+    advance: Any = None
 
     def show(trial: RunTrial) -> None:
         if trial.measurement.exit_code != 0:
             failures.append(trial)
-        if bar is not None:
-            bar.update(1, trial)
+        if advance is not None:
+            advance(f"{trial.arm} {trial.measurement.seconds:.3f}s")
         else:
             click.echo(f"  run {trial.index + 1:>3}/{n}  {trial.arm:<9}  {trial.measurement.seconds:.4f} s"
                        + ("" if trial.measurement.ok else f"  (exit {trial.measurement.exit_code})"))  # fmt: skip
 
     click.echo(f"{exp.id}: {n} runs of `{' '.join(argv)}`, arms interleaved in random pairs")
     trials: list[RunTrial] = []
-    def label(t: RunTrial | None) -> str | None:
-        return None if t is None else f"{t.arm} {t.measurement.seconds:.3f}s"
-
     try:
-        if tty:
-            with click.progressbar(length=n, label="runs", file=sys.stderr, show_pos=True, item_show_func=label) as b:
-                bar = b
+        if live:  # a person watches: a live bar (rich); in a pipe or under pre-commit, one line per run
+            with terminal.progress("runs", n, stream=sys.stderr) as step:
+                advance = step
                 trials = run_trials(git, exp, argv, n, show, seed)
         else:
             trials = run_trials(git, exp, argv, n, show, seed)
