@@ -169,7 +169,7 @@ def plan(
             )  # fmt: skip
         files[target] = {"blob": treatment if promote else control, "mode": _mode(git, target)}
         _checkpoint()
-    status = FINAL_STATUS[action]
+    status = "promoted" if promote else FINAL_STATUS[action]  # promote_if_not_worse at expiry promotes
     registry_path = git.root / REGISTRY_NAME
     work_raw = registry_path.read_bytes() if registry_path.exists() else b""
     head_reg = _head_blob(git, REGISTRY_NAME)

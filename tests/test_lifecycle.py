@@ -227,3 +227,16 @@ def test_clear_regression_is_rolled_back_automatically(repo: Path, create_exp: C
     assert (repo / "tool.cfg").read_text() == CONTROL
     assert "regression" in {e["kind"] for e in _events(repo) if e["type"] == "alert"}
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_expiry_with_promote_if_not_worse_keeps_a_better_treatment(repo: Path, create_exp: Callable[..., str]) -> None:
+    exp = create_exp("--sample-size", "50")  # never reached: only expiry can end it
+    text = (repo / "experiments.yaml").read_text()
+    (repo / "experiments.yaml").write_text(text + "    on_expiry: promote_if_not_worse\n")
+    deploy_treatment(repo, exp)
+    record(repo, exp, SLOW, FAST)
+    out = run_cli(repo, "--auto", env={"EXPERIMENT_HOOK_NOW": "2099-01-01T00:00:00Z"}).stdout
+    assert f"{exp}: promoted" in out, out
+    assert (repo / "tool.cfg").read_text() == TREATMENT
+    assert "status: promoted" in (repo / "experiments.yaml").read_text()
+    assert git(repo, "log", "-1", "--format=%s").startswith(f"experiment: Promote {exp}")
