@@ -70,14 +70,14 @@ def _iv(ci: Interval | None) -> list[float | None] | None:
     return None if ci is None else [_num(ci[0]), _num(ci[1])]
 
 
-def _improvement(rel: float | None, direction: str) -> float | None:
+def improvement_from_rel(rel: float | None, direction: str) -> float | None:
     """Relative change (t − c)/|c| as a fraction -> improvement in %, positive = better."""
     if rel is None:
         return None
     return 100.0 * (-rel if direction == "lower" else rel)
 
 
-def _improvement_iv(ci: Interval | None, direction: str) -> Interval | None:
+def improvement_interval(ci: Interval | None, direction: str) -> Interval | None:
     if ci is None:
         return None
     lo, hi = 100.0 * ci[0], 100.0 * ci[1]
@@ -141,7 +141,7 @@ def _seq_more_trials(
     return hi
 
 
-def _compare(
+def compare_arms(
     control: Sequence[float],
     treatment: Sequence[float],
     *,
@@ -327,10 +327,10 @@ def _build(
         raise ValueError(f"unknown mode {settings.mode!r}; expected 'sequential' or 'fixed'")
     alpha = settings.alpha
     n_planned = 2.0 * max(settings.sample_size, 1)
-    cmp_ = _compare(control, treatment, alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned)
-    improvement = _improvement(cmp_.rel, direction)
-    rel_ci_pct = _improvement_iv(cmp_.rel_ci, direction)
-    seq_rel_pct = _improvement_iv(cmp_.seq_rel_ci, direction)
+    cmp_ = compare_arms(control, treatment, alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned)
+    improvement = improvement_from_rel(cmp_.rel, direction)
+    rel_ci_pct = improvement_interval(cmp_.rel_ci, direction)
+    seq_rel_pct = improvement_interval(cmp_.seq_rel_ci, direction)
     n_c, n_t = len(control), len(treatment)
     n_min = min(n_c, n_t)
 
@@ -354,13 +354,13 @@ def _build(
     fixed_cmp: _Comparison | None = None
     if n_min >= settings.sample_size:
         k = settings.sample_size
-        fixed_cmp = _compare(
+        fixed_cmp = compare_arms(
             control[:k], treatment[:k], alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned
         )
         fixed.update(
             p_value=_num(fixed_cmp.p_value),
-            relative_ci95=_iv(_improvement_iv(fixed_cmp.rel_ci, direction)),
-            improvement_pct=_num(_improvement(fixed_cmp.rel, direction)),
+            relative_ci95=_iv(improvement_interval(fixed_cmp.rel_ci, direction)),
+            improvement_pct=_num(improvement_from_rel(fixed_cmp.rel, direction)),
         )
 
     # guardrail: error rate
@@ -418,9 +418,9 @@ def _build(
             "n": pr_.n,
             "ratio": _num(pr_.ratio),
             "ratio_ci95": _iv(pr_.ci),
-            "improvement_pct": _num(_improvement(rel_p, direction)),
+            "improvement_pct": _num(improvement_from_rel(rel_p, direction)),
             "relative_ci95": _iv(
-                _improvement_iv(None if pr_.ci is None else (pr_.ci[0] - 1, pr_.ci[1] - 1), direction)
+                improvement_interval(None if pr_.ci is None else (pr_.ci[0] - 1, pr_.ci[1] - 1), direction)
             ),
             "statistic": _num(pr_.statistic),
             "df": _num(pr_.df),
@@ -448,7 +448,7 @@ def _build(
         lo_hi = seq_rel_pct
         src = fixed_cmp if fixed_cmp is not None else cmp_
         p_dec = fixed_cmp.p_value if fixed_cmp is not None else None
-        imp_dec = _improvement(src.rel, direction)
+        imp_dec = improvement_from_rel(src.rel, direction)
     evidence = Evidence(
         mode=settings.mode,
         n_control=n_c,
@@ -694,7 +694,7 @@ def analyze_experiment(
     secondary: list[dict[str, Any]] = []
     for m in exp.secondary:
         u = collect_units(evs, exp.id, m.name)
-        c2 = _compare(
+        c2 = compare_arms(
             u.control,
             u.treatment,
             alpha=settings.alpha,
@@ -708,8 +708,8 @@ def analyze_experiment(
                 "direction": m.direction,
                 "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
                 "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
-                "improvement_pct": _num(_improvement(c2.rel, m.direction)),
-                "relative_ci95": _iv(_improvement_iv(c2.rel_ci, m.direction)),
+                "improvement_pct": _num(improvement_from_rel(c2.rel, m.direction)),
+                "relative_ci95": _iv(improvement_interval(c2.rel_ci, m.direction)),
                 "p_value": _num(c2.p_value),
             }
         )

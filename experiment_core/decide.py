@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
+from experiment_core.spec import parse_ts
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -185,17 +187,6 @@ def allowed_automatically(action: str, settings: Settings, *, expired: bool = Fa
     return action == "expire"
 
 
-def parse_ts(ts: str) -> datetime:
-    """Parse an ISO-8601 timestamp (``Z`` accepted); naive values are taken as UTC."""
-    s = ts.strip()
-    if s.endswith("Z") or s.endswith("z"):
-        s = s[:-1] + "+00:00"
-    dt = datetime.fromisoformat(s)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt
-
-
 def fmt_p(p: float) -> str:
     """A p-value for a sentence: 2 significant digits (0.0012, 0.034, 0.21, 3.1e-06)."""
     if p == 0:
@@ -217,9 +208,8 @@ def _age_days(settings: Settings, now: datetime | None) -> float | None:
         return None
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
-    try:
-        created = parse_ts(settings.created)
-    except ValueError:
+    created = parse_ts(settings.created)
+    if created is None:
         return None  # an unreadable date never expires an experiment by accident
     return (now - created).total_seconds() / 86400.0
 

@@ -35,24 +35,20 @@ def order_series(trials: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[in
     return series
 
 
-def _improvement(rel: float, direction: str) -> float:
-    return 100.0 * (-rel if direction == "lower" else rel)
-
-
 def sequential_point(control: Sequence[float], treatment: Sequence[float], *, direction: str, alpha: float,
                      n_planned: float, test: str = "welch") -> SeqPoint | None:  # fmt: skip
     """The improvement (%) and its always-valid band from two arms of unit values, computed by the very code
     ``analyze`` runs (so the two can never drift apart); None before the band exists."""
-    from .analysis import _compare  # the analysis's own comparison: one implementation of the band
+    from .analysis import compare_arms, improvement_from_rel, improvement_interval  # one implementation of the band
 
     if min(len(control), len(treatment)) < 2:
         return None
-    cmp_ = _compare(control, treatment, alpha=alpha, test=test, log_scale=False, n_planned=n_planned)
-    if cmp_.rel is None or cmp_.seq_rel_ci is None:
+    cmp_ = compare_arms(control, treatment, alpha=alpha, test=test, log_scale=False, n_planned=n_planned)
+    estimate = improvement_from_rel(cmp_.rel, direction)
+    band = improvement_interval(cmp_.seq_rel_ci, direction)
+    if estimate is None or band is None:
         return None
-    a, b = _improvement(cmp_.seq_rel_ci[0], direction), _improvement(cmp_.seq_rel_ci[1], direction)
-    return SeqPoint(n=len(control) + len(treatment), estimate=_improvement(cmp_.rel, direction), lo=min(a, b),
-                    hi=max(a, b))  # fmt: skip
+    return SeqPoint(n=len(control) + len(treatment), estimate=estimate, lo=band[0], hi=band[1])
 
 
 def sequential_path(trials: Sequence[Mapping[str, Any]], exp_id: str, metric: str, *, direction: str, alpha: float,

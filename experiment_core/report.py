@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from experiment_core.decide import fmt_p
+
 STATUS_BADGE = {
     "running": "🟡 Running",
     "promoted": "✅ Promoted to production",
@@ -38,9 +40,8 @@ def num(value: Any, digits: int = 4) -> str:
 
 
 def pvalue(p: Any) -> str:
-    if p is None:
-        return "n/a"
-    return f"{p:.2g}" if p < 0.0001 else f"{p:.4f}"
+    """A p-value as the decision reasons write it (one format everywhere)."""
+    return "n/a" if p is None else fmt_p(p)
 
 
 def progress_bar(done: int, total: int, width: int = 10) -> str:
