@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from experiment_core import ledger, lifecycle
+from experiment_core.errors import UserError
 from experiment_core.gitio import Git
 from experiment_core.spec import REGISTRY_NAME, Experiment, Registry, load_registry
 from experiment_core.state import read_json, state_dir, write_json
@@ -120,11 +121,7 @@ def evaluate(
             action = "expire" if decision.expired else decision.action
             try:
                 outcome = lifecycle.apply(git, exp, action, data, verdict.reasons, read.events, promote=promote)
-            except Exception as exc:  # refused (a user's edit, staged changes...): say why, keep going
-                from experiment_core.errors import UserError
-
-                if not isinstance(exc, UserError):
-                    raise
+            except UserError as exc:  # refused (a user's edit, staged changes...): say why, keep going
                 result.refused.append((exp.id, exc.line()))
                 continue
             result.applied.append(outcome)
@@ -134,3 +131,31 @@ def evaluate(
         registry = load_registry(git.root, state_dir(git))
         write_json(state_dir(git) / CACHE, {"key": _cache_key(git, registry, read.notes_commit, now)})
     return result
+
+
+ICON = {"promote": "✅", "rollback": "❌", "expire": "⏱️", "hold": "⚠️", "continue": "📊"}
+
+
+def describe(result: EngineResult, dry_run: bool) -> list[str]:
+    """One line per experiment and per alert: what `--auto` and the pre-push hook print."""
+    if result.skipped_evaluation:
+        return ["nothing due (no new trials since the last evaluation)"]
+    applied = {o.exp_id: o for o in result.applied}
+    refused = dict(result.refused)
+    lines = []
+    for v in result.verdicts:
+        why = v.reasons[0] if v.reasons else ""
+        icon = ICON.get(v.action, "")
+        if v.exp_id in applied:
+            o = applied[v.exp_id]
+            where = f"commit {o.commit[:10]}" if o.commit else "the work tree (detached HEAD: not committed)"
+            lines.append(f"{icon} {o.action} {v.exp_id}: {o.status} in {where} — {why}")
+        elif v.exp_id in refused:
+            lines.append(f"⚠️  {v.action} {v.exp_id} not applied: {refused[v.exp_id]}")
+        elif v.action in lifecycle.FINAL_STATUS:
+            verb = "would" if dry_run and v.automatic else "needs a person to"
+            lines.append(f"{icon} {v.exp_id}: {verb} {v.action} — {why}")
+        else:
+            lines.append(f"{icon} {v.exp_id}: {v.action} — {'; '.join(v.reasons) or 'no data yet'}")
+    lines += [f"⚠️  alert {exp_id} [{kind}]: {message}" for exp_id, kind, message in result.alerts]
+    return lines

@@ -69,13 +69,9 @@ def run(git: Git, remote_name: str, remote_url: str, refs: Sequence[PushedRef]) 
         _say(sync.pre_push(git, remote_name))
         return 0
     result = engine.evaluate(git, utc_now(), say=_say)
-    for outcome in result.applied:
-        where = f"commit {outcome.commit[:10]}" if outcome.commit else "the work tree (detached HEAD: not committed)"
-        hookenv.warn(f"{outcome.action} {outcome.exp_id}: {outcome.status} in {where}")
-    for exp_id, why in result.refused:
-        hookenv.warn(f"decision on {exp_id} not applied: {why}")
-    for exp_id, kind, message in result.alerts:
-        hookenv.warn(f"alert {exp_id} [{kind}]: {message}")
+    if not result.skipped_evaluation:
+        for line in engine.describe(result, dry_run=False):
+            _say(line)
     _say(sync.pre_push(git, remote_name))
     committed = [o for o in result.applied if o.commit]
     if committed and registry.settings.block_push_on_decision:
