@@ -22,12 +22,10 @@ from typing import Any
 
 from experiment_core.fsutil import atomic_write_text
 from experiment_core.gitio import Git
+from experiment_core.hookenv import ACTIVE_FILE, UNITS_DIR
 from experiment_core.state import read_json, state_dir, write_json
 
 ASSIGNMENTS_FILE = "assignments.json"
-ACTIVE_FILE = "active"  # the same, reduced for post-commit's fast path: "exp<TAB>unit<TAB>foreground" lines
-UNITS_DIR = "units"  # <unit>.json: each unit's assignment, for measurement jobs that start after the next checkout;
-# <unit>.committed: created by post-commit at the unit's first commit
 UNIT_FILES_KEPT = 24 * 3600.0  # seconds a finished unit's files stay (a detached job may still read them)
 SEED_ENV = "EXPERIMENT_HOOK_SEED"
 CONTROL = "control"

@@ -137,14 +137,9 @@ class Git:
 
     def in_progress_operation(self) -> str | None:
         """The name of a rebase/merge/cherry-pick/revert/bisect in progress, if any."""
-        checks = {
-            "rebase": ("rebase-merge", "rebase-apply"),
-            "merge": ("MERGE_HEAD",),
-            "cherry-pick": ("CHERRY_PICK_HEAD",),
-            "revert": ("REVERT_HEAD",),
-            "bisect": ("BISECT_LOG",),
-        }
-        for name, paths in checks.items():
+        from experiment_core.hookenv import IN_PROGRESS
+
+        for name, paths in IN_PROGRESS.items():
             for p in paths:
                 if self.git_path(p).exists():
                     return name

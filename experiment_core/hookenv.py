@@ -11,6 +11,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # no runtime import of typing/collections.abc: this is on every hook's path
     from collections.abc import Mapping, Sequence
 
+STATE_DIR = "experiment-hook"  # $(git rev-parse --git-path experiment-hook): this worktree's local state
+ACTIVE_FILE = "active"  # "exp<TAB>unit<TAB>foreground" per active unit, for post-commit's json-free fast path
+UNITS_DIR = "units"  # <unit>.json: each unit's assignment; <unit>.committed: its first commit happened
+IN_PROGRESS = {  # operation -> git-dir paths that exist while it runs
+    "rebase": ("rebase-merge", "rebase-apply"),
+    "merge": ("MERGE_HEAD",),
+    "cherry-pick": ("CHERRY_PICK_HEAD",),
+    "revert": ("REVERT_HEAD",),
+    "bisect": ("BISECT_LOG",),
+}
 INTERNAL_ENV = "EXPERIMENT_HOOK_INTERNAL"  # same name as gitio.INTERNAL_ENV (not imported: keep this module light)
 RESTORE_HINT = "experiment-hook restore"
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from experiment_core.errors import UserError
 from experiment_core.gitio import Git, GitError
+from experiment_core.hookenv import STATE_DIR
 from experiment_core.spec import ID_RE, METRIC_NAME_RE, format_ts, parse_ts, utc_now
 
 NOTES_REF = "refs/notes/experiments"
@@ -241,7 +242,7 @@ STALE_REF_LOCK_SECONDS = 2.0
 @contextlib.contextmanager
 def ledger_lock(git: Git, timeout: float = 30.0) -> Iterator[None]:
     """Serialize ledger writers across processes and worktrees (flock: released by the kernel on any death)."""
-    lock_dir = git.common_dir / "experiment-hook"
+    lock_dir = git.common_dir / STATE_DIR
     lock_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_dir / "ledger.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -549,4 +550,4 @@ def count_unknown(events: Iterable[Event], known_ids: Iterable[str]) -> int:
 
 
 def default_lock_path(git: Git) -> Path:
-    return git.common_dir / "experiment-hook" / "ledger.lock"
+    return git.common_dir / STATE_DIR / "ledger.lock"

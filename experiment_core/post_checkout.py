@@ -34,8 +34,7 @@ from experiment_core.spec import Experiment, format_ts, load_registry, utc_now
 from experiment_core.state import state_dir
 from experiment_core.variants import IndexEntry, Write, apply_writes, blob_id, index_entries, keep_copy, read_bytes
 
-GIT_PATHS = ("experiment-hook", "HEAD", "rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD",
-             "REVERT_HEAD", "BISECT_LOG")  # fmt: skip
+GIT_PATHS = (hookenv.STATE_DIR, "HEAD", *(path for paths in hookenv.IN_PROGRESS.values() for path in paths))
 CLEAN, OURS, EDITED, MISSING = "clean", "ours", "edited", "missing"
 
 

@@ -19,11 +19,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-STATE_DIR = "experiment-hook"
-ACTIVE_FILE = "active"  # written by assign.save_assignments: "exp<TAB>unit<TAB>foreground" per active unit
-UNITS_DIR = "units"
 NEW_WORK_SUBJECTS = ("commit: ", "commit (initial): ", "commit (merge): ")
-IN_PROGRESS = ("rebase-merge", "rebase-apply", "CHERRY_PICK_HEAD", "REVERT_HEAD", "BISECT_LOG")
+# A merge commit is the user's new work; the other operations commit for the user (never a trial).
+NOT_NEW_WORK = tuple(path for op, paths in hookenv.IN_PROGRESS.items() if op != "merge" for path in paths)
 
 
 def find_git_dir(cwd: str, env: Mapping[str, str]) -> str | None:
@@ -80,7 +78,7 @@ def parse_active(text: str) -> list[tuple[str, str, bool]]:
 
 def first_commit_of(state_dir: str, unit: str) -> bool:
     """True exactly once per unit (an O_EXCL marker): its first commit also records assignment -> commit."""
-    directory = os.path.join(state_dir, UNITS_DIR)
+    directory = os.path.join(state_dir, hookenv.UNITS_DIR)
     os.makedirs(directory, exist_ok=True)
     try:
         os.close(os.open(os.path.join(directory, unit + ".committed"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
@@ -93,11 +91,11 @@ def run(cwd: str, env: Mapping[str, str]) -> int:
     git_dir = find_git_dir(cwd, env)
     if git_dir is None:
         return 0
-    if any(os.path.exists(os.path.join(git_dir, name)) for name in IN_PROGRESS):
+    if any(os.path.exists(os.path.join(git_dir, name)) for name in NOT_NEW_WORK):
         return 0  # a rebase/cherry-pick/revert/bisect commits for the user: never a trial, never run the command
-    state_dir = os.path.join(git_dir, STATE_DIR)
+    state_dir = os.path.join(git_dir, hookenv.STATE_DIR)
     try:
-        with open(os.path.join(state_dir, ACTIVE_FILE), encoding="utf-8") as f:
+        with open(os.path.join(state_dir, hookenv.ACTIVE_FILE), encoding="utf-8") as f:
             active = parse_active(f.read())
     except OSError:
         return 0  # no experiment assigned in this worktree

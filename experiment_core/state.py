@@ -8,10 +8,11 @@ from typing import Any
 
 from experiment_core.fsutil import atomic_write_text
 from experiment_core.gitio import Git
+from experiment_core.hookenv import STATE_DIR
 
 
 def state_dir(git: Git) -> Path:
-    path = git.git_path("experiment-hook")
+    path = git.git_path(STATE_DIR)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
