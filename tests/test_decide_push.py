@@ -14,6 +14,10 @@ from tests.conftest import cli_env, git, make_clones, run_cli
 
 FAST = "#!/bin/sh\ntrue\n"
 SLOW = "#!/bin/sh\nsleep 0.12\n"
+# For a rollback the control must not be near zero: the regression is relative to its mean, and a mean of a few
+# milliseconds is mostly scheduling noise on a loaded machine.
+STEADY = "#!/bin/sh\nsleep 0.05\n"
+FIVE_TIMES_SLOWER = "#!/bin/sh\nsleep 0.25\n"
 
 
 def push(repo: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -103,12 +107,12 @@ def test_push_promotes_a_clearly_faster_treatment(tmp_path: Path) -> None:
 
 
 def test_push_rolls_back_a_clearly_slower_treatment(tmp_path: Path) -> None:
-    _, repo, exp = setup_experiment(tmp_path, FAST, SLOW)
+    _, repo, exp = setup_experiment(tmp_path, STEADY, FIVE_TIMES_SLOWER)
     proc = push_until_decided(repo, exp, "rolled_back")
     assert proc.returncode == 0, proc.stderr
     assert f"rollback {exp}: rolled_back" in proc.stderr, proc.stderr
     assert git(repo, "log", "-1", "--format=%s").strip() == f"experiment: Rollback {exp}"
-    assert (repo / "build.sh").read_text() == FAST
+    assert (repo / "build.sh").read_text() == STEADY
     assert "status: rolled_back" in (repo / "experiments.yaml").read_text()
     assert git(repo, "status", "--porcelain") == ""
 
