@@ -57,7 +57,8 @@ def test_status_reports_progress(repo: Path, create_exp: Callable[..., str]) -> 
     for i in range(7):
         run_cli(repo, "record", exp, "--arm", "control", "--value", str(40 + i))
         run_cli(repo, "record", exp, "--arm", "treatment", "--value", str(30 + i))
-    out = run_cli(repo).stdout  # bare `experiment-hook` is status
+    assert run_cli(repo).stdout.endswith("Collecting (7/10)\n")  # bare `experiment-hook` is status; a pipe: 1 line
+    out = run_cli(repo, "status", "--markdown").stdout
     assert "Trials: ███████░░░ 70% (7/10)" in out
     assert "## ACTIVE EXPERIMENTS" in out and "## SUMMARY" in out
     data = json.loads(run_cli(repo, "status", "--json").stdout)

@@ -289,8 +289,10 @@ def test_status_under_pre_commit_is_one_line_per_experiment(repo: Path, exp_with
     assert len(out) == 1 and out[0].startswith(exp_with_data) and len(out[0]) == 79
     assert "\x1b[" not in out[0]
     piped = run_cli(repo, "status", env=NOW).stdout
-    assert piped.splitlines()[0].startswith(verdict_line(exp_with_data, analyze_json(repo, exp_with_data))[:20])
-    assert "\x1b[" not in piped
+    assert piped.splitlines() == out  # in a pipe too
+    report = run_cli(repo, "status", "--markdown", env=NOW).stdout
+    assert report.splitlines()[0].startswith(verdict_line(exp_with_data, analyze_json(repo, exp_with_data))[:20])
+    assert "\x1b[" not in report
 
 
 def test_status_on_a_terminal_is_a_table_and_honours_no_color(repo: Path, exp_with_data: str) -> None:

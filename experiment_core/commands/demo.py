@@ -114,7 +114,7 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
         _git(work, "checkout", "-q", "main")
         if attempt == 1:
             click.echo("")
-            click.echo(_cli(work, "status"))
+            click.echo(_cli(work, "status", "--markdown"))
             click.echo(_cli(work, "analyze", exp_id))
         click.echo("$ git push origin main   # the pre-push hook decides")
         for line in _git(work, "push", "origin", "main").splitlines():

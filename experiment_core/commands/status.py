@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
@@ -75,7 +74,8 @@ def summary_line(summary: dict[str, Any]) -> str:
 @click.command("status")
 @click.argument("exp_id", metavar="[EXP]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys documented in the README).")
-def status(exp_id: str | None = None, as_json: bool = False) -> None:
+@click.option("--markdown", "as_markdown", is_flag=True, help="The full status report in Markdown (the seed's format).")
+def status(exp_id: str | None = None, as_json: bool = False, as_markdown: bool = False) -> None:
     """Progress and current results of every experiment (or of EXP)."""
     git = Git.discover()
     registry = load_registry(git.root, state_dir(git))
@@ -101,11 +101,11 @@ def status(exp_id: str | None = None, as_json: bool = False) -> None:
         return
     from experiment_core import terminal
 
-    if os.environ.get("PRE_COMMIT") == "1":
-        for row in rows:  # pre-commit's rhythm: one static line per experiment
+    if not as_markdown and terminal.is_static():
+        for row in rows:  # under pre-commit or in a pipe: one static line per experiment, pre-commit's rhythm
             click.echo(terminal.experiment_line(row))
         return
-    if not terminal.is_static():
+    if not as_markdown:
         from experiment_core.report import warnings
 
         found = {r["id"]: warnings(r["analysis"], r["alerts"]) for r in rows}
