@@ -8,6 +8,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, run_cli, snapshot
 
 CONTROL = "workers = 1\n"
@@ -240,3 +242,26 @@ def test_expiry_with_promote_if_not_worse_keeps_a_better_treatment(repo: Path, c
     assert (repo / "tool.cfg").read_text() == TREATMENT
     assert "status: promoted" in (repo / "experiments.yaml").read_text()
     assert git(repo, "log", "-1", "--format=%s").startswith(f"experiment: Promote {exp}")
+
+
+@pytest.mark.parametrize("verb", ["promote", "rollback"])
+def test_dry_run_by_hand_changes_nothing(repo: Path, create_exp: Callable[..., str], verb: str) -> None:
+    exp = create_exp()
+    deploy_treatment(repo, exp)
+    record(repo, exp, SLOW, FAST)
+    before = snapshot(repo)
+    out = run_cli(repo, verb, exp, "--dry-run").stdout
+    assert "Dry run: would" in out
+    assert snapshot(repo) == before
+
+
+def test_by_hand_asks_first(repo: Path, create_exp: Callable[..., str]) -> None:
+    exp = create_exp()
+    deploy_treatment(repo, exp)
+    record(repo, exp, SLOW, FAST)
+    before = snapshot(repo)
+    proc = run_cli(repo, "promote", exp, input="n\n", check=False)
+    assert proc.returncode != 0 and "Promote" in proc.stdout
+    assert snapshot(repo) == before
+    run_cli(repo, "promote", exp, input="y\n")
+    assert "status: promoted" in (repo / "experiments.yaml").read_text()
