@@ -74,16 +74,19 @@ def measure_unit(root: Path, exp: Experiment, a: Assignment, first_commit: bool,
         print(f"{exp.id}: {', '.join(changed)} changed since the assignment; no trial for this commit", file=log)
         return []
     events: list[ledger.Event] = []
-    if exp.metric.command is not None:
-        m: Measurement = time_command(exp.metric.command, root, exp.timeout)
+    timed = [(exp.metric.name, exp.metric.command)] + [(m.name, m.command) for m in exp.secondary]
+    for metric, command in timed:  # the primary metric's command, then each secondary metric's, if any
+        if command is None:
+            continue
+        m: Measurement = time_command(command, root, exp.timeout)
         changed = targets_intact(root, a.written)
         if changed:
             message = f"{', '.join(changed)} changed during a measurement; trial dropped"
             print(f"{exp.id}: {message}", file=log)
             return [ledger.make_event("alert", exp.id, kind="dropped_trial", message=message, arm=a.arm)]
         if not m.ok:
-            print(f"{exp.id}: `{exp.metric.command}` exited {m.exit_code}:\n{m.output.rstrip()}", file=log)
-        events.append(trial_event(a, exp.metric.name, m.seconds, commit, m.exit_code))
+            print(f"{exp.id}: `{command}` exited {m.exit_code}:\n{m.output.rstrip()}", file=log)
+        events.append(trial_event(a, metric, m.seconds, commit, m.exit_code))
     assigned = parse_ts(a.assigned_at)
     if first_commit and assigned is not None:
         elapsed = max(0.0, committed_at - assigned.timestamp())
