@@ -547,7 +547,3 @@ def count_unknown(events: Iterable[Event], known_ids: Iterable[str]) -> int:
     (it selects by id), this counts them for reports."""
     known = set(known_ids)
     return sum(1 for e in events if e["exp"] not in known)
-
-
-def default_lock_path(git: Git) -> Path:
-    return git.common_dir / STATE_DIR / "ledger.lock"

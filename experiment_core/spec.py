@@ -16,7 +16,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -523,7 +523,3 @@ def _to_commented(value: Any) -> Any:
 
 def treatment_path(exp_id: str, target: str) -> str:
     return f"{TREATMENT_DIR}/{exp_id}/{target}"
-
-
-def with_status(exp: Experiment, status: str) -> Experiment:
-    return replace(exp, status=status)

@@ -33,15 +33,6 @@ def backup_targets(git: Git, exp_id: str, targets: list[str]) -> dict[str, str]:
     return backups
 
 
-def control_content(git: Git, backups: Mapping[str, str], target: str) -> bytes:
-    """The control (pre-experiment) content of ``target``, from its backup blob."""
-    return git.cat_blob(backups[target])
-
-
-def treatment_content(root: Path, treatment: str) -> bytes:
-    return (root / treatment).read_bytes()
-
-
 # ---- content ids ---------------------------------------------------------------------------------------
 def blob_id(data: bytes, like: str = "") -> str:
     """git's blob id of ``data`` computed in-process (no git process): SHA-1, or SHA-256 when ``like`` is a
@@ -144,11 +135,3 @@ def materialize(git: Git, target: str, content: bytes) -> str:
 def committed_content(git: Git, entry: IndexEntry) -> bytes:
     """The content git has for a target (its index blob: the committed content, whatever is on disk)."""
     return git.cat_blob(entry.blob)
-
-
-def restore_control(git: Git, target: str) -> None:
-    """Put the committed content back into ``target`` and clear its skip-worktree bit."""
-    entry = index_entries(git, [target]).get(target)
-    if entry is None:
-        return
-    apply_writes(git, [Write(target, committed_content(git, entry), hide=False)], {target: entry.skip_worktree})
