@@ -36,7 +36,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from . import stats
 from .decide import SRM_ALPHA, Decision, Evidence, ExperimentLike, Settings, decide
@@ -45,6 +45,9 @@ __all__ = [
     "SCHEMA",
     "AnalysisResult",
     "UnitData",
+    "EventData",
+    "ExperimentData",
+    "analyze_data",
     "analyze_experiment",
     "analyze_samples",
     "collect_units",
@@ -596,6 +599,9 @@ class UnitData:
     treatment: list[float]
     pairs: tuple[list[float], list[float]]  # pair-aligned (control, treatment) means, complete pairs only
     errors: tuple[int, int, int, int]  # errors_c, trials_c, errors_t, trials_t (all trials of the metric)
+    # aligned with control/treatment: the ``machine`` of each unit's first (successful) trial, "" if none
+    control_machines: list[str] = field(default_factory=list)
+    treatment_machines: list[str] = field(default_factory=list)
 
 
 def is_error(ev: Mapping[str, Any]) -> bool:
@@ -635,6 +641,7 @@ def collect_units(events: Iterable[Mapping[str, Any]], exp_id: str, metric: str)
     Trials with a non-zero ``exit_code`` count towards the error rate but not the metric's values.
     """
     per_unit: dict[tuple[str, str], list[float]] = {}
+    machine_of: dict[tuple[str, str], str] = {}
     per_pair: dict[str, dict[str, list[float]]] = {}
     ec = tc = et = tt = 0
     for ev in dedup_events(events, exp_id):
@@ -652,6 +659,9 @@ def collect_units(events: Iterable[Mapping[str, Any]], exp_id: str, metric: str)
             continue
         value = float(ev["value"])
         unit = str(ev.get("unit") or ev.get("id") or "")
+        if (arm, unit) not in per_unit:
+            machine = ev.get("machine")
+            machine_of[(arm, unit)] = machine if isinstance(machine, str) else ""
         per_unit.setdefault((arm, unit), []).append(value)
         pair = ev.get("pair")
         if isinstance(pair, str) and pair:
@@ -664,7 +674,8 @@ def collect_units(events: Iterable[Mapping[str, Any]], exp_id: str, metric: str)
         if "control" in arms and "treatment" in arms:
             pc.append(math.fsum(arms["control"]) / len(arms["control"]))
             pt.append(math.fsum(arms["treatment"]) / len(arms["treatment"]))
-    return UnitData(control, treatment, (pc, pt), (ec, tc, et, tt))
+    machines = {arm: [machine_of[k] for k in per_unit if k[0] == arm] for arm in ("control", "treatment")}
+    return UnitData(control, treatment, (pc, pt), (ec, tc, et, tt), machines["control"], machines["treatment"])
 
 
 def _unit_counts(events: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
@@ -673,6 +684,29 @@ def _unit_counts(events: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
         if ev.get("type") in ("assign", "trial") and ev.get("arm") in units and ev.get("unit") is not None:
             units[str(ev["arm"])].add(str(ev["unit"]))
     return len(units["control"]), len(units["treatment"])
+
+
+class ExperimentData(Protocol):
+    """What the analysis reads of one experiment: per-unit data of a metric, and the units of each arm. Built
+    from events (:class:`EventData`) or from the local ledger index (``ledger_index.ExperimentView``)."""
+
+    def units(self, metric: str) -> UnitData: ...
+
+    def unit_counts(self) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class EventData:
+    """:class:`ExperimentData` from an experiment's ledger events (deduplicated, in time order)."""
+
+    events: Sequence[Mapping[str, Any]]
+    exp_id: str
+
+    def units(self, metric: str) -> UnitData:
+        return collect_units(self.events, self.exp_id, metric)
+
+    def unit_counts(self) -> tuple[int, int]:
+        return _unit_counts(self.events)
 
 
 def analyze_experiment(
@@ -684,16 +718,28 @@ def analyze_experiment(
     bootstrap: bool = False,
 ) -> AnalysisResult:
     """Analyze one experiment from its ledger events (see the module docstring)."""
+    data = EventData(dedup_events(events, exp.id), exp.id)
+    return analyze_data(exp, data, now, log_scale=log_scale, bootstrap=bootstrap)
+
+
+def analyze_data(
+    exp: ExperimentLike,
+    data: ExperimentData,
+    now: datetime | None = None,
+    *,
+    log_scale: bool = False,
+    bootstrap: bool = False,
+) -> AnalysisResult:
+    """Analyze one experiment from its per-unit data (events or the ledger index)."""
     settings = Settings.of(exp)
-    evs = dedup_events(events, exp.id)
     metric = exp.metric.name
     direction = exp.metric.direction or "lower"
     test = getattr(exp, "test", "welch") or "welch"
-    primary = collect_units(evs, exp.id, metric)
+    primary = data.units(metric)
 
     secondary: list[dict[str, Any]] = []
     for m in exp.secondary:
-        u = collect_units(evs, exp.id, m.name)
+        u = data.units(m.name)
         c2 = compare_arms(
             u.control,
             u.treatment,
@@ -733,7 +779,7 @@ def analyze_experiment(
         now=now,
         pairs=pairs,
         errors=primary.errors if (primary.errors[1] or primary.errors[3]) else None,
-        unit_counts=_unit_counts(evs),
+        unit_counts=data.unit_counts(),
         secondary=secondary,
         bootstrap=bootstrap,
     )

@@ -16,7 +16,6 @@ import fcntl
 import json
 import math
 import os
-import pickle
 import re
 import subprocess
 import time
@@ -410,7 +409,7 @@ class _Snapshot:
 
     def sorted_events(self) -> list[Event]:
         events = list(self.by_id.values())
-        events.sort(key=lambda e: e["ts"])
+        events.sort(key=lambda e: (e["ts"], e["id"]))
         return events
 
 
@@ -428,114 +427,24 @@ def _read_uncached(git: Git, commit: str) -> _Snapshot:
     return snap
 
 
-INCREMENTAL_MAX_BLOBS = 2000  # beyond this many changed notes (e.g. git re-fanning the notes tree) read it all
-
-
-def _read_incremental(git: Git, old: str, new: str, snap: _Snapshot) -> bool:
-    """Move ``snap`` from notes commit ``old`` to ``new`` by reading only the notes that changed: lines of a
-    removed or replaced note are taken out (by count), lines of an added or replaced one put in. Three git
-    processes (diff-tree, cat-file, and the caller's rev-parse). False: too many changes, read it all."""
-    try:
-        raw = git.run("diff-tree", "-r", "--no-renames", "--no-commit-id", old, new)
-    except GitError:
-        return False  # e.g. the old commit was garbage-collected
-    minus: list[str] = []
-    plus: list[str] = []
-    zero = "0" * len(old)
-    for entry in raw.decode("utf-8", "replace").splitlines():
-        meta = entry.partition("\t")[0].split()
-        if len(meta) != 5:
-            continue
-        # blobs (any file mode, as ls-tree lists them on a cold read); gitlinks (160000) are not ours to read
-        if meta[2] != zero and meta[0] != ":160000":
-            minus.append(meta[2])
-        if meta[3] != zero and meta[1] != "160000":
-            plus.append(meta[3])
-    if len(minus) + len(plus) > INCREMENTAL_MAX_BLOBS:
-        return False
-    blobs = git.cat_batch(minus + plus)
-    for i, blob in enumerate(blobs):
-        if blob is None:
-            return False
-        snap.add(_split_lines(blob), -1 if i < len(minus) else +1)
-    return True
-
-
-# ---- warm-read cache: per worktree, keyed by the notes ref's commit ----------------------------------------
-CACHE_FORMAT = 3  # bump when validation or the cache layout changes
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """The cache holds only dicts, lists, strings and numbers: refuse any class or function."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"refused global {module}.{name}")
-
-
-def cache_path(git: Git, ref: str = NOTES_REF) -> Path:
-    from experiment_core.state import state_dir
-
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", ref)
-    return state_dir(git) / f"ledger-cache.{safe}.pickle"
-
-
-def _cache_load(path: Path, ref: str) -> tuple[str, list[Event], int, dict[str, int]] | None:
-    """(notes commit, sorted events, skipped, counts by id) from this worktree's cache, or None."""
-    try:
-        with open(path, "rb") as f:
-            data = _SafeUnpickler(f).load()
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    key, events, skipped, counts = data.get("key"), data.get("events"), data.get("skipped"), data.get("counts")
-    if not (isinstance(key, tuple) and len(key) == 3 and key[0] == CACHE_FORMAT and key[1] == ref
-            and isinstance(key[2], str) and isinstance(events, list) and isinstance(skipped, int)
-            and isinstance(counts, dict)):  # fmt: skip
-        return None
-    return key[2], events, skipped, counts
-
-
-def _cache_store(path: Path, ref: str, commit: str, events: list[Event], snap: _Snapshot) -> None:
-    """Write through a temporary file and rename: a reader sees the old cache or the new (no fsync: a cache lost
-    in a crash is only a slower next read)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = {"key": (CACHE_FORMAT, ref, commit), "events": events, "skipped": snap.skipped, "counts": snap.counts}
-    try:
-        with open(tmp, "wb") as f:
-            pickle.dump(data, f, protocol=5)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
 def read(git: Git, ref: str = NOTES_REF, cache: bool = True) -> LedgerRead:
-    """All valid events of ``ref``, deduplicated by id (rewritten commits carry copies), sorted by time.
+    """All valid events of ``ref``, deduplicated by id (rewritten commits carry copies), sorted by time then id.
 
-    Cold: one ``rev-parse``, one ``ls-tree`` piped into one ``cat-file --batch``. With ``cache`` (this worktree's
-    local state, keyed by the notes commit): the same commit costs one ``rev-parse`` and an unpickle; a newer one
-    reads only the notes that changed since (``diff-tree`` + ``cat-file``).
+    With ``cache`` (the default), from the local index (:mod:`experiment_core.ledger_index`), brought forward
+    from the notes first; commands that need one experiment, or only aggregates, read the index directly.
+    ``cache=False`` reads the notes themselves: one ``rev-parse``, one ``ls-tree`` piped into one
+    ``cat-file --batch`` (the oracle the index is tested against).
     """
+    if cache and ref == NOTES_REF:
+        from experiment_core import ledger_index
+
+        with ledger_index.open_index(git) as index:
+            return LedgerRead(index.events(), index.skipped, index.notes_commit)
     head = git.ref(ref)
     if head is None:
         return LedgerRead([], 0, None)
-    path = cache_path(git, ref) if cache else None
-    loaded = _cache_load(path, ref) if path is not None else None
-    if path is not None and loaded is not None:
-        commit, events, skipped, counts = loaded
-        if commit == head:
-            return LedgerRead(events, skipped, head)
-        snap = _Snapshot({e["id"]: e for e in events}, counts, skipped)
-        if _read_incremental(git, commit, head, snap):
-            events = snap.sorted_events()
-            _cache_store(path, ref, head, events, snap)
-            return LedgerRead(events, snap.skipped, head)
     snap = _read_uncached(git, head)
-    events = snap.sorted_events()
-    if path is not None:
-        _cache_store(path, ref, head, events, snap)
-    return LedgerRead(events, snap.skipped, head)
+    return LedgerRead(snap.sorted_events(), snap.skipped, head)
 
 
 def for_experiment(events: Iterable[Event], exp_id: str) -> list[Event]:

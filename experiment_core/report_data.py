@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .ledger import Event
 from .spec import Experiment, format_ts
 
+if TYPE_CHECKING:
+    from .analysis import ExperimentData
 
-def analysis_dict(exp: Experiment, events: Sequence[Event], now: dt.datetime, skipped: int) -> dict[str, Any]:
-    """The ``analyze --json`` document (``schema`` first among its keys; ``skipped_events`` added)."""
-    from .analysis import analyze_experiment
 
-    result = analyze_experiment(exp, events, now).to_dict()
+def analysis_dict(exp: Experiment, data: ExperimentData, now: dt.datetime, skipped: int) -> dict[str, Any]:
+    """The ``analyze --json`` document (``schema`` first among its keys; ``skipped_events`` added), from the
+    experiment's per-unit data (the ledger index, or :class:`analysis.EventData` of its events)."""
+    from .analysis import analyze_data
+
+    result = analyze_data(exp, data, now).to_dict()
     result["skipped_events"] = skipped
     return result
 
