@@ -5,7 +5,8 @@
 
 The ledger is what a team of 50 writes in a year, built with ``git fast-import`` (seconds, not hours): N events
 as notes of N/per_note commits, 4 events per note, spread over ``--experiments`` running experiments; a unit
-(a branch) is 20 consecutive notes of one experiment, its first note carrying the ``assign``; trials of the
+(a branch) is 20 consecutive notes of one experiment (fewer in a small ledger, so that every experiment of the
+twin has units in both arms too), its first note carrying the ``assign``, arms alternating; trials of the
 primary metric carry a machine, one in 50 fails. The same stream goes into a bare "origin" and a working clone,
 so both hold the whole ledger without a push. Then, in one run, for the twin and for N:
 
@@ -75,13 +76,12 @@ def ledger_stream(n_events: int, per_note: int = 4, exps: list[str] | None = Non
     out.append(b"commit %s\ncommitter B <b@x> %d +0000\ndata 0\n\n" % (ledger.NOTES_REF.encode(),
                                                                       EPOCH + first_commit + n_commits))  # fmt: skip
     k = 0
-    arm = "control"
+    per_unit = notes_per_unit(n_events, per_note, len(exps))
     for i in range(n_commits):
-        unit_no, in_unit = divmod(first_commit + i, NOTES_PER_UNIT)
+        unit_no, in_unit = divmod(first_commit + i, per_unit)
         exp = exps[unit_no % len(exps)]
         unit = f"b{unit_no}"
-        if in_unit == 0:
-            arm = "control" if rng.random() < 0.5 else "treatment"
+        arm = ("control", "treatment")[(unit_no // len(exps)) % 2]
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(EPOCH + (first_commit + i) * 120)) + ".000000Z"
         lines = []
         for j in range(min(per_note, n_events - k)):
@@ -96,6 +96,12 @@ def ledger_stream(n_events: int, per_note: int = 4, exps: list[str] | None = Non
         body = b"\n".join(lines) + b"\n"
         out.append(b"N inline :%d\ndata %d\n%s\n" % (i + 1, len(body), body))
     return b"".join(out)
+
+
+def notes_per_unit(n_events: int, per_note: int, n_exps: int) -> int:
+    """20 notes (a branch of 20 commits), fewer in a small ledger so that every experiment has a few units in
+    each arm: the twin runs the same statistics as the big ledger, on fewer units."""
+    return max(1, min(NOTES_PER_UNIT, n_events // per_note // (n_exps * 4)))
 
 
 def build_ledger(repo: Path, n_events: int, per_note: int = 1, exps: list[str] | None = None,
@@ -172,6 +178,7 @@ def plumbing_floor(repo: Path) -> tuple[float, float]:
 def setup(base: Path, n: int, n_exps: int, per_note: int) -> dict[str, Path]:
     """origin (bare) and work, both holding the n-event ledger; work has the registry and the index."""
     exps = exp_ids(n_exps)
+    base.mkdir(parents=True, exist_ok=True)
     origin, work = base / "origin.git", base / "work"
     _git(base, "init", "-q", "--bare", "-b", "main", str(origin))
     _git(base, "init", "-q", "-b", "main", str(work))

@@ -10,6 +10,7 @@ reads, not what the ledger holds:
   error counts, the unit's first successful trial (time, id: the unit order) and its ``machine``, the time span;
 * ``pairs``: per (experiment, metric, pair, arm) count, exact sum and first trial;
 * ``arm_units``: the distinct units of each arm (assign or trial), for the sample-ratio test;
+* ``experiments``: the number of events of each experiment named in the ledger;
 * ``meta``: the notes commit the index reflects, this clone's common dir, the skipped-line count.
 
 Sums are exact integers in units of 2^-1074 (every finite double is a whole multiple of it), stored as blobs: a
@@ -64,6 +65,7 @@ CREATE TABLE units(exp TEXT, metric TEXT, arm TEXT, unit TEXT, n INTEGER, total 
 CREATE TABLE pairs(exp TEXT, metric TEXT, pair TEXT, arm TEXT, n INTEGER, total BLOB, first_ts TEXT,
                    first_id TEXT, PRIMARY KEY(exp, metric, pair, arm)) WITHOUT ROWID;
 CREATE TABLE arm_units(exp TEXT, arm TEXT, unit TEXT, PRIMARY KEY(exp, arm, unit)) WITHOUT ROWID;
+CREATE TABLE experiments(exp TEXT PRIMARY KEY, events INTEGER NOT NULL) WITHOUT ROWID;
 """
 _INDEXES = """
 CREATE UNIQUE INDEX events_id ON events(id);
@@ -133,8 +135,10 @@ class _Aggregates:
     units: dict[tuple[str, str, str, str], _Unit] = field(default_factory=dict)
     pairs: dict[tuple[str, str, str, str], _Pair] = field(default_factory=dict)
     arm_units: set[tuple[str, str, str]] = field(default_factory=set)
+    events: dict[str, int] = field(default_factory=dict)  # per experiment
 
     def add(self, ev: ledger.Event) -> None:
+        self.events[ev["exp"]] = self.events.get(ev["exp"], 0) + 1
         type_ = ev["type"]
         if type_ == "assign":
             self.arm_units.add((ev["exp"], ev["arm"], ev["unit"]))
@@ -392,6 +396,8 @@ def _store(conn: sqlite3.Connection, agg: _Aggregates, merge: bool = False) -> N
     conn.executemany("INSERT OR REPLACE INTO pairs VALUES (?,?,?,?,?,?,?,?)",
                      [(*k, p.n, to_blob(p.total), *p.first) for k, p in pairs.items()])  # fmt: skip
     conn.executemany("INSERT OR IGNORE INTO arm_units VALUES (?,?,?)", sorted(agg.arm_units))
+    conn.executemany("INSERT INTO experiments VALUES (?, ?) ON CONFLICT(exp) DO UPDATE SET events = events + ?",
+                     [(exp, n, n) for exp, n in agg.events.items()])  # fmt: skip
 
 
 # ---- bringing it forward ----------------------------------------------------------------------------------------
@@ -433,7 +439,7 @@ def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bo
         return False
     minus, plus = changed
     if len(minus) + len(plus) > 1000:
-        notes = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        notes = conn.execute("SELECT COALESCE(SUM(events), 0) FROM experiments").fetchone()[0]
         if len(minus) + len(plus) > INCREMENTAL_MAX_FRACTION * max(notes, 1):
             return False
     blobs = git.cat_batch(minus + plus)
@@ -478,6 +484,7 @@ def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bo
         agg.units = {k: v for k, v in agg.units.items() if k[0] not in dirty}
         agg.pairs = {k: v for k, v in agg.pairs.items() if k[0] not in dirty}
         agg.arm_units = {k for k in agg.arm_units if k[0] not in dirty}
+        agg.events = {k: n for k, n in agg.events.items() if k not in dirty}
         _store(conn, agg, merge=True)
         for exp in sorted(dirty):
             _recompute(conn, exp)
@@ -493,7 +500,7 @@ def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bo
 def _recompute(conn: sqlite3.Connection, exp: str) -> None:
     """An experiment's aggregates again from its stored events (after an event went: its first trial, span or
     units may have changed)."""
-    for table in ("units", "pairs", "arm_units"):
+    for table in ("units", "pairs", "arm_units", "experiments"):
         conn.execute(f"DELETE FROM {table} WHERE exp=?", (exp,))  # noqa: S608 (a constant table name)
     agg = _Aggregates()
     for (line,) in conn.execute("SELECT line FROM events WHERE exp=?", (exp,)).fetchall():
@@ -596,12 +603,12 @@ class LedgerIndex:
         return json.loads("[" + ",".join(lines) + "]") if lines else []
 
     def count(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        return int(self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM experiments").fetchone()[0])
 
     def count_unknown(self, known_ids: Iterable[str]) -> int:
         """Events naming an experiment the registry does not have."""
         known = set(known_ids)
-        rows = self._conn.execute("SELECT exp, COUNT(*) FROM events GROUP BY exp").fetchall()
+        rows = self._conn.execute("SELECT exp, events FROM experiments").fetchall()
         return sum(n for exp, n in rows if exp not in known)
 
     def has_event(self, event_id: str) -> bool:
