@@ -328,7 +328,11 @@ _CHUNK_BYTES = 1 << 18
 def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
     """Every blob of the notes tree of ``commit``: ``git ls-tree -r --object-only`` piped straight into
     ``git cat-file --batch`` (two processes, whatever the ledger's size). Reading by commit id, not by ref name,
-    makes the read one consistent snapshot even while other processes append."""
+    makes the read one consistent snapshot even while other processes append. A thread drains git's output as it
+    comes (``os.read`` releases the GIL), so git never waits for the decoding: the two run side by side."""
+    import queue
+    import threading
+
     env = _git_env()
     lister = subprocess.Popen(["git", "ls-tree", "-r", "--object-only", commit], cwd=git.root,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
@@ -338,17 +342,44 @@ def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
     lister.stdout.close()
     assert cat.stdout is not None
     fd = cat.stdout.fileno()
+    chunks: queue.Queue[bytes] = queue.Queue(maxsize=64)  # at most 16 MB ahead of the decoding
+    stop = threading.Event()
+
+    def drain() -> None:
+        try:
+            while not stop.is_set():
+                more = os.read(fd, _CHUNK_BYTES)
+                chunks.put(more)
+                if not more:
+                    return
+        except OSError:
+            chunks.put(b"")
+
+    reader = threading.Thread(target=drain, name="cat-file-reader", daemon=True)
+    reader.start()
     buf = b""
     pos = 0
+    eof = False
+
+    def more_bytes() -> bool:
+        nonlocal buf, pos, eof
+        if eof:
+            return False
+        got = [chunks.get()]
+        while not chunks.empty():
+            got.append(chunks.get())
+        if not got[-1]:
+            eof = True
+        buf = buf[pos:] + b"".join(got)
+        pos = 0
+        return bool(b"".join(got))
+
     try:
         while True:
             nl = buf.find(b"\n", pos)
             if nl < 0:
-                more = os.read(fd, _CHUNK_BYTES)
-                if not more:
+                if not more_bytes():
                     break
-                buf = buf[pos:] + more
-                pos = 0
                 continue
             header = buf[pos:nl].split()
             if len(header) != 3:  # "<name> missing" (e.g. a submodule entry in a hostile tree)
@@ -357,19 +388,32 @@ def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
             size = int(header[2])
             end = nl + 1 + size
             while len(buf) < end + 1:
-                more = os.read(fd, max(_CHUNK_BYTES, end + 1 - len(buf)))
-                if not more:
+                start = pos
+                if not more_bytes():
                     raise GitError(["cat-file", "--batch"], -1, "truncated output")
-                buf += more
+                nl, end = nl - start, end - start
             if header[1] == b"blob":
                 yield buf[nl + 1 : end]
             pos = end + 1
     finally:
-        cat.stdout.close()
+        stop.set()
+        cat.stdout.close() if eof else _close_and_drain(cat, reader, chunks)
         cat.wait()
         lister.wait()
     if lister.returncode != 0:
         raise GitError(["ls-tree", "-r", "--object-only", commit], lister.returncode, "cannot list the notes tree")
+
+
+def _close_and_drain(cat: subprocess.Popen[bytes], reader: Any, chunks: Any) -> None:
+    """A reader that stops early: end git, and take what the thread still holds until it ends."""
+    import queue
+
+    cat.kill()
+    while reader.is_alive():
+        with contextlib.suppress(queue.Empty):
+            chunks.get(timeout=0.05)
+    assert cat.stdout is not None
+    cat.stdout.close()
 
 
 def _git_env() -> dict[str, str]:

@@ -5,7 +5,7 @@ The notes (``refs/notes/experiments``) stay the one source of truth and the only
 reads, not what the ledger holds:
 
 * ``events``: every valid event once (dedup by id: amend and rebase copy notes), with the number of note lines
-  that carry it, its experiment, type and time (indexed by experiment), and its canonical line;
+  that carry it, its experiment and type (indexed), and its line as the note holds it;
 * ``units``: per (experiment, metric, arm, unit) the count and the *exact* sum of the successful values, trial and
   error counts, the unit's first successful trial (time, id: the unit order) and its ``machine``, the time span;
 * ``pairs``: per (experiment, metric, pair, arm) count, exact sum and first trial;
@@ -57,8 +57,8 @@ _T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE events(id TEXT NOT NULL, exp TEXT NOT NULL, type TEXT NOT NULL, ts TEXT NOT NULL,
-                    copies INTEGER NOT NULL, line TEXT NOT NULL);
+CREATE TABLE events(id TEXT NOT NULL, exp TEXT NOT NULL, type TEXT NOT NULL, copies INTEGER NOT NULL,
+                    line BLOB NOT NULL);
 CREATE TABLE units(exp TEXT, metric TEXT, arm TEXT, unit TEXT, n INTEGER, total BLOB, trials INTEGER,
                    errors INTEGER, first_ts TEXT, first_id TEXT, machine TEXT, min_t REAL, max_t REAL,
                    PRIMARY KEY(exp, metric, arm, unit)) WITHOUT ROWID;
@@ -94,7 +94,7 @@ def mean(total: int, n: int) -> float:
 
 
 # ---- aggregates of a batch of events (a rebuild, or what one update adds) -------------------------------------
-@dataclass
+@dataclass(slots=True)
 class _Unit:
     n: int = 0
     total: int = 0
@@ -118,7 +118,7 @@ class _Unit:
                 self.max_t = t if self.max_t is None else max(self.max_t, t)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pair:
     n: int = 0
     total: int = 0
@@ -136,6 +136,7 @@ class _Aggregates:
     pairs: dict[tuple[str, str, str, str], _Pair] = field(default_factory=dict)
     arm_units: set[tuple[str, str, str]] = field(default_factory=set)
     events: dict[str, int] = field(default_factory=dict)  # per experiment
+    _moment: tuple[str, float | None] = ("", None)  # the last time parsed (a note's events share theirs)
 
     def add(self, ev: ledger.Event) -> None:
         self.events[ev["exp"]] = self.events.get(ev["exp"], 0) + 1
@@ -152,9 +153,12 @@ class _Aggregates:
         if agg is None:
             agg = self.units[key] = _Unit()
         agg.trials += 1
-        moment = parse_ts(ev["ts"])
-        if moment is not None:
-            t = moment.timestamp()
+        ts = ev["ts"]
+        if self._moment[0] != ts:
+            moment = parse_ts(ts)
+            self._moment = (ts, None if moment is None else moment.timestamp())
+        t = self._moment[1]
+        if t is not None:
             agg.min_t = t if agg.min_t is None else min(agg.min_t, t)
             agg.max_t = t if agg.max_t is None else max(agg.max_t, t)
         code = ev.get("exit_code")
@@ -186,7 +190,7 @@ def _unit_row(key: tuple[str, str, str, str], u: _Unit) -> tuple[Any, ...]:
 
 
 # ---- decoding notes: (event, its line) pairs --------------------------------------------------------------
-def _decode(lines: list[bytes]) -> tuple[list[tuple[ledger.Event, str]], int]:
+def _decode(lines: list[bytes]) -> tuple[list[tuple[ledger.Event, bytes]], int]:
     """Valid events of stripped, non-blank lines with the line each came from, and the count of the others (the
     same verdict as :func:`ledger.decode`, line for line)."""
     if not lines:
@@ -199,17 +203,17 @@ def _decode(lines: list[bytes]) -> tuple[list[tuple[ledger.Event, str]], int]:
             objs = None
         if objs is not None and len(objs) != len(lines):
             objs = None
-    good: list[tuple[ledger.Event, str]] = []
+    good: list[tuple[ledger.Event, bytes]] = []
     if objs is None:
         for line in lines:
             ev = ledger._decode_line(line)
             if ev is not None:
-                good.append((ev, line.decode("utf-8")))
+                good.append((ev, line))
     else:
         for obj, line in zip(objs, lines, strict=True):
             ev = ledger.validate(obj)
             if ev is not None:
-                good.append((ev, line.decode("utf-8")))
+                good.append((ev, line))
     return good, len(lines) - len(good)
 
 
@@ -321,7 +325,7 @@ def _fill(git: Git, conn: sqlite3.Connection, head: str | None, progress: Progre
     if head is not None:
         seen: dict[str, int] = {}  # id -> rowid of its first copy
         extra: dict[int, int] = {}  # rowid -> copies beyond the first
-        rows: list[tuple[int, str, str, str, str, int, str]] = []
+        rows: list[tuple[int, str, str, str, int, bytes]] = []
         total = _count_notes(git, head) if progress else 0
         done = 0
         pending: list[bytes] = []
@@ -338,10 +342,9 @@ def _fill(git: Git, conn: sqlite3.Connection, head: str | None, progress: Progre
                     extra[rowid] = extra.get(rowid, 0) + 1
                     continue
                 rowid = seen[key] = len(seen) + 1
-                rows.append((rowid, key, ev["exp"], ev["type"], ev["ts"], 1, line))
+                rows.append((rowid, key, ev["exp"], ev["type"], 1, line))
                 agg.add(ev)
-            conn.executemany("INSERT INTO events(rowid, id, exp, type, ts, copies, line) VALUES (?,?,?,?,?,?,?)",
-                             rows)  # fmt: skip
+            conn.executemany("INSERT INTO events(rowid, id, exp, type, copies, line) VALUES (?,?,?,?,?,?)", rows)
             rows.clear()
             pending.clear()
             if progress:
@@ -469,8 +472,8 @@ def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bo
             if row is not None:
                 conn.execute("UPDATE events SET copies = copies + 1 WHERE rowid=?", row)
                 continue
-            conn.execute("INSERT INTO events(id, exp, type, ts, copies, line) VALUES (?,?,?,?,1,?)",
-                         (ev["id"], ev["exp"], ev["type"], ev["ts"], line))  # fmt: skip
+            conn.execute("INSERT INTO events(id, exp, type, copies, line) VALUES (?,?,?,1,?)",
+                         (ev["id"], ev["exp"], ev["type"], line))  # fmt: skip
             agg.add(ev)
         for ev, _line in good_gone:
             row = conn.execute("SELECT rowid, copies, exp FROM events WHERE id=?", (ev["id"],)).fetchone()
@@ -598,9 +601,10 @@ class LedgerIndex:
             args.extend(types)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY ts, id"
         lines = [row[0] for row in self._conn.execute(sql, args)]
-        return json.loads("[" + ",".join(lines) + "]") if lines else []
+        events: list[ledger.Event] = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+        events.sort(key=lambda e: (e["ts"], e["id"]))
+        return events
 
     def count(self) -> int:
         return int(self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM experiments").fetchone()[0])
