@@ -139,49 +139,54 @@ class _Aggregates:
     _moment: tuple[str, float | None] = ("", None)  # the last time parsed (a note's events share theirs)
 
     def add(self, ev: ledger.Event) -> None:
-        self.events[ev["exp"]] = self.events.get(ev["exp"], 0) + 1
+        exp = ev["exp"]
+        events = self.events
+        events[exp] = events.get(exp, 0) + 1
         type_ = ev["type"]
-        if type_ == "assign":
-            self.arm_units.add((ev["exp"], ev["arm"], ev["unit"]))
-            return
         if type_ != "trial":
+            if type_ == "assign":
+                self.arm_units.add((exp, ev["arm"], ev["unit"]))
             return
-        exp, arm, unit, metric = ev["exp"], ev["arm"], ev["unit"], ev["metric"]
-        self.arm_units.add((exp, arm, unit))
-        key = (exp, metric, arm, unit)
+        arm = ev["arm"]
+        key = (exp, ev["metric"], arm, ev["unit"])  # its (exp, arm, unit) joins arm_units in :func:`_store`
         agg = self.units.get(key)
         if agg is None:
             agg = self.units[key] = _Unit()
         agg.trials += 1
         ts = ev["ts"]
-        if self._moment[0] != ts:
-            moment = parse_ts(ts)
-            self._moment = (ts, None if moment is None else moment.timestamp())
-        t = self._moment[1]
+        moment = self._moment
+        if moment[0] != ts:
+            parsed = parse_ts(ts)
+            moment = self._moment = (ts, None if parsed is None else parsed.timestamp())
+        t = moment[1]
         if t is not None:
-            agg.min_t = t if agg.min_t is None else min(agg.min_t, t)
-            agg.max_t = t if agg.max_t is None else max(agg.max_t, t)
+            if agg.min_t is None or t < agg.min_t:
+                agg.min_t = t
+            if agg.max_t is None or t > agg.max_t:
+                agg.max_t = t
         code = ev.get("exit_code")
         if code is not None and code != 0:
             agg.errors += 1
             return
-        value = exact(ev["value"])
+        num, den = ev["value"].as_integer_ratio()
+        value = num << (SCALE + 1 - den.bit_length())
         agg.n += 1
         agg.total += value
-        first = (ev["ts"], ev["id"])
+        first = (ts, ev["id"])
         if agg.first is None or first < agg.first:
             agg.first = first
             machine = ev.get("machine")
-            agg.machine = machine if isinstance(machine, str) else ""
+            agg.machine = machine if type(machine) is str else ""
         pair = ev.get("pair")
-        if isinstance(pair, str) and pair:
-            pkey = (exp, metric, pair, arm)
+        if pair and type(pair) is str:
+            pkey = (exp, key[1], pair, arm)
             p = self.pairs.get(pkey)
             if p is None:
                 p = self.pairs[pkey] = _Pair()
             p.n += 1
             p.total += value
-            p.first = min(p.first, first)
+            if first < p.first:
+                p.first = first
 
 
 def _unit_row(key: tuple[str, str, str, str], u: _Unit) -> tuple[Any, ...]:
@@ -323,28 +328,49 @@ def _fill(git: Git, conn: sqlite3.Connection, head: str | None, progress: Progre
     agg = _Aggregates()
     skipped = 0
     if head is not None:
-        seen: dict[str, int] = {}  # id -> rowid of its first copy
+        # id -> rowid of its first copy, keyed by the id's hash (half the memory of the strings); a hash seen
+        # before is checked against the id stored under that rowid, and true collisions are kept by id
+        seen: dict[int, int] = {}
+        collided: dict[str, int] = {}
         extra: dict[int, int] = {}  # rowid -> copies beyond the first
+        flushed = 0  # rowids up to this one are in the table, the others in ``rows``
         rows: list[tuple[int, str, str, str, int, bytes]] = []
         total = _count_notes(git, head) if progress else 0
         done = 0
         pending: list[bytes] = []
         pending_bytes = 0
 
+        def first_copy(key: str) -> int | None:
+            rowid = collided.get(key) or seen.get(hash(key))
+            if rowid is None:
+                return None
+            if rowid > flushed:
+                stored = rows[rowid - flushed - 1][1]
+            else:
+                stored = conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0]
+            return rowid if stored == key else None
+
         def flush() -> None:
-            nonlocal skipped
+            nonlocal skipped, flushed
             good, bad = _decode(pending)
             skipped += bad
             for ev, line in good:
                 key = ev["id"]
-                rowid = seen.get(key)
-                if rowid is not None:
-                    extra[rowid] = extra.get(rowid, 0) + 1
-                    continue
-                rowid = seen[key] = len(seen) + 1
+                h = hash(key)
+                if h in seen or collided:
+                    rowid = first_copy(key)
+                    if rowid is not None:
+                        extra[rowid] = extra.get(rowid, 0) + 1
+                        continue
+                rowid = flushed + len(rows) + 1
+                if h in seen:
+                    collided[key] = rowid
+                else:
+                    seen[h] = rowid
                 rows.append((rowid, key, ev["exp"], ev["type"], 1, line))
                 agg.add(ev)
             conn.executemany("INSERT INTO events(rowid, id, exp, type, copies, line) VALUES (?,?,?,?,?,?)", rows)
+            flushed += len(rows)
             rows.clear()
             pending.clear()
             if progress:
@@ -398,7 +424,8 @@ def _store(conn: sqlite3.Connection, agg: _Aggregates, merge: bool = False) -> N
                      [_unit_row(k, u) for k, u in units.items()])  # fmt: skip
     conn.executemany("INSERT OR REPLACE INTO pairs VALUES (?,?,?,?,?,?,?,?)",
                      [(*k, p.n, to_blob(p.total), *p.first) for k, p in pairs.items()])  # fmt: skip
-    conn.executemany("INSERT OR IGNORE INTO arm_units VALUES (?,?,?)", sorted(agg.arm_units))
+    arm_units = agg.arm_units | {(exp, arm, unit) for exp, _metric, arm, unit in agg.units}
+    conn.executemany("INSERT OR IGNORE INTO arm_units VALUES (?,?,?)", sorted(arm_units))
     conn.executemany("INSERT INTO experiments VALUES (?, ?) ON CONFLICT(exp) DO UPDATE SET events = events + ?",
                      [(exp, n, n) for exp, n in agg.events.items()])  # fmt: skip
 

@@ -99,6 +99,8 @@ def test_index_follows_appends_amends_rebases_removals_and_rewinds(repo: Path) -
     git(repo, "rebase", "-q", "side")  # rebase picks copy the notes of main's commits
     ledger.append(g, [_trial(value=5.0)])
     assert_index_equals_notes(g)
+    ledger_index._remove(ledger_index.index_path(g))  # a build from scratch dedups the copies the same way
+    assert_index_equals_notes(g)
     garbage = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=b"garbage\n\xff\n{]\n",
                              capture_output=True, check=True).stdout.decode().strip()  # fmt: skip
     git(repo, "notes", "--ref=experiments", "append", "-C", garbage, "HEAD")
