@@ -63,9 +63,10 @@ def exp_ids(n: int) -> list[str]:
 
 
 def ledger_stream(n_events: int, per_note: int = 4, exps: list[str] | None = None, first_commit: int = 0,
-                  branch: str = "refs/heads/bench-ledger", seed: int = 12) -> bytes:  # fmt: skip
+                  branch: str = "refs/heads/bench-ledger", seed: int = 12,
+                  ids: list[str] | None = None) -> bytes:  # fmt: skip
     """A ``git fast-import`` stream adding ``n_events`` valid events as notes on new commits of ``branch``
-    (existing notes are kept). Deterministic for a given seed."""
+    (existing notes are kept). Deterministic for a given seed; the event ids go to ``ids`` when given."""
     rng = random.Random(seed + first_commit)
     exps = exps or ["exp-1"]
     n_commits = -(-n_events // per_note)
@@ -92,6 +93,8 @@ def ledger_stream(n_events: int, per_note: int = 4, exps: list[str] | None = Non
                 ev.update(type="trial", arm=arm, metric=PRIMARY, value=round(rng.gauss(10.0, 1.0), 6), unit=unit,
                           exit_code=1 if rng.random() < 0.02 else 0, machine=f"m{unit_no % 8}")  # fmt: skip
             lines.append(ledger.encode(ev).encode())
+            if ids is not None:
+                ids.append(str(ev["id"]))
             k += 1
         body = b"\n".join(lines) + b"\n"
         out.append(b"N inline :%d\ndata %d\n%s\n" % (i + 1, len(body), body))
@@ -105,9 +108,11 @@ def notes_per_unit(n_events: int, per_note: int, n_exps: int) -> int:
 
 
 def build_ledger(repo: Path, n_events: int, per_note: int = 1, exps: list[str] | None = None,
-                 first_commit: int = 0) -> None:  # fmt: skip
-    """Add ``n_events`` events to ``repo``'s ledger with one ``git fast-import`` (tests use it too)."""
-    _fast_import(repo, ledger_stream(n_events, per_note, exps, first_commit))
+                 first_commit: int = 0) -> list[str]:  # fmt: skip
+    """Add ``n_events`` events to ``repo``'s ledger with one ``git fast-import`` (tests use it too); their ids."""
+    ids: list[str] = []
+    _fast_import(repo, ledger_stream(n_events, per_note, exps, first_commit, ids=ids))
+    return ids
 
 
 def _fast_import(repo: Path, stream: bytes) -> None:
