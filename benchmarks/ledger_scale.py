@@ -72,8 +72,8 @@ def ledger_stream(n_events: int, per_note: int = 4, exps: list[str] | None = Non
     n_commits = -(-n_events // per_note)
     out: list[bytes] = []
     for i in range(n_commits):
-        out.append(b"commit %s\nmark :%d\ncommitter B <b@x> %d +0000\ndata 0\n\n" % (branch.encode(), i + 1,
-                                                                                    EPOCH + first_commit + i))  # fmt: skip
+        stamp = EPOCH + first_commit + i
+        out.append(b"commit %s\nmark :%d\ncommitter B <b@x> %d +0000\ndata 0\n\n" % (branch.encode(), i + 1, stamp))
     out.append(b"commit %s\ncommitter B <b@x> %d +0000\ndata 0\n\n" % (ledger.NOTES_REF.encode(),
                                                                       EPOCH + first_commit + n_commits))  # fmt: skip
     k = 0
@@ -86,7 +86,7 @@ def ledger_stream(n_events: int, per_note: int = 4, exps: list[str] | None = Non
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(EPOCH + (first_commit + i) * 120)) + ".000000Z"
         lines = []
         for j in range(min(per_note, n_events - k)):
-            ev: dict[str, object] = {"v": 1, "id": "%032x" % rng.getrandbits(128), "exp": exp, "ts": ts}
+            ev: dict[str, object] = {"v": 1, "id": f"{rng.getrandbits(128):032x}", "exp": exp, "ts": ts}
             if in_unit == 0 and j == 0:
                 ev.update(type="assign", arm=arm, unit=unit)
             else:
@@ -129,7 +129,8 @@ def registry_yaml(exps: list[str]) -> str:
     out = ["settings:", "  sync_on_push: true", "experiments:"]
     for exp in exps:
         out += [f"  - id: {exp}", f"    name: {exp}", "    hypothesis: h", "    status: running",
-                "    created: '2026-12-01T00:00:00.000000Z'", "    files:", f"      tool.cfg: .experiments/{exp}/tool.cfg",
+                "    created: '2026-12-01T00:00:00.000000Z'", "    files:",
+                f"      tool.cfg: .experiments/{exp}/tool.cfg",
                 "    metric:", f"      name: {PRIMARY}", "      command: 'true'", "      direction: lower",
                 "      unit: s", "    sample_size: 100000", "    max_duration_days: 3650",
                 "    auto_promote: false", "    auto_rollback: false"]  # fmt: skip

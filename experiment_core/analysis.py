@@ -44,9 +44,9 @@ from .decide import SRM_ALPHA, Decision, Evidence, ExperimentLike, Settings, dec
 __all__ = [
     "SCHEMA",
     "AnalysisResult",
-    "UnitData",
     "EventData",
     "ExperimentData",
+    "UnitData",
     "analyze_data",
     "analyze_experiment",
     "analyze_samples",

@@ -531,7 +531,7 @@ def _recompute(conn: sqlite3.Connection, exp: str) -> None:
     """An experiment's aggregates again from its stored events (after an event went: its first trial, span or
     units may have changed)."""
     for table in ("units", "pairs", "arm_units", "experiments"):
-        conn.execute(f"DELETE FROM {table} WHERE exp=?", (exp,))  # noqa: S608 (a constant table name)
+        conn.execute(f"DELETE FROM {table} WHERE exp=?", (exp,))
     agg = _Aggregates()
     for (line,) in conn.execute("SELECT line FROM events WHERE exp=?", (exp,)).fetchall():
         agg.add(json.loads(line))
@@ -722,7 +722,7 @@ def read_with(git: Git, fn: Callable[[LedgerIndex], _T], *, progress: bool = Fal
         try:
             return fn(index)
         except sqlite3.DatabaseError as exc:
-            if attempt or isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            if attempt or (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)):
                 raise
             path = index_path(git)
             index.close()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import click
-
 from typing import TYPE_CHECKING
+
+import click
 
 from experiment_core import ledger, ledger_index, lifecycle
 from experiment_core.gitio import Git

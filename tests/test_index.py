@@ -47,28 +47,31 @@ def assert_index_equals_notes(g: Git) -> None:
 
 
 def _check(index: ledger_index.LedgerIndex, full: ledger.LedgerRead) -> None:
-    if True:
-        assert index.notes_commit == full.notes_commit
-        assert index.skipped == full.skipped
-        assert index.events() == full.events  # same events, same order (time, then id)
-        assert index.count() == len(full.events)
-        exps = {e["exp"] for e in full.events} | set(EXPS)
-        for exp in sorted(exps):
-            assert index.events(exp) == ledger.for_experiment(full.events, exp)
-            assert index.events(exp, ("alert",)) == [e for e in full.events if e["exp"] == exp
-                                                     and e["type"] == "alert"]  # fmt: skip
-            for metric in METRICS:
-                assert index.units(exp, metric) == collect_units(full.events, exp, metric)
-                trials = [e for e in full.events if e["exp"] == exp and e["type"] == "trial"
-                          and e["metric"] == metric]  # fmt: skip
-                n, lo, hi = index.trial_span(exp, metric)
-                assert n == len(trials)
-                if trials:
-                    moments = [ledger.parse_ts(e["ts"]).timestamp() for e in trials]  # type: ignore[union-attr]
-                    assert (lo, hi) == (min(moments), max(moments))
-            units = {a: {e["unit"] for e in full.events if e["exp"] == exp and e["type"] in ("assign", "trial")
-                         and e["arm"] == a} for a in ("control", "treatment")}  # fmt: skip
-            assert index.unit_counts(exp) == (len(units["control"]), len(units["treatment"]))
+    from experiment_core.spec import parse_ts
+
+    assert index.notes_commit == full.notes_commit
+    assert index.skipped == full.skipped
+    assert index.events() == full.events  # same events, same order (time, then id)
+    assert index.count() == len(full.events)
+    exps = {e["exp"] for e in full.events} | set(EXPS)
+    assert index.count_unknown(EXPS) == sum(e["exp"] not in EXPS for e in full.events)
+    metrics = {e["metric"] for e in full.events if e["type"] == "trial"} | set(METRICS)
+    for exp in sorted(exps):
+        assert index.events(exp) == ledger.for_experiment(full.events, exp)
+        assert index.events(exp, ("alert",)) == [e for e in full.events if e["exp"] == exp
+                                                 and e["type"] == "alert"]  # fmt: skip
+        for metric in sorted(metrics):
+            assert index.units(exp, metric) == collect_units(full.events, exp, metric)
+            trials = [e for e in full.events if e["exp"] == exp and e["type"] == "trial"
+                      and e["metric"] == metric]  # fmt: skip
+            n, lo, hi = index.trial_span(exp, metric)
+            assert n == len(trials)
+            if trials:
+                moments = [parse_ts(e["ts"]).timestamp() for e in trials]  # type: ignore[union-attr]
+                assert (lo, hi) == (min(moments), max(moments))
+        units = {a: {e["unit"] for e in full.events if e["exp"] == exp and e["type"] in ("assign", "trial")
+                     and e["arm"] == a} for a in ("control", "treatment")}  # fmt: skip
+        assert index.unit_counts(exp) == (len(units["control"]), len(units["treatment"]))
 
 
 def _commit(repo: Path, name: str) -> None:
@@ -278,7 +281,8 @@ def test_corrupt_or_foreign_index_is_rebuilt(repo: Path, tmp_path: Path) -> None
 def test_hostile_notes_cannot_crash_a_read_of_the_index(repo: Path) -> None:
     g = Git(repo)
     ledger.append(g, _varied(1))
-    hostile = [b"\xff\xfe" * 10, b"{" * 100000, b'{"v":1,"id":"x","type":"trial","exp":"exp-1","ts":"2026-01-01T00:00:00Z",'
+    hostile = [b"\xff\xfe" * 10, b"{" * 100000,
+               b'{"v":1,"id":"x","type":"trial","exp":"exp-1","ts":"2026-01-01T00:00:00Z",'
                b'"arm":"control","metric":"t","value":NaN,"unit":"u"}', b"[1,2]{}", b'{"v":1}' * 3,
                b'{"v":1,"id":"y","type":"trial","exp":"exp-1","ts":"never","arm":"control","metric":"t",'
                b'"value":1,"unit":"u"}', b"null", b"\x00" * 50]  # fmt: skip

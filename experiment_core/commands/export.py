@@ -34,9 +34,8 @@ def export(exp_id: str, output: str, fmt: str | None) -> None:
     elif chosen == "jsonl":
         text = events_jsonl(events)
     else:
-        from experiment_core.report_data import analysis_dict
-
         from experiment_core.analysis import EventData
+        from experiment_core.report_data import analysis_dict
 
         analysis = analysis_dict(exp, EventData(events, exp.id), utc_now(), skipped)
         if chosen == "json":

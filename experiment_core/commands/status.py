@@ -14,7 +14,6 @@ from experiment_core.report import experiment_status_markdown, summary_markdown,
 from experiment_core.spec import Experiment, load_registry, utc_now
 from experiment_core.state import state_dir
 
-
 TrialSpan = tuple[int, "float | None", "float | None"]  # trials, epoch seconds of the first and the last
 
 
