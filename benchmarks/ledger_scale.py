@@ -241,6 +241,14 @@ def bench(base: Path, n: int, n_exps: int, per_note: int, repeat: int) -> dict[s
         return recorded(cli("sync"))
 
     res["sync-merge"] = median_of(both_sides, repeat)
+
+    def git_push_floor() -> tuple[float, float]:
+        """What git itself costs for the same push: one note appended by hand, then a plain ``git push``."""
+        line = ledger.encode(ledger.make_event("trial", exp, arm="control", metric=PRIMARY, value=1.0, unit="g"))
+        _git(work, "notes", f"--ref={ledger.NOTES_REF}", "append", "-m", line, "HEAD")
+        return run_measured(["git", "push", "-q", "--no-verify", "origin", ledger.NOTES_REF], work)
+
+    res["push-floor"] = median_of(git_push_floor, repeat)
     with_events = json.loads(run_measured_out(cli("sync", "--json"), work))["ledger"]["events"]
     res["events"] = (float(with_events), 0.0)
     return res
@@ -285,6 +293,9 @@ def main() -> None:
                       f"{tb / fb:.2f}x the floor, goal <= 1.5x) | {tb / ts:.1f}x | {mb:.0f} MB |")  # fmt: skip
                 continue
             print(f"| {label} | {ts:.3f} s | {tb:.3f} s | {tb / ts:.2f}x | {mb:.0f} MB (twin {ms:.0f} MB) |")
+            if key == "sync+1":
+                (fs, _), (fb, _) = small["push-floor"], big["push-floor"]
+                print(f"| (git floor: plain `git push` of one new note) | {fs:.3f} s | {fb:.3f} s | {fb / fs:.2f}x | |")
     finally:
         if args.keep:
             print(f"kept: {base}")
