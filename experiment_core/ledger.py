@@ -6,7 +6,9 @@ and ``git notes merge -s cat_sort_uniq`` is an exact union. Every event has ``v`
 sends crashes analysis. Writers serialize on a lock in the git common dir, because ``git notes append`` alone
 updates the notes ref without checking its old value and concurrent appends lose records.
 
-Reading costs two git processes whatever the ledger's size: ``git notes list`` and one ``cat-file --batch``.
+Reading all the notes costs two git processes whatever the ledger's size (``ls-tree`` piped into one
+``cat-file --batch``); commands read the local index instead (:mod:`experiment_core.ledger_index`), which is
+built that way once and then brought forward from the notes that changed.
 """
 
 from __future__ import annotations
@@ -157,6 +159,16 @@ def _trial_ok(obj: Event) -> bool:
     return commit is None or _is_sha(commit)
 
 
+_LAST_GOOD_TS: list[str | None] = [None]  # the events of one note share their time: parse it once
+
+
+def _ts_ok(ts: str) -> bool:
+    if parse_ts(ts) is None:
+        return False
+    _LAST_GOOD_TS[0] = ts
+    return True
+
+
 def validate(obj: Any) -> Event | None:
     """The event if it is well-formed, else None. Unknown fields are kept; unknown types are rejected."""
     if type(obj) is not dict:
@@ -171,7 +183,7 @@ def validate(obj: Any) -> Event | None:
     if fields is None or not _exp_ok(obj.get("exp")):
         return None
     ts = obj.get("ts")
-    if type(ts) is not str or parse_ts(ts) is None:
+    if type(ts) is not str or (ts != _LAST_GOOD_TS[0] and not _ts_ok(ts)):
         return None
     if type_ == "trial":
         return obj if _trial_ok(obj) else None
@@ -424,32 +436,17 @@ def _git_env() -> dict[str, str]:
 
 @dataclass
 class _Snapshot:
-    """What a read knows: events by id (first copy seen), how many note lines carry each id, skipped lines."""
+    """What a full read knows: events by id (first copy seen), skipped lines."""
 
     by_id: dict[str, Event]
-    counts: dict[str, int]
     skipped: int
 
-    def add(self, lines: list[bytes], sign: int) -> None:
+    def add(self, lines: list[bytes]) -> None:
         got, bad = _decode_lines(lines)
-        self.skipped += sign * bad
-        by_id, counts = self.by_id, self.counts
-        if sign > 0:
-            for event in got:
-                key = event["id"]
-                n = counts.get(key, 0)
-                counts[key] = n + 1
-                if n == 0:
-                    by_id[key] = event
-        else:
-            for event in got:
-                key = event["id"]
-                n = counts.get(key, 0) - 1
-                if n > 0:
-                    counts[key] = n
-                else:
-                    counts.pop(key, None)
-                    by_id.pop(key, None)
+        self.skipped += bad
+        by_id = self.by_id
+        for event in got:
+            by_id.setdefault(event["id"], event)
 
     def sorted_events(self) -> list[Event]:
         events = list(self.by_id.values())
@@ -458,16 +455,16 @@ class _Snapshot:
 
 
 def _read_uncached(git: Git, commit: str) -> _Snapshot:
-    snap = _Snapshot({}, {}, 0)
+    snap = _Snapshot({}, 0)
     pending: list[bytes] = []
     pending_bytes = 0
     for blob in _iter_note_blobs(git, commit):
         pending.extend(_split_lines(blob))
         pending_bytes += len(blob)
         if pending_bytes >= _CHUNK_BYTES:  # decode while git keeps writing into the pipe
-            snap.add(pending, +1)
+            snap.add(pending)
             pending, pending_bytes = [], 0
-    snap.add(pending, +1)
+    snap.add(pending)
     return snap
 
 
@@ -482,8 +479,8 @@ def read(git: Git, ref: str = NOTES_REF, cache: bool = True) -> LedgerRead:
     if cache and ref == NOTES_REF:
         from experiment_core import ledger_index
 
-        with ledger_index.open_index(git) as index:
-            return LedgerRead(index.events(), index.skipped, index.notes_commit)
+        return ledger_index.read_with(git, lambda index: LedgerRead(index.events(), index.skipped,
+                                                                    index.notes_commit))  # fmt: skip
     head = git.ref(ref)
     if head is None:
         return LedgerRead([], 0, None)
