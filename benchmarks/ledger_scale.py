@@ -223,6 +223,8 @@ def bench(base: Path, n: int, n_exps: int, per_note: int, repeat: int) -> dict[s
     res["status+1"] = median_of(lambda: recorded(cli("status", "--json")), repeat)
     res["analyze"] = median_of(lambda: run_measured(cli("analyze", exp, "--json"), work), repeat)
     res["auto"] = median_of(lambda: run_measured(cli("--auto", "--dry-run"), work), repeat)
+    res["reads"] = median_of(lambda: (float(run_measured_out([sys.executable, "-c", INDEX_READS, str(work)], work)),
+                                      0.0), repeat)  # fmt: skip
     res["sync+1"] = median_of(lambda: recorded(cli("sync")), repeat)
     push_line = b"refs/heads/main 0 refs/heads/main 0\n"
     hook = [sys.executable, "-m", "experiment_core.hooks.pre_push", "origin", str(origin)]
@@ -254,12 +256,30 @@ def bench(base: Path, n: int, n_exps: int, per_note: int, repeat: int) -> dict[s
     return res
 
 
+INDEX_READS = """
+import sys, time
+from pathlib import Path
+from experiment_core import ledger_index
+from experiment_core.gitio import Git
+from experiment_core.spec import load_registry
+g = Git(Path(sys.argv[1]))
+exps = load_registry(g.root).running()
+t = time.perf_counter()
+with ledger_index.open_index(g) as index:
+    for exp in exps:
+        index.units(exp.id, exp.metric.name), index.unit_counts(exp.id), index.events(exp.id, ("alert",))
+        index.trial_span(exp.id, exp.metric.name)
+print(time.perf_counter() - t)
+"""
+
+
 def run_measured_out(cmd: list[str], cwd: Path) -> str:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, check=True, env=_env(), text=True).stdout
 
 
 ROWS = [("status", "`status --json` (warm)"), ("status+1", "`status --json` right after one new record"),
         ("analyze", "`analyze EXP --json` (warm)"), ("auto", "`--auto --dry-run`"),
+        ("reads", "of which: what `status` reads of the index for its 50 experiments (in-process)"),
         ("sync+1", "`sync` with one new local event"), ("sync-merge", "`sync` with one new event on each side"),
         ("pre-push+1", "whole pre-push hook right after one new record"), ("record", "`record` (one append)"),
         ("cold", "first `status --json` in a fresh clone")]  # fmt: skip
@@ -292,7 +312,8 @@ def main() -> None:
                 print(f"| {label} | {ts:.2f} s (floor {fs:.2f} s) | {tb:.2f} s (git plumbing floor {fb:.2f} s: "
                       f"{tb / fb:.2f}x the floor, goal <= 1.5x) | {tb / ts:.1f}x | {mb:.0f} MB |")  # fmt: skip
                 continue
-            print(f"| {label} | {ts:.3f} s | {tb:.3f} s | {tb / ts:.2f}x | {mb:.0f} MB (twin {ms:.0f} MB) |")
+            memory = f"{mb:.0f} MB (twin {ms:.0f} MB)" if mb else ""
+            print(f"| {label} | {ts:.3f} s | {tb:.3f} s | {tb / ts:.2f}x | {memory} |")
             if key == "sync+1":
                 (fs, _), (fb, _) = small["push-floor"], big["push-floor"]
                 print(f"| (git floor: plain `git push` of one new note) | {fs:.3f} s | {fb:.3f} s | {fb / fs:.2f}x | |")
