@@ -181,7 +181,7 @@ def compare_arms(
         rel = None if tt.difference is None else math.expm1(tt.difference)
         rel_ci = None if tt.ci is None else (math.expm1(tt.ci[0]), math.expm1(tt.ci[1]))
     else:
-        r = stats.relative_ci(cm, tm, alpha=alpha)
+        r = stats.relative_ci_fieller(cm, tm, alpha=alpha)
         rel, rel_ci = r.estimate, r.ci
 
     # sequential (always-valid) inference
@@ -199,13 +199,9 @@ def compare_arms(
             seq_p, seq_ci, seq_rho = sq.p_value, sq.ci, sq.rho
             if log_scale:
                 seq_rel_ci = (math.expm1(sq.ci[0]), math.expm1(sq.ci[1]))
-            else:
-                rv = stats.relative_variance(cm, tm)
-                if rv is not None and rv > 0 and rel is not None:
-                    sr = stats.sequential_test(
-                        rel, math.sqrt(rv), n_total, n_planned=n_planned, alpha=alpha, df=wdf
-                    )
-                    seq_rel_ci = sr.ci
+            else:  # Fieller's set at the sequence's boundary: excludes 0 exactly when seq_p < alpha
+                q = stats.sequential_critical(n_total, n_planned=n_planned, alpha=alpha, df=wdf)
+                seq_rel_ci = stats.fieller_interval(cm, tm, q)
             more = _seq_more_trials(cm, tm, tt.difference, n_planned, alpha)
 
     return _Comparison(
@@ -839,8 +835,6 @@ def _arrays_one(
         tstat = diff / se_t
         naive_p = 2 * st.t.sf(np.abs(tstat), df)
         rel = diff / np.abs(mc)
-        rel_var = vt / (mc**2 * nt) + vc * mt**2 / (mc**4 * nc)
-        rel_se = np.sqrt(rel_var)
         if mode == "sequential":
             n_planned = 2.0 * max(settings.sample_size, 1)
             la = -2 * math.log(alpha)
@@ -851,14 +845,12 @@ def _arrays_one(
             log_p = 0.5 * np.log(nr2 + 1) - z**2 * nr2 / (2 * (nr2 + 1))
             p = np.exp(np.minimum(log_p, 0.0))
             factor = np.sqrt(2 * (nr2 + 1) / nr2 * np.log(np.sqrt(nr2 + 1) / alpha))
-            hw = rel_se * st.t.isf(st.norm.sf(factor), welch_df)
+            q = st.t.isf(st.norm.sf(factor), welch_df)
             p = np.where(se > 0, p, np.nan)
         else:
             p = naive_p
-            hw = st.t.ppf(1 - alpha / 2, welch_df) * rel_se
-        valid = np.isfinite(rel_se) & (rel_se > 0) & np.isfinite(hw)
-        lo_rel = np.where(valid, rel - hw, np.nan)
-        hi_rel = np.where(valid, rel + hw, np.nan)
+            q = st.t.ppf(1 - alpha / 2, welch_df)
+        lo_rel, hi_rel = fieller_arrays(mc, mt, a, b, q)
         rel = np.where(mc != 0, rel, np.nan)
     if direction == "lower":
         imp, lo, hi = -100 * rel, -100 * hi_rel, -100 * lo_rel
@@ -873,3 +865,20 @@ def _arrays_one(
         "p_value": np.where(np.isfinite(p), p, np.nan),
         "naive_p": naive_p,
     }
+
+
+def fieller_arrays(mc: Any, mt: Any, vc_n: Any, vt_n: Any, q: Any) -> tuple[Any, Any]:
+    """Vectorized :func:`experiment_core.stats.fieller_interval` (relative change; NaN where undefined) from
+    the means and the variances of the means (s²/n)."""
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q2 = q * q
+        a = mc * mc - q2 * vc_n
+        b = mt * mc
+        root = np.sqrt(np.maximum(b * b - a * (mt * mt - q2 * vt_n), 0.0))
+        th_lo, th_hi = (b - root) / a, (b + root) / a
+        ok = (a > 0) & (vc_n + vt_n > 0) & np.isfinite(q) & (mc != 0) & np.isfinite(th_lo) & np.isfinite(th_hi)
+        lo = np.where(mc > 0, th_lo - 1, 1 - th_hi)
+        hi = np.where(mc > 0, th_hi - 1, 1 - th_lo)
+    return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)
