@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 __all__ = [
+    "BlockedResult",
     "BootstrapResult",
     "MannWhitneyResult",
     "Moments",
@@ -32,11 +33,10 @@ __all__ = [
     "SequentialResult",
     "Summary",
     "TTestResult",
-    "BlockedResult",
     "blocked_difference",
     "bootstrap_ci",
-    "fieller_interval",
     "cohens_d",
+    "fieller_interval",
     "hedges_g",
     "holm",
     "mann_whitney",
@@ -47,8 +47,8 @@ __all__ = [
     "power_two_sample",
     "relative_ci",
     "relative_ci_fieller",
-    "sequential_critical",
     "sample_size_per_arm",
+    "sequential_critical",
     "sequential_halfwidth",
     "sequential_p_value",
     "sequential_rho",

@@ -364,7 +364,7 @@ def test_fieller_matches_its_defining_inequality_and_welchs_decision() -> None:
         lo, hi = r.ci
         assert lo <= r.estimate <= hi
 
-        def inside(rel: float) -> bool:  # the defining inequality, on θ = mean_t/mean_c
+        def inside(rel: float, c: Any = c, t: Any = t, q: float = q) -> bool:  # the defining inequality on θ
             theta = 1 + rel if c.mean() > 0 else 1 - rel
             lhs = (t.mean() - theta * c.mean()) ** 2
             rhs = q * q * (t.var(ddof=1) / len(t) + theta**2 * c.var(ddof=1) / len(c))
