@@ -193,10 +193,12 @@ def scalar_guardrail_check(settings: Settings, prim: tuple[Arr, Arr], guards: li
         for u in range(j + 1):
             for arm, idx in (("control", 0), ("treatment", 1)):
                 unit = f"{arm}-{u}"
-                series = [("time_to_complete", prim[idx])] + [(g, gv[idx]) for g, gv in zip(names, guards, strict=True)]
+                series = [("time_to_complete", prim[idx])]
+                series += [(g, gv[idx]) for g, gv in zip(names, guards, strict=True)]
                 for metric, values in series:
-                    events.append({"type": "trial", "exp": "sim", "id": f"{unit}-{metric}", "arm": arm, "unit": unit,
-                                   "metric": metric, "value": float(values[i, u]), "ts": f"2026-01-01T{u:06d}"})  # fmt: skip
+                    events.append({"type": "trial", "exp": "sim", "id": f"{unit}-{metric}", "arm": arm,
+                                   "unit": unit, "metric": metric, "value": float(values[i, u]),
+                                   "ts": f"2026-01-01T{u:06d}"})  # fmt: skip
         r = analyze_experiment(exp, events)
         bad += ACTIONS[int(codes[i, j])] != r.decision.action
     return bad

@@ -394,3 +394,37 @@ def test_sequential_fieller_agrees_with_the_always_valid_p() -> None:
             continue
         disagreements += (ci[0] > 0 or ci[1] < 0) != (sq.p_value < alpha)
     assert disagreements == 0
+
+
+# --- blocked (machine fixed effects) estimate (issue 11) -------------------------------------------------
+
+
+def _ols_with_dummies(y: np.ndarray, treated: np.ndarray, blocks: list[str]) -> Any:
+    import statsmodels.api as sm
+
+    names = sorted(set(blocks))
+    dummies = np.array([[b == name for name in names] for b in blocks], dtype=float)
+    X = np.column_stack([treated.astype(float), dummies])  # one dummy per block, no intercept: full rank
+    return sm.OLS(y, X).fit()
+
+
+def test_blocked_difference_equals_statsmodels_ols_with_machine_dummies() -> None:
+    rng = np.random.default_rng(21)
+    for _ in range(60):
+        n_blocks = int(rng.integers(2, 9))
+        n = int(rng.integers(n_blocks + 4, 60))
+        blocks = [f"m{int(b)}" for b in rng.integers(0, n_blocks, n)]
+        treated = rng.random(n) < rng.uniform(0.2, 0.8)
+        speed = {b: rng.normal(0, 0.35) for b in set(blocks)}
+        y = np.array([speed[b] for b in blocks]) + 0.2 * treated + rng.normal(0, 0.05, n)
+        r = stats.blocked_difference(list(y), list(treated), blocks)
+        fit = _ols_with_dummies(y, treated, blocks)
+        both = {b for b in set(blocks) if any(t for t, bb in zip(treated, blocks, strict=True) if bb == b)
+                and any(not t for t, bb in zip(treated, blocks, strict=True) if bb == b)}  # fmt: skip
+        if not both:
+            assert r.estimate is None
+            continue
+        assert r.blocks == len(both)
+        assert close(r.estimate, float(fit.params[0]))
+        assert close(r.se, float(fit.bse[0])) and close(r.df, float(fit.df_resid))
+        assert close(2 * st.t.sf(abs(r.estimate / r.se), r.df), float(fit.pvalues[0]))  # type: ignore[operator]
