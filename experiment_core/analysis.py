@@ -27,6 +27,8 @@ Undefined numbers are None (JSON null), never NaN.
   (``control``, ``treatment``, ``p_value``, ``p_value_sequential``, ``errors``, ``trials``), ``secondary``
   (per metric: ``metric``, ``direction``, ``control``, ``treatment``, ``improvement_pct``, ``relative_ci95``,
   ``p_value``, ``p_holm``, ``significant``), ``more_trials_needed`` (per arm, or None), ``bootstrap``;
+* ``blocking`` ("machine" | "pair" | "none"), ``blocks``, ``pooled`` (the pooled numbers a within-block
+  comparison replaced, or None); secondary rows add ``blocking``, ``blocks`` and ``guardrail``;
 * ``decision``: ``action``, ``reasons`` (sentences), ``alerts``, ``automatic``, ``expired``.
 """
 

@@ -9,11 +9,14 @@ No I/O and no heavy imports. The rules, in order:
 2. **hold** on sample ratio mismatch (χ² p < 0.001): the comparison cannot be trusted.
 3. **rollback** when a guardrail fails: the treatment is worse by more than ``max_regression`` % (the upper
    bound of the improvement interval — the always-valid confidence sequence in sequential mode — is below
-   −max_regression; the two-sided interval used one-sidedly, so the false-rollback rate is ≤ α), or the
-   treatment's error rate is above 2x control's and significantly higher (one-sided).
+   −max_regression; the two-sided interval used one-sidedly), or a guardrail metric is worse than its own
+   limit with always-valid confidence, or the treatment's error rate is above 2x control's and significantly
+   higher (one-sided). With m − 1 guardrail metrics, the primary's regression test and each guardrail's use
+   level α/m (Bonferroni), so the false-rollback rate stays ≤ α across all of them.
 4. **promote** when each arm has ≥ ``sample_size`` units, the difference is significant (always-valid p < α in
-   sequential mode, the fixed-horizon test at the pre-registered n in fixed mode) and the improvement estimate
-   reaches ``improvement_threshold``.
+   sequential mode, the fixed-horizon test at the pre-registered n in fixed mode), the improvement estimate
+   reaches ``improvement_threshold``, and no guardrail metric lacks data (< 2 units per arm) or has an estimate
+   beyond its limit (not yet certain enough to roll back: promotion waits).
 5. **continue** otherwise, saying what is missing.
 
 The Decision states what the rules conclude; whether it may be *applied automatically* is ``automatic``
