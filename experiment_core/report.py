@@ -305,7 +305,8 @@ def analysis_markdown(exp_id: str, analysis: Mapping[str, Any], unit: str = "s",
         "",
     ]
     ci = analysis.get("ci95") or [None, None]
-    lines.append(f"**95% Confidence Interval** (treatment − control): [{num(ci[0])}, {num(ci[1])}] {unit}")
+    pooled = " of the pooled means; the test above compares within blocks" if analysis.get("pooled") else ""
+    lines.append(f"**95% Confidence Interval** (treatment − control{pooled}): [{num(ci[0])}, {num(ci[1])}] {unit}")
     seq = analysis.get("sequential") or {}
     if seq:
         lines.append(f"**Always-valid p-value** (checked at every push): {pvalue(seq.get('p_value'))}")
