@@ -72,7 +72,7 @@ def experiment_report(exp: Experiment, events: Sequence[Event], analysis: Mappin
     units = collect_units(events, exp.id, exp.metric.name)
     path = sequential_path(trials, exp.id, exp.metric.name, direction=exp.metric.direction or "lower",
                            alpha=exp.targets.alpha, sample_size=exp.sample_size,
-                           test=exp.test)  # fmt: skip
+                           test=exp.test, block=exp.block_by != "none")  # fmt: skip
     return ExperimentReport(
         exp=exp_dict(exp),
         analysis=analysis,

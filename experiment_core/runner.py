@@ -20,6 +20,7 @@ from experiment_core import ledger
 from experiment_core.assign import TREATMENT, balanced_order, load_assignments, make_rng
 from experiment_core.errors import UserError
 from experiment_core.gitio import INTERNAL_ENV, Git
+from experiment_core.machine import machine_id
 from experiment_core.measure import Measurement, time_command
 from experiment_core.post_checkout import CLEAN, OURS, classify, ours_for
 from experiment_core.spec import Experiment
@@ -134,6 +135,7 @@ def run_trials(
     order = balanced_order(n, make_rng(seed))
     run_id = uuid.uuid4().hex[:12]
     head = git.head()
+    machine = machine_id(git)
     shell_command = shlex.join(command)
     done: list[RunTrial] = []
     with signals_as_interrupts(), internal_env():
@@ -148,7 +150,7 @@ def run_trials(
                 event = ledger.make_event(
                     "trial", exp.id, arm=arm, metric=exp.metric.name, value=m.seconds,
                     unit=f"run-{run_id}-{index}", exit_code=m.exit_code, commit=head,
-                    pair=f"{run_id}-{index // 2}", source="run",
+                    pair=f"{run_id}-{index // 2}", source="run", machine=machine,
                 )  # fmt: skip
                 with signals_deferred():
                     ledger.append(git, [event], commit=head)

@@ -18,6 +18,7 @@ from typing import Any
 from experiment_core import jobs, ledger
 from experiment_core.assign import Assignment, load_unit
 from experiment_core.gitio import Git
+from experiment_core.machine import machine_id
 from experiment_core.measure import Measurement, time_command
 from experiment_core.spec import DEFAULT_METRIC, Experiment, load_registry, parse_ts
 from experiment_core.state import state_dir
@@ -59,15 +60,16 @@ class UnitJob:
         return cls(exp, unit, first == "1")
 
 
-def trial_event(a: Assignment, metric: str, value: float, commit: str, exit_code: int | None) -> ledger.Event:
+def trial_event(a: Assignment, metric: str, value: float, commit: str, exit_code: int | None,
+                machine: str = "") -> ledger.Event:  # fmt: skip
     return ledger.make_event(
         "trial", a.exp, arm=a.arm, metric=metric, value=value, unit=a.unit, exit_code=exit_code, commit=commit,
-        source="post-commit",
+        source="post-commit", machine=machine,
     )  # fmt: skip
 
 
 def measure_unit(root: Path, exp: Experiment, a: Assignment, first_commit: bool, commit: str, committed_at: float,
-                 log: Any) -> list[ledger.Event]:  # fmt: skip
+                 log: Any, machine: str = "") -> list[ledger.Event]:  # fmt: skip
     """The trial events of one experiment for this commit (possibly none)."""
     changed = targets_intact(root, a.written)
     if changed:
@@ -86,11 +88,11 @@ def measure_unit(root: Path, exp: Experiment, a: Assignment, first_commit: bool,
             return [ledger.make_event("alert", exp.id, kind="dropped_trial", message=message, arm=a.arm)]
         if not m.ok:
             print(f"{exp.id}: `{command}` exited {m.exit_code}:\n{m.output.rstrip()}", file=log)
-        events.append(trial_event(a, metric, m.seconds, commit, m.exit_code))
+        events.append(trial_event(a, metric, m.seconds, commit, m.exit_code, machine))
     assigned = parse_ts(a.assigned_at)
     if first_commit and assigned is not None:
         elapsed = max(0.0, committed_at - assigned.timestamp())
-        events.append(trial_event(a, elapsed_metric_name(exp), elapsed, commit, None))
+        events.append(trial_event(a, elapsed_metric_name(exp), elapsed, commit, None, machine))
     return events
 
 
@@ -101,13 +103,14 @@ def run_job(args: list[str], log: Any) -> bool:
     git = Git(root)
     registry = load_registry(root, state_dir(git))
     events: list[ledger.Event] = []
+    machine = machine_id(git)
     for job in map(UnitJob.parse, args[3:]):
         exp = next((e for e in registry.experiments if e.id == job.exp and e.running), None)
         a = load_unit(git, job.unit)
         if exp is None or a is None or not a.active or a.exp != job.exp:
             print(f"{job.exp}: unit {job.unit} unknown or experiment not running; no trial", file=log)
             continue
-        events.extend(measure_unit(root, exp, a, job.first_commit, commit, committed_at, log))
+        events.extend(measure_unit(root, exp, a, job.first_commit, commit, committed_at, log, machine))
     if events:
         ledger.append(git, events, commit=commit)
     return all(e.get("exit_code") in (None, 0) for e in events)
