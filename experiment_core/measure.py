@@ -32,11 +32,12 @@ CALIBRATION_FILE = "shell-startup"
 CALIBRATION_MAX_AGE = 3600.0  # seconds a cached start-up figure is reused by the post-commit job
 
 # dash/POSIX builtins and keywords: `sh -c WORD ...` would not exec a program for these.
-SHELL_WORDS = frozenset(
-    ". : [ alias bg break cd command continue echo eval exec exit export false fg getopts hash jobs kill local "
-    "printf pwd read readonly return set shift test times trap true type ulimit umask unalias unset wait "
-    "! { } case do done elif else esac fi for if in then until while".split()
-)
+SHELL_WORDS = frozenset([
+    ".", ":", "[", "alias", "bg", "break", "cd", "command", "continue", "echo", "eval", "exec", "exit", "export",
+    "false", "fg", "getopts", "hash", "jobs", "kill", "local", "printf", "pwd", "read", "readonly", "return", "set",
+    "shift", "test", "times", "trap", "true", "type", "ulimit", "umask", "unalias", "unset", "wait", "!", "{", "}",
+    "case", "do", "done", "elif", "else", "esac", "fi", "for", "if", "in", "then", "until", "while",
+])  # fmt: skip
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:,+@%^=")
 
 
@@ -94,7 +95,7 @@ def _output_file() -> IO[bytes]:
     memfd = getattr(os, "memfd_create", None)
     if memfd is not None:
         try:
-            return open(memfd("experiment-hook-output", os.MFD_CLOEXEC), "w+b")  # noqa: SIM115
+            return open(memfd("experiment-hook-output", os.MFD_CLOEXEC), "w+b")
         except OSError:
             pass
     import tempfile
@@ -226,6 +227,11 @@ def _cached(cwd: Path, cache: Path, max_age: float) -> float:
 def timing_fields(m: Measurement) -> dict[str, Any]:
     """What a trial event records about how it was timed."""
     return {"timing": m.timing, "startup": m.startup} if m.timing == SHELL else {"timing": m.timing}
+
+
+def timing_words(m: Measurement) -> str:
+    """How ``m`` was taken, in words."""
+    return f"shell, start-up subtracted ({1000 * m.startup:.2f} ms)" if m.timing == SHELL else "direct exec"
 
 
 def describe_timing(trials: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:

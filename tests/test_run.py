@@ -53,9 +53,30 @@ def check_balanced_pairs(trials: list[ledger.Event]) -> None:
     assert len(pairs) - len(complete) <= 1  # at most the interrupted pair is incomplete
 
 
-def test_run_twenty_interleaved_balanced_tree_unchanged(repo: Path, exp: str) -> None:
+def run_order(trials: list[ledger.Event]) -> list[str]:
+    """The arms in the order they ran (a run's unit ends in its index)."""
+    return [t["arm"] for t in sorted(trials, key=lambda t: int(str(t["unit"]).rsplit("-", 1)[1]))]
+
+
+def test_run_n_is_runs_per_arm_balanced_in_every_block_of_two(repo: Path, exp: str) -> None:
+    """`run -n 5` as hyperfine's `--runs 5`: 5 runs per arm, every consecutive pair one control + one treatment."""
+    out = run_cli(repo, "run", "-n", "5", "--seed", "3", "--", *CMD).stdout
+    assert "Recorded 10 trials" in out
+    trials = run_trials(repo, exp)
+    assert Counter(t["arm"] for t in trials) == {"control": 5, "treatment": 5}
+    order = run_order(trials)
+    blocks = [order[i : i + 2] for i in range(0, len(order), 2)]
+    assert len(blocks) == 5 and all(sorted(b) == ["control", "treatment"] for b in blocks), order
+    # the recorded pair ids are those blocks
+    assert len({t["pair"] for t in trials}) == 5
+    check_balanced_pairs(trials)
+    help_text = run_cli(repo, "run", "--help").stdout
+    assert "Runs per arm" in " ".join(help_text.split())
+
+
+def test_run_interleaved_balanced_tree_unchanged(repo: Path, exp: str) -> None:
     before = tree_state(repo)
-    out = run_cli(repo, "run", "-n", "20", "--", *CMD).stdout
+    out = run_cli(repo, "run", "-n", "10", "--", *CMD).stdout
     assert "Recorded 20 trials" in out
     assert tree_state(repo) == before
     trials = run_trials(repo, exp)
@@ -64,7 +85,7 @@ def test_run_twenty_interleaved_balanced_tree_unchanged(repo: Path, exp: str) ->
     assert len({t["unit"] for t in trials}) == 20  # each run is its own unit
     mean = {arm: sum(t["value"] for t in trials if t["arm"] == arm) / 10 for arm in ("control", "treatment")}
     assert mean["treatment"] < mean["control"]  # the arms really ran different content
-    order = [t["arm"] for t in sorted(trials, key=lambda t: t["ts"])]
+    order = run_order(trials)
     assert order[:10] != ["control"] * 10 and order[:10] != ["treatment"] * 10
 
 
@@ -74,7 +95,7 @@ def test_run_from_a_treatment_unit_puts_the_treatment_back(repo: Path, exp: str)
                    env=cli_env({"EXPERIMENT_HOOK_SEED": SEED_TREATMENT}))  # fmt: skip
     assert (repo / "tool.cfg").read_text() == TREATMENT
     before = tree_state(repo)
-    run_cli(repo, "run", "-n", "4", "--", *CMD)
+    run_cli(repo, "run", "-n", "2", "--", *CMD)
     assert tree_state(repo) == before
     assert git(repo, "status", "--porcelain") == ""
 
@@ -82,7 +103,7 @@ def test_run_from_a_treatment_unit_puts_the_treatment_back(repo: Path, exp: str)
 def test_run_interrupted_half_way_restores_the_tree(repo: Path, exp: str) -> None:
     before = tree_state(repo)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiment_core", "run", "-n", "20", "--", "sh", "-c", "sleep 0.15"],
+        [sys.executable, "-m", "experiment_core", "run", "-n", "10", "--", "sh", "-c", "sleep 0.15"],
         cwd=repo, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
