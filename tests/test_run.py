@@ -3,6 +3,7 @@ also when interrupted by a real SIGINT half-way."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -23,7 +24,6 @@ CMD = ["sh", "-c", "if grep -q 'workers = 8' tool.cfg; then sleep 0.01; else sle
 
 @pytest.fixture
 def exp(repo: Path) -> str:
-    import json
 
     out = run_cli(repo, "create", "--name", "w", "--file", "tool.cfg", "--command", "true", "--json").stdout
     exp_id = str(json.loads(out)["id"])
@@ -124,3 +124,19 @@ def test_run_interrupted_half_way_restores_the_tree(repo: Path, exp: str) -> Non
     assert 10 <= len(trials) <= 11
     check_balanced_pairs(trials)
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_run_records_how_it_timed_and_leaves_a_fresh_start_up_for_post_commit(repo: Path, exp: str) -> None:
+    state = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-path", "experiment-hook").strip())
+    (state / "shell-startup").write_text(f"0.5 {time.time()}\n")  # fresh, but `run` measures its own
+    out = run_cli(repo, "run", "-n", "1", "--", "true").stdout  # a builtin: through the shell
+    shell = run_trials(repo, exp)
+    seconds = float((state / "shell-startup").read_text().split()[0])
+    assert seconds != 0.5 and 0 < seconds < 0.5
+    assert [(t["timing"], t["startup"]) for t in shell] == [("shell", seconds)] * 2
+    assert f"timing: shell, start-up subtracted ({1000 * seconds:.2f} ms)" in out
+    out = run_cli(repo, "run", "-n", "1", "--", "sh", "-c", "exit 0").stdout
+    direct = [t for t in run_trials(repo, exp) if t not in shell]
+    assert [t["timing"] for t in direct] == ["direct"] * 2 and "timing: direct exec" in out
+    analysis = json.loads(run_cli(repo, "analyze", exp, "--json").stdout)
+    assert analysis["timing"]["trials"] == {"direct": 2, "shell": 2, "unknown": 0}
