@@ -36,7 +36,7 @@ SHELL_COMMANDS = [
     "true", ":", "echo hi", "cd /tmp && ls", "ls *.py", "echo $HOME", 'echo "$HOME"', "a=1 prog", "prog > out",
     "prog | wc", "prog; prog", "prog &", "~/bin/prog", "prog \\ x", 'prog "a\\b"', "prog `date`", "prog # c",
     "prog\nprog", "if true; then :; fi", "", "   ", "prog 'unbalanced", "{ prog; }", "prog [ab]", "prog (x)",
-]
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", PLAIN_COMMANDS)

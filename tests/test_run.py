@@ -24,7 +24,6 @@ CMD = ["sh", "-c", "if grep -q 'workers = 8' tool.cfg; then sleep 0.01; else sle
 
 @pytest.fixture
 def exp(repo: Path) -> str:
-
     out = run_cli(repo, "create", "--name", "w", "--file", "tool.cfg", "--command", "true", "--json").stdout
     exp_id = str(json.loads(out)["id"])
     (repo / ".experiments" / exp_id / "tool.cfg").write_text(TREATMENT)
