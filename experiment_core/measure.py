@@ -13,9 +13,9 @@ loop); output goes to an in-memory file rather than a pipe, so nothing has to be
 
 from __future__ import annotations
 
+import math
 import os
 import select
-import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -190,7 +190,9 @@ def measure_shell_startup(cwd: Path, runs: int = CALIBRATION_RUNS) -> float:
             elapsed, _ = _spawn_and_wait("", True, cwd, 10.0, out)
             if i >= CALIBRATION_WARMUP:
                 times.append(elapsed)
-    return statistics.median(times)
+    times.sort()
+    mid = len(times) // 2
+    return times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
 
 
 def cached_shell_startup(cwd: Path, cache: Path, max_age: float = CALIBRATION_MAX_AGE) -> Callable[[], float]:
@@ -255,7 +257,7 @@ def describe_timing(trials: Iterable[Mapping[str, Any]]) -> dict[str, Any] | Non
             counts["unknown"] += 1
     if not any(counts.values()):
         return None
-    startup_ms = 1000 * statistics.fmean(startups) if startups else None
+    startup_ms = 1000 * math.fsum(startups) / len(startups) if startups else None
     parts = []
     if counts[DIRECT]:
         parts.append(f"direct exec ({counts[DIRECT]})")
