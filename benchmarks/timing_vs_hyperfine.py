@@ -2,10 +2,11 @@
 
 For each command, rounds alternate (so a busy machine hits every column alike): `hyperfine --runs N` (its default:
 through `sh -c`, the shell's start-up subtracted), `hyperfine -N` (no shell), our `measure.time_command` (what
-`run` and the post-commit job use, the shell start-up measured once per run of this script as `run` does), and
+`run` and the post-commit job use; a shell start-up measured once per round, as once per `run`), and
 the v0.1 timing as a baseline (`subprocess.run(shell=True)` with pipes and a timeout, nothing subtracted).
-Prints the means in ms, our difference from hyperfine's default in ms and %, and whether it is within
-max(0.3 ms, 3 %). Needs hyperfine on PATH (Debian: `apt-get install hyperfine`).
+Prints the means in ms, our difference from hyperfine's default in ms (with the half-width of its 95 % interval
+over the rounds: the run's own noise) and in %, and whether it is within max(0.3 ms, 3 %).
+Needs hyperfine on PATH (Debian: `apt-get install hyperfine`).
 
 Usage: `python benchmarks/timing_vs_hyperfine.py [--rounds R] [--scale X]` (X multiplies the runs per round).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shlex
 import shutil
@@ -46,12 +48,26 @@ def hyperfine_mean(command: str, runs: int, cwd: Path, no_shell: bool) -> float:
     return float(json.loads(out.read_text())["results"][0]["mean"])
 
 
-def ours(command: str, runs: int, cwd: Path, startup: float) -> tuple[float, Measurement]:
-    m = time_command(command, cwd, 60.0, lambda: startup)
-    for _ in range(WARMUP - 1):
-        time_command(command, cwd, 60.0, lambda: startup)
-    values = [time_command(command, cwd, 60.0, lambda: startup).seconds for _ in range(runs)]
+def ours(command: str, runs: int, cwd: Path) -> tuple[float, Measurement]:
+    """As one `run` does: the shell start-up (if the command needs the shell) measured once, then the runs."""
+    startup: list[float] = []
+
+    def shell_startup() -> float:
+        if not startup:
+            startup.append(measure_shell_startup(cwd))
+        return startup[0]
+
+    for _ in range(WARMUP):
+        m = time_command(command, cwd, 60.0, shell_startup)
+    values = [time_command(command, cwd, 60.0, shell_startup).seconds for _ in range(runs)]
     return statistics.fmean(values), m
+
+
+def half_width(diffs: list[float]) -> float:
+    """Half the 95 % t-interval of the mean of the per-round differences (the run's own noise)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5)
 
 
 def v01(command: str, runs: int, cwd: Path) -> float:
@@ -78,11 +94,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
         (cwd / "noop.sh").write_text("#!/bin/sh\n")
-        startup = measure_shell_startup(cwd)
-        print(f"{version}; {opts.rounds} rounds per command; our shell start-up calibration: "
-              f"{1000 * startup:.3f} ms\n")  # fmt: skip
+        print(f"{version}; {opts.rounds} rounds per command, columns in a fresh random order each round; "
+              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")  # fmt: skip
         header = (f"{'command':<16} {'timing':<7} {'hyperfine':>9} {'hf -N':>8} {'ours':>8} {'diff ms':>8} "
-                  f"{'diff %':>7} {'within':>7} {'v0.1':>8} {'v0.1 diff':>9}")  # fmt: skip
+                  f"{'±95%':>6} {'diff %':>7} {'within':>7} {'v0.1':>8} {'v0.1 diff':>9}")  # fmt: skip
         print(header)
         print("-" * len(header))
         all_within = True
@@ -93,22 +108,26 @@ def main() -> int:
             for _ in range(opts.rounds):
                 for col in random.sample(list(cols), len(cols)):  # a fresh order each round
                     if col == "ours":
-                        mean, m = ours(command, n, cwd, startup)
+                        mean, m = ours(command, n, cwd)
                         timing = m.timing
                     elif col == "v01":
                         mean = v01(command, n, cwd)
                     else:
                         mean = hyperfine_mean(command, n, cwd, no_shell=col == "hfN")
-                    cols[col].append(mean)
-            ms = {k: 1000 * statistics.fmean(v) for k, v in cols.items()}
+                    cols[col].append(1000 * mean)
+            ms = {k: statistics.fmean(v) for k, v in cols.items()}
             diff = ms["ours"] - ms["hf"]
+            noise = half_width([o - h for o, h in zip(cols["ours"], cols["hf"], strict=True)])
             pct = 100 * diff / ms["hf"] if ms["hf"] > 0 else float("nan")
             within = abs(diff) <= tolerance(ms["hf"])
             all_within &= within
             label = "python -c pass" if command.startswith(PYTHON) else command
             print(f"{label:<16} {timing:<7} {ms['hf']:>9.3f} {ms['hfN']:>8.3f} {ms['ours']:>8.3f} {diff:>+8.3f} "
-                  f"{pct:>+6.1f}% {'yes' if within else 'NO':>7} {ms['v01']:>8.3f} "
+                  f"{noise:>6.3f} {pct:>+6.1f}% {'yes' if within else 'NO':>7} {ms['v01']:>8.3f} "
                   f"{ms['v01'] - ms['hf']:>+9.3f}")  # fmt: skip
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}. ±95%: half-width of the interval of our difference "
+          "from hyperfine over the rounds;\nwhen it exceeds the tolerance the machine is too busy for this run to "
+          "tell.")  # fmt: skip
     print("\nGoal: ours within max(0.3 ms, 3 %) of hyperfine's mean for every command:",
           "met" if all_within else "NOT met")  # fmt: skip
     return 0 if all_within else 1
