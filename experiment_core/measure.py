@@ -176,9 +176,10 @@ def time_command(command: str, cwd: Path, timeout: float = 600.0,
 
 def _measurement(elapsed: float, code: int | None, output: str, timeout: float, timing: str,
                  startup: float) -> Measurement:  # fmt: skip
+    seconds = max(0.0, elapsed - startup)
     if code is None:
-        return Measurement(elapsed, TIMEOUT_EXIT, output + f"\n[timed out after {timeout:g} s]", timing, startup)
-    return Measurement(max(0.0, elapsed - startup), code, output, timing, startup)
+        return Measurement(seconds, TIMEOUT_EXIT, output + f"\n[timed out after {timeout:g} s]", timing, startup)
+    return Measurement(seconds, code, output, timing, startup)
 
 
 def measure_shell_startup(cwd: Path, runs: int = CALIBRATION_RUNS) -> float:
