@@ -8,7 +8,8 @@ Prints the means in ms, our difference from hyperfine's default in ms (with the 
 over the rounds: the run's own noise) and in %, and whether it is within max(0.3 ms, 3 %).
 Needs hyperfine on PATH (Debian: `apt-get install hyperfine`).
 
-Usage: `python benchmarks/timing_vs_hyperfine.py [--rounds R] [--scale X]` (X multiplies the runs per round).
+Usage: `python benchmarks/timing_vs_hyperfine.py [--rounds R] [--scale X] [--only TEXT]` (X multiplies the runs
+per round; TEXT picks the commands that contain it).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--only", default="", help="only the commands containing this text")
     opts = parser.parse_args()
     if shutil.which("hyperfine") is None:
         print("hyperfine is not on PATH (Debian: apt-get install hyperfine)", file=sys.stderr)
@@ -101,7 +103,7 @@ def main() -> int:
         print(header)
         print("-" * len(header))
         all_within = True
-        for command, runs in COMMANDS:
+        for command, runs in [(c, r) for c, r in COMMANDS if opts.only in c]:
             n = max(5, round(runs * opts.scale))
             cols: dict[str, list[float]] = {"hf": [], "hfN": [], "ours": [], "v01": []}
             timing = ""
