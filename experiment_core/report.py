@@ -284,6 +284,9 @@ def analysis_markdown(exp_id: str, analysis: Mapping[str, Any], unit: str = "s",
              f"## STATISTICAL ANALYSIS - {exp_id}", "", "### Data Summary", ""]  # fmt: skip
     lines += _arm_block("Control Group", control, unit)
     lines += _arm_block("Treatment Group", treatment, unit)
+    timing = analysis.get("timing")
+    if isinstance(timing, Mapping) and timing.get("text"):
+        lines += [f"**Timing**: {timing['text']}", ""]
     lines += ["### Statistical Tests", ""]
     diff = analysis.get("difference")
     saved = ""

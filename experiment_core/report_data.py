@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .ledger import Event
+from .measure import describe_timing
 from .spec import Experiment, format_ts
 
 
@@ -18,6 +19,8 @@ def analysis_dict(exp: Experiment, events: Sequence[Event], now: dt.datetime, sk
 
     result = analyze_experiment(exp, events, now).to_dict()
     result["skipped_events"] = skipped
+    metric = exp.metric.name
+    result["timing"] = describe_timing(e for e in events if e.get("type") == "trial" and e.get("metric") == metric)
     return result
 
 
