@@ -27,6 +27,8 @@ Undefined numbers are None (JSON null), never NaN.
   (``control``, ``treatment``, ``p_value``, ``p_value_sequential``, ``errors``, ``trials``), ``secondary``
   (per metric: ``metric``, ``direction``, ``control``, ``treatment``, ``improvement_pct``, ``relative_ci95``,
   ``p_value``, ``p_holm``, ``significant``), ``more_trials_needed`` (per arm, or None), ``bootstrap``;
+* ``blocking`` ("machine" | "pair" | "none"), ``blocks``, ``pooled`` (the pooled numbers a within-block
+  comparison replaced, or None); secondary rows add ``blocking``, ``blocks`` and ``guardrail``;
 * ``decision``: ``action``, ``reasons`` (sentences), ``alerts``, ``automatic``, ``expired``.
 """
 
@@ -39,7 +41,16 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from . import stats
-from .decide import SRM_ALPHA, Decision, Evidence, ExperimentLike, Settings, decide
+from .decide import (
+    SRM_ALPHA,
+    Decision,
+    Evidence,
+    ExperimentLike,
+    GuardrailEvidence,
+    LevelCheck,
+    Settings,
+    decide,
+)
 
 __all__ = [
     "SCHEMA",
@@ -104,11 +115,44 @@ class _Comparison:
     rel: float | None  # relative change (t − c)/|c| (ratio of geometric means − 1 on the log scale)
     rel_ci: Interval | None
     seq_p: float | None
-    seq_ci: Interval | None  # of the difference (of log means on the log scale)
+    seq_ci: Interval | None  # of the difference (of log means on the log scale or when blocked)
     seq_rel_ci: Interval | None
     seq_rho: float | None
     mann_whitney: stats.MannWhitneyResult | None
     more_trials: int | None
+    cm: stats.Moments  # moments on the analysis scale (log values on the log scale)
+    tm: stats.Moments
+    log_scale: bool
+    blocking: str = "none"  # "machine" | "pair" | "none"
+    blocked: stats.BlockedResult | None = None
+    pooled: dict[str, Any] | None = None  # the pooled numbers, when a blocked comparison replaced them
+
+    @property
+    def blocks(self) -> int:
+        return self.blocked.blocks if self.blocked is not None else 0
+
+
+def seq_band(cmp_: _Comparison, alpha: float, n_planned: float) -> Interval | None:
+    """The always-valid band of the relative change at level ``alpha``, on the comparison's own scale: it
+    excludes 0 exactly when the always-valid p at that level is below it."""
+    b = cmp_.blocked
+    if b is not None:
+        if b.estimate is None or b.se is None or b.df is None or b.se <= 0:
+            return None
+        q = stats.sequential_critical(b.n, n_planned=n_planned, alpha=alpha, df=b.df)
+        return (math.expm1(b.estimate - q * b.se), math.expm1(b.estimate + q * b.se))
+    cm, tm = cmp_.cm, cmp_.tm
+    if cm.mean is None or tm.mean is None or cm.var is None or tm.var is None:
+        return None
+    wdf = stats.welch_df(cm, tm)
+    se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
+    if wdf is None or se <= 0:
+        return None
+    q = stats.sequential_critical(cm.n + tm.n, n_planned=n_planned, alpha=alpha, df=wdf)
+    if cmp_.log_scale:
+        d = tm.mean - cm.mean
+        return (math.expm1(d - q * se), math.expm1(d + q * se))
+    return stats.fieller_interval(cm, tm, q)  # Fieller's set at the sequence's boundary
 
 
 def _seq_more_trials(
@@ -144,6 +188,62 @@ def _seq_more_trials(
     return hi
 
 
+def _more_trials_scaled(estimate: float, se: float, n_min: int, df: float, n_planned: float,
+                        alpha: float) -> int | None:  # fmt: skip
+    """Smallest n per arm at which the CS would exclude 0 if the estimate stayed and the SE shrank as 1/√n."""
+    if estimate == 0 or se <= 0 or n_min < 1:
+        return None
+    per_unit_df = df / n_min
+
+    def ok(m: int) -> bool:
+        bound = stats.sequential_critical(2 * m, n_planned=n_planned, alpha=alpha, df=max(per_unit_df * m, 1.0))
+        return se * math.sqrt(n_min / m) * bound < abs(estimate)
+
+    lo = max(n_min, 2)
+    if ok(lo):
+        return lo
+    hi = lo * 2
+    while not ok(hi):
+        hi *= 2
+        if hi > 10**7:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+Blocks = tuple[Sequence[str], Sequence[str]]
+
+
+def choose_blocking(
+    control: Sequence[float],
+    treatment: Sequence[float],
+    machines: Blocks | None,
+    pairs: tuple[Sequence[float], Sequence[float]] | None,
+) -> tuple[str, stats.BlockedResult] | None:
+    """Blocks as fixed effects on the log scale: run's pairs, or machines — whichever compares more units —
+    when at least two blocks hold both arms (and every value is positive); None: the pooled test."""
+    options: list[tuple[str, stats.BlockedResult]] = []
+    if pairs is not None and len(pairs[0]) >= 2 and all(x > 0 for x in (*pairs[0], *pairs[1])):
+        k = len(pairs[0])
+        r = stats.blocked_difference([math.log(x) for x in (*pairs[0], *pairs[1])], [False] * k + [True] * k,
+                                     [str(i) for i in range(k)] * 2)  # fmt: skip
+        options.append(("pair", r))
+    if machines is not None and all(x > 0 for x in (*control, *treatment)):
+        r = stats.blocked_difference([math.log(x) for x in (*control, *treatment)],
+                                     [False] * len(control) + [True] * len(treatment),
+                                     [*machines[0], *machines[1]])  # fmt: skip
+        options.append(("machine", r))
+    usable = [(name, r) for name, r in options if r.blocks >= 2 and r.se is not None and r.se > 0]
+    if not usable:
+        return None
+    return max(usable, key=lambda o: (o[1].n, o[0] == "pair"))
+
+
 def compare_arms(
     control: Sequence[float],
     treatment: Sequence[float],
@@ -152,7 +252,11 @@ def compare_arms(
     test: str,
     log_scale: bool,
     n_planned: float,
+    machines: Blocks | None = None,
+    pairs: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> _Comparison:
+    """One metric's comparison. With ``machines`` (each unit's machine, aligned with the values) or ``pairs``,
+    a within-block comparison replaces the pooled test when possible (see :func:`choose_blocking`)."""
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; expected one of {', '.join(TESTS)}")
     cs, ts = stats.summarize(control), stats.summarize(treatment)
@@ -184,53 +288,53 @@ def compare_arms(
         rel = None if tt.difference is None else math.expm1(tt.difference)
         rel_ci = None if tt.ci is None else (math.expm1(tt.ci[0]), math.expm1(tt.ci[1]))
     else:
-        r = stats.relative_ci(cm, tm, alpha=alpha)
+        r = stats.relative_ci_fieller(cm, tm, alpha=alpha)
         rel, rel_ci = r.estimate, r.ci
 
+    base = _Comparison(
+        control=cs, treatment=ts, difference=difference, test=test, statistic=statistic, df=df, p_value=p,
+        effect_size=stats.cohens_d(cm_raw, tm_raw), hedges_g=stats.hedges_g(cm_raw, tm_raw), ci=ci_raw, rel=rel,
+        rel_ci=rel_ci, seq_p=None, seq_ci=None, seq_rel_ci=None, seq_rho=None, mann_whitney=mw, more_trials=None,
+        cm=cm, tm=tm, log_scale=log_scale,
+    )  # fmt: skip
+
     # sequential (always-valid) inference
-    seq_p: float | None = None
-    seq_ci: Interval | None = None
-    seq_rel_ci: Interval | None = None
-    seq_rho: float | None = None
-    more: int | None = None
+    import dataclasses
+
     if tt.difference is not None and cm.var is not None and tm.var is not None:
         se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
         n_total = cm.n + tm.n
         wdf = stats.welch_df(cm, tm)
         if se > 0 and wdf is not None:
             sq = stats.sequential_test(tt.difference, se, n_total, n_planned=n_planned, alpha=alpha, df=wdf)
-            seq_p, seq_ci, seq_rho = sq.p_value, sq.ci, sq.rho
-            if log_scale:
-                seq_rel_ci = (math.expm1(sq.ci[0]), math.expm1(sq.ci[1]))
-            else:
-                rv = stats.relative_variance(cm, tm)
-                if rv is not None and rv > 0 and rel is not None:
-                    sr = stats.sequential_test(
-                        rel, math.sqrt(rv), n_total, n_planned=n_planned, alpha=alpha, df=wdf
-                    )
-                    seq_rel_ci = sr.ci
-            more = _seq_more_trials(cm, tm, tt.difference, n_planned, alpha)
+            base = dataclasses.replace(
+                base, seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
+                more_trials=_seq_more_trials(cm, tm, tt.difference, n_planned, alpha),
+            )  # fmt: skip
+            base = dataclasses.replace(base, seq_rel_ci=seq_band(base, alpha, n_planned))
 
-    return _Comparison(
-        control=cs,
-        treatment=ts,
-        difference=difference,
-        test=test,
-        statistic=statistic,
-        df=df,
-        p_value=p,
-        effect_size=stats.cohens_d(cm_raw, tm_raw),
-        hedges_g=stats.hedges_g(cm_raw, tm_raw),
-        ci=ci_raw,
-        rel=rel,
-        rel_ci=rel_ci,
-        seq_p=seq_p,
-        seq_ci=seq_ci,
-        seq_rel_ci=seq_rel_ci,
-        seq_rho=seq_rho,
-        mann_whitney=mw,
-        more_trials=more,
-    )
+    chosen = None if test == "mann-whitney" else choose_blocking(control, treatment, machines, pairs)
+    if chosen is None:
+        return base
+    name, b = chosen
+    assert b.estimate is not None and b.se is not None and b.df is not None
+    from scipy import stats as st
+
+    stat_b = b.estimate / b.se
+    q = float(st.t.ppf(1 - alpha / 2, b.df))
+    sq = stats.sequential_test(b.estimate, b.se, b.n, n_planned=n_planned, alpha=alpha, df=b.df)
+    pooled = {
+        "improvement_rel": base.rel, "relative_ci": base.rel_ci, "p_value": base.p_value,
+        "sequential_p_value": base.seq_p, "sequential_relative_ci": base.seq_rel_ci,
+    }  # fmt: skip
+    blocked = dataclasses.replace(
+        base, statistic=stat_b, df=b.df, p_value=float(2 * st.t.sf(abs(stat_b), b.df)),
+        rel=math.expm1(b.estimate), rel_ci=(math.expm1(b.estimate - q * b.se), math.expm1(b.estimate + q * b.se)),
+        seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
+        more_trials=_more_trials_scaled(b.estimate, b.se, min(cm.n, tm.n), b.df, n_planned, alpha),
+        blocking=name, blocked=b, pooled=pooled,
+    )  # fmt: skip
+    return dataclasses.replace(blocked, seq_rel_ci=seq_band(blocked, alpha, n_planned))
 
 
 @dataclass(frozen=True)
@@ -266,6 +370,9 @@ class AnalysisResult:
     bootstrap: dict[str, Any] | None
     evidence_: Evidence
     decision: Decision = field(default_factory=lambda: Decision("continue"))
+    blocking: str = "none"
+    blocks: int = 0
+    pooled: dict[str, Any] | None = None
 
     def evidence(self) -> Evidence:
         """The numbers the decision rules use."""
@@ -302,6 +409,9 @@ class AnalysisResult:
             "secondary": [dict(s) for s in self.secondary],
             "more_trials_needed": self.more_trials_needed,
             "bootstrap": None if self.bootstrap is None else dict(self.bootstrap),
+            "blocking": self.blocking,
+            "blocks": self.blocks,
+            "pooled": None if self.pooled is None else dict(self.pooled),
             "decision": self.decision.to_dict(),
         }
 
@@ -323,6 +433,10 @@ def _build(
     secondary: Sequence[dict[str, Any]] = (),
     bootstrap: bool = False,
     seed: int = 0,
+    machines: Blocks | None = None,
+    block_pairs: bool = False,
+    guardrails: Sequence[GuardrailEvidence] = (),
+    levels: Sequence[LevelCheck] = (),
 ) -> AnalysisResult:
     if direction not in DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}; expected 'lower' or 'higher'")
@@ -330,7 +444,9 @@ def _build(
         raise ValueError(f"unknown mode {settings.mode!r}; expected 'sequential' or 'fixed'")
     alpha = settings.alpha
     n_planned = 2.0 * max(settings.sample_size, 1)
-    cmp_ = compare_arms(control, treatment, alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned)
+    bp = pairs if block_pairs else None
+    cmp_ = compare_arms(control, treatment, alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned,
+                        machines=machines, pairs=bp)  # fmt: skip
     improvement = improvement_from_rel(cmp_.rel, direction)
     rel_ci_pct = improvement_interval(cmp_.rel_ci, direction)
     seq_rel_pct = improvement_interval(cmp_.seq_rel_ci, direction)
@@ -343,8 +459,8 @@ def _build(
         "relative_ci95": _iv(seq_rel_pct),
         "rho": _num(cmp_.seq_rho),
         "n_planned": n_planned,
-        "n": n_c + n_t,
-        "scale": "log" if log_scale else "linear",
+        "n": n_c + n_t if cmp_.blocked is None else cmp_.blocked.n,
+        "scale": "log" if log_scale or cmp_.blocked is not None else "linear",
     }
 
     # fixed horizon: the first sample_size units of each arm, once both arms have them
@@ -358,8 +474,10 @@ def _build(
     if n_min >= settings.sample_size:
         k = settings.sample_size
         fixed_cmp = compare_arms(
-            control[:k], treatment[:k], alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned
-        )
+            control[:k], treatment[:k], alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned,
+            machines=None if machines is None else (machines[0][:k], machines[1][:k]),
+            pairs=None if bp is None else (bp[0][:k], bp[1][:k]),
+        )  # fmt: skip
         fixed.update(
             p_value=_num(fixed_cmp.p_value),
             relative_ci95=_iv(improvement_interval(fixed_cmp.rel_ci, direction)),
@@ -452,8 +570,15 @@ def _build(
         src = fixed_cmp if fixed_cmp is not None else cmp_
         p_dec = fixed_cmp.p_value if fixed_cmp is not None else None
         imp_dec = improvement_from_rel(src.rel, direction)
+    regression_hi: float | None = None
+    if guardrails:  # Bonferroni: the primary's regression test and each guardrail at alpha / m
+        band = improvement_interval(seq_band(cmp_, alpha / (1 + len(guardrails)), n_planned), direction)
+        regression_hi = None if band is None else band[1]
     evidence = Evidence(
         mode=settings.mode,
+        regression_hi_pct=regression_hi,
+        guardrails=tuple(guardrails),
+        levels=tuple(levels),
         n_control=n_c,
         n_treatment=n_t,
         improvement_pct=imp_dec,
@@ -511,9 +636,22 @@ def _build(
         more_trials_needed=more,
         bootstrap=boot,
         evidence_=evidence,
+        blocking=cmp_.blocking,
+        blocks=cmp_.blocks,
+        pooled=None if cmp_.pooled is None else _pooled_dict(cmp_.pooled, direction),
     )
     decision = decide(settings, evidence, now)
     return _replace_decision(result, decision)
+
+
+def _pooled_dict(pooled: Mapping[str, Any], direction: str) -> dict[str, Any]:
+    return {
+        "improvement_pct": _num(improvement_from_rel(pooled["improvement_rel"], direction)),
+        "relative_ci95": _iv(improvement_interval(pooled["relative_ci"], direction)),
+        "p_value": _num(pooled["p_value"]),
+        "sequential_p_value": _num(pooled["sequential_p_value"]),
+        "sequential_relative_ci95": _iv(improvement_interval(pooled["sequential_relative_ci"], direction)),
+    }
 
 
 def _replace_decision(result: AnalysisResult, decision: Decision) -> AnalysisResult:
@@ -546,11 +684,13 @@ def analyze_samples(
     paired: bool = False,
     bootstrap: bool = False,
     seed: int = 0,
+    machines: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> AnalysisResult:
     """Analyze two arrays of values, one per independent unit, with the registry defaults.
 
     ``paired=True`` treats ``control[i]`` and ``treatment[i]`` as an interleaved pair and adds the paired
-    analysis (log ratio within each pair). ``created``/``now`` enable the expiry rule.
+    analysis (log ratio within each pair). ``created``/``now`` enable the expiry rule. ``machines`` (each
+    unit's machine, aligned with the values) enables the within-machine comparison.
     """
     c = [float(x) for x in control]
     t = [float(x) for x in treatment]
@@ -583,6 +723,7 @@ def analyze_samples(
         pairs=pairs,
         bootstrap=bootstrap,
         seed=seed,
+        machines=None if machines is None else (list(machines[0]), list(machines[1])),
     )
 
 
@@ -599,9 +740,8 @@ class UnitData:
     treatment: list[float]
     pairs: tuple[list[float], list[float]]  # pair-aligned (control, treatment) means, complete pairs only
     errors: tuple[int, int, int, int]  # errors_c, trials_c, errors_t, trials_t (all trials of the metric)
-    # aligned with control/treatment: the ``machine`` of each unit's first (successful) trial, "" if none
-    control_machines: list[str] = field(default_factory=list)
-    treatment_machines: list[str] = field(default_factory=list)
+    control_machines: list[str] = field(default_factory=list)  # aligned with control: the machine of the
+    treatment_machines: list[str] = field(default_factory=list)  # unit's first trial, "" when unknown
 
 
 def is_error(ev: Mapping[str, Any]) -> bool:
@@ -641,8 +781,8 @@ def collect_units(events: Iterable[Mapping[str, Any]], exp_id: str, metric: str)
     Trials with a non-zero ``exit_code`` count towards the error rate but not the metric's values.
     """
     per_unit: dict[tuple[str, str], list[float]] = {}
-    machine_of: dict[tuple[str, str], str] = {}
     per_pair: dict[str, dict[str, list[float]]] = {}
+    machine_of: dict[tuple[str, str], str] = {}
     ec = tc = et = tt = 0
     for ev in dedup_events(events, exp_id):
         if ev.get("type") != "trial" or ev.get("metric") != metric or not valid_trial(ev):
@@ -737,7 +877,13 @@ def analyze_data(
     test = getattr(exp, "test", "welch") or "welch"
     primary = data.units(metric)
 
+    block = getattr(exp, "block_by", "machine") != "none"
+    n_planned = 2.0 * max(settings.sample_size, 1)
+    guarded = [m for m in exp.secondary if getattr(m, "guardrail", False)]
+    level = settings.alpha / (1 + len(guarded))  # Bonferroni over the rollback tests
     secondary: list[dict[str, Any]] = []
+    guardrails: list[GuardrailEvidence] = []
+    levels: list[LevelCheck] = []
     for m in exp.secondary:
         u = data.units(m.name)
         c2 = compare_arms(
@@ -746,19 +892,34 @@ def analyze_data(
             alpha=settings.alpha,
             test=test,
             log_scale=False,
-            n_planned=2.0 * settings.sample_size,
+            n_planned=n_planned,
+            machines=_machines(u) if block else None,
+            pairs=u.pairs if block else None,
         )
-        secondary.append(
-            {
-                "metric": m.name,
-                "direction": m.direction,
-                "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
-                "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
-                "improvement_pct": _num(improvement_from_rel(c2.rel, m.direction)),
-                "relative_ci95": _iv(improvement_interval(c2.rel_ci, m.direction)),
-                "p_value": _num(c2.p_value),
-            }
-        )
+        row: dict[str, Any] = {
+            "metric": m.name,
+            "direction": m.direction,
+            "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
+            "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
+            "improvement_pct": _num(improvement_from_rel(c2.rel, m.direction)),
+            "relative_ci95": _iv(improvement_interval(c2.rel_ci, m.direction)),
+            "p_value": _num(c2.p_value),
+            "blocking": c2.blocking,
+            "blocks": c2.blocks,
+            "guardrail": None,
+        }
+        if getattr(m, "guardrail", False):
+            own = getattr(m, "max_regression", None)
+            limit = own if own is not None else settings.max_regression
+            band = improvement_interval(seq_band(c2, level, n_planned), m.direction)
+            g = GuardrailEvidence(metric=m.name, max_regression=float(limit), n_control=c2.control.n,
+                                  n_treatment=c2.treatment.n, improvement_pct=row["improvement_pct"],
+                                  hi_pct=None if band is None else _num(band[1]), level=level)  # fmt: skip
+            guardrails.append(g)
+            row["guardrail"] = {"max_regression": g.max_regression, "level": level,
+                                "relative_ci": _iv(band)}  # fmt: skip
+        levels += _level_checks(m, c2)
+        secondary.append(row)
     adj = stats.holm([s["p_value"] for s in secondary])
     for s, a in zip(secondary, adj, strict=False):
         s["p_holm"] = _num(a)
@@ -767,6 +928,8 @@ def analyze_data(
     pairs = primary.pairs if primary.pairs[0] else None
     if pairs is not None and (any(x <= 0 for x in pairs[0]) or any(x <= 0 for x in pairs[1])):
         pairs = None  # the log ratio needs positive values
+    primary_cmp_means = (stats.moments(primary.control).mean, stats.moments(primary.treatment).mean)
+    levels = _level_checks(exp.metric, None, len(primary.treatment), primary_cmp_means) + levels
     return _build(
         primary.control,
         primary.treatment,
@@ -782,7 +945,28 @@ def analyze_data(
         unit_counts=data.unit_counts(),
         secondary=secondary,
         bootstrap=bootstrap,
+        machines=_machines(primary) if block else None,
+        block_pairs=block,
+        guardrails=guardrails,
+        levels=levels,
     )
+
+
+def _machines(u: UnitData) -> Blocks | None:
+    if len(u.control_machines) != len(u.control) or len(u.treatment_machines) != len(u.treatment):
+        return None
+    return (u.control_machines, u.treatment_machines)
+
+
+def _level_checks(m: Any, c2: _Comparison | None, n_t: int = 0,
+                  means: tuple[float | None, float | None] = (None, None)) -> list[LevelCheck]:  # fmt: skip
+    below, above = getattr(m, "alert_below", None), getattr(m, "alert_above", None)
+    if below is None and above is None:
+        return []
+    if c2 is not None:
+        n_t, means = c2.treatment.n, (c2.control.mean, c2.treatment.mean)
+    return [LevelCheck(metric=m.name, n_treatment=n_t, treatment_mean=means[1], control_mean=means[0],
+                       alert_below=below, alert_above=above)]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -885,8 +1069,6 @@ def _arrays_one(
         tstat = diff / se_t
         naive_p = 2 * st.t.sf(np.abs(tstat), df)
         rel = diff / np.abs(mc)
-        rel_var = vt / (mc**2 * nt) + vc * mt**2 / (mc**4 * nc)
-        rel_se = np.sqrt(rel_var)
         if mode == "sequential":
             n_planned = 2.0 * max(settings.sample_size, 1)
             la = -2 * math.log(alpha)
@@ -897,14 +1079,12 @@ def _arrays_one(
             log_p = 0.5 * np.log(nr2 + 1) - z**2 * nr2 / (2 * (nr2 + 1))
             p = np.exp(np.minimum(log_p, 0.0))
             factor = np.sqrt(2 * (nr2 + 1) / nr2 * np.log(np.sqrt(nr2 + 1) / alpha))
-            hw = rel_se * st.t.isf(st.norm.sf(factor), welch_df)
+            q = st.t.isf(st.norm.sf(factor), welch_df)
             p = np.where(se > 0, p, np.nan)
         else:
             p = naive_p
-            hw = st.t.ppf(1 - alpha / 2, welch_df) * rel_se
-        valid = np.isfinite(rel_se) & (rel_se > 0) & np.isfinite(hw)
-        lo_rel = np.where(valid, rel - hw, np.nan)
-        hi_rel = np.where(valid, rel + hw, np.nan)
+            q = st.t.ppf(1 - alpha / 2, welch_df)
+        lo_rel, hi_rel = fieller_arrays(mc, mt, a, b, q)
         rel = np.where(mc != 0, rel, np.nan)
     if direction == "lower":
         imp, lo, hi = -100 * rel, -100 * hi_rel, -100 * lo_rel
@@ -919,3 +1099,20 @@ def _arrays_one(
         "p_value": np.where(np.isfinite(p), p, np.nan),
         "naive_p": naive_p,
     }
+
+
+def fieller_arrays(mc: Any, mt: Any, vc_n: Any, vt_n: Any, q: Any) -> tuple[Any, Any]:
+    """Vectorized :func:`experiment_core.stats.fieller_interval` (relative change; NaN where undefined) from
+    the means and the variances of the means (s²/n)."""
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q2 = q * q
+        a = mc * mc - q2 * vc_n
+        b = mt * mc
+        root = np.sqrt(np.maximum(b * b - a * (mt * mt - q2 * vt_n), 0.0))
+        th_lo, th_hi = (b - root) / a, (b + root) / a
+        ok = (a > 0) & (vc_n + vt_n > 0) & np.isfinite(q) & (mc != 0) & np.isfinite(th_lo) & np.isfinite(th_hi)
+        lo = np.where(mc > 0, th_lo - 1, 1 - th_hi)
+        hi = np.where(mc > 0, th_hi - 1, 1 - th_lo)
+    return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)

@@ -9,11 +9,14 @@ No I/O and no heavy imports. The rules, in order:
 2. **hold** on sample ratio mismatch (χ² p < 0.001): the comparison cannot be trusted.
 3. **rollback** when a guardrail fails: the treatment is worse by more than ``max_regression`` % (the upper
    bound of the improvement interval — the always-valid confidence sequence in sequential mode — is below
-   −max_regression; the two-sided interval used one-sidedly, so the false-rollback rate is ≤ α), or the
-   treatment's error rate is above 2x control's and significantly higher (one-sided).
+   −max_regression; the two-sided interval used one-sidedly), or a guardrail metric is worse than its own
+   limit with always-valid confidence, or the treatment's error rate is above 2x control's and significantly
+   higher (one-sided). With m − 1 guardrail metrics, the primary's regression test and each guardrail's use
+   level α/m (Bonferroni), so the false-rollback rate stays ≤ α across all of them.
 4. **promote** when each arm has ≥ ``sample_size`` units, the difference is significant (always-valid p < α in
-   sequential mode, the fixed-horizon test at the pre-registered n in fixed mode) and the improvement estimate
-   reaches ``improvement_threshold``.
+   sequential mode, the fixed-horizon test at the pre-registered n in fixed mode), the improvement estimate
+   reaches ``improvement_threshold``, and no guardrail metric lacks data (< 2 units per arm) or has an estimate
+   beyond its limit (not yet certain enough to roll back: promotion waits).
 5. **continue** otherwise, saying what is missing.
 
 The Decision states what the rules conclude; whether it may be *applied automatically* is ``automatic``
@@ -40,12 +43,15 @@ __all__ = [
     "Decision",
     "Evidence",
     "ExperimentLike",
+    "GuardrailEvidence",
+    "LevelCheck",
     "Settings",
     "allowed_automatically",
     "decide",
     "decide_evidence",
     "decide_vectorized",
     "fmt_p",
+    "level_alerts",
     "parse_ts",
 ]
 
@@ -138,6 +144,32 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class GuardrailEvidence:
+    """One guardrail metric (improvements in %, positive = better): its always-valid band at the Bonferroni
+    level alpha/m (m = the primary's regression test plus every guardrail), used one-sidedly."""
+
+    metric: str
+    max_regression: float
+    n_control: int = 0
+    n_treatment: int = 0
+    improvement_pct: float | None = None
+    hi_pct: float | None = None  # upper end of the band at level alpha/m
+    level: float = 0.05  # alpha/m
+
+
+@dataclass(frozen=True)
+class LevelCheck:
+    """A metric's absolute alert rules (``alert_below`` / ``alert_above``) and the means they look at."""
+
+    metric: str
+    n_treatment: int
+    treatment_mean: float | None
+    control_mean: float | None
+    alert_below: float | str | None = None
+    alert_above: float | str | None = None
+
+
+@dataclass(frozen=True)
 class Evidence:
     """The numbers the rules look at (all improvements in %, positive = better whatever the direction)."""
 
@@ -154,6 +186,9 @@ class Evidence:
     srm_p_value: float | None = None
     more_trials: int | None = None  # per arm, estimated
     outliers: int = 0
+    regression_hi_pct: float | None = None  # the primary's band at alpha/m for the rollback rule (None: hi above)
+    guardrails: tuple[GuardrailEvidence, ...] = ()
+    levels: tuple[LevelCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -214,15 +249,30 @@ def _age_days(settings: Settings, now: datetime | None) -> float | None:
     return (now - created).total_seconds() / 86400.0
 
 
+def _confidence(level: float) -> str:
+    c = 100 * (1 - level)
+    return f"{c:.0f}" if abs(c - round(c)) < 0.05 else f"{c:.2f}".rstrip("0").rstrip(".")
+
+
 def _guardrail_failures(s: Settings, e: Evidence) -> list[str]:
     out: list[str] = []
-    if e.improvement_hi_pct is not None and e.improvement_hi_pct < -s.max_regression:
+    m = 1 + len(e.guardrails)
+    hi = e.regression_hi_pct if e.regression_hi_pct is not None or e.guardrails else e.improvement_hi_pct
+    if hi is not None and hi < -s.max_regression:
         worse = -e.improvement_pct if e.improvement_pct is not None else float("nan")
         out.append(
-            f"treatment is {_pct(worse)} % worse, and at least {_pct(-e.improvement_hi_pct)} % worse with "
-            f"{100 * (1 - s.alpha):.0f} % confidence, beyond the allowed regression of "
+            f"treatment is {_pct(worse)} % worse, and at least {_pct(-hi)} % worse with "
+            f"{_confidence(s.alpha / m)} % confidence, beyond the allowed regression of "
             f"{_pct(s.max_regression)} %"
         )
+    for g in e.guardrails:
+        if g.hi_pct is not None and g.hi_pct < -g.max_regression:
+            worse = -g.improvement_pct if g.improvement_pct is not None else float("nan")
+            out.append(
+                f"guardrail {g.metric} is {_pct(worse)} % worse, and at least {_pct(-g.hi_pct)} % worse with "
+                f"{_confidence(g.level)} % always-valid confidence (alpha {s.alpha:g} / {m} tests), beyond its "
+                f"limit of {_pct(g.max_regression)} % (n = {g.n_control}/{g.n_treatment})"
+            )
     rc, rt = e.error_rate_control, e.error_rate_treatment
     if (
         rc is not None
@@ -235,6 +285,50 @@ def _guardrail_failures(s: Settings, e: Evidence) -> list[str]:
             f"error rate {100 * rt:.0f} % in treatment vs {100 * rc:.0f} % in control, above 2x control "
             f"(p = {fmt_p(e.error_p_value)} < {s.alpha:g})"
         )
+    return out
+
+
+def _guardrail_blockers(e: Evidence) -> tuple[list[str], list[str]]:
+    """(what keeps promotion back, what holds) per guardrail: too little data, or an estimate beyond the limit
+    that is not yet confident enough to roll back."""
+    blocked: list[str] = []
+    held: list[str] = []
+    for g in e.guardrails:
+        if min(g.n_control, g.n_treatment) < 2 or g.improvement_pct is None or g.hi_pct is None:
+            blocked.append(f"guardrail {g.metric}: too little data yet (n = {g.n_control}/{g.n_treatment})")
+        elif g.improvement_pct < -g.max_regression:
+            blocked.append(f"guardrail {g.metric} is {_pct(-g.improvement_pct)} % worse, beyond its limit of "
+                           f"{_pct(g.max_regression)} % (not yet certain)")  # fmt: skip
+        else:
+            change = f"{_pct(abs(g.improvement_pct))} % {'better' if g.improvement_pct >= 0 else 'worse'}"
+            held.append(f"{g.metric} {change} (limit {_pct(g.max_regression)} %)")
+    return blocked, held
+
+
+def _factor(level: float | str, control: float | None) -> float | None:
+    if isinstance(level, str):
+        return None if control is None else float(level.rstrip("x")) * abs(control)
+    return float(level)
+
+
+def level_alerts(levels: Sequence[LevelCheck]) -> list[str]:
+    """``alert_below`` / ``alert_above``: the treatment's mean (≥ 2 units) beyond an absolute level, or beyond a
+    multiple (``"2x"``) of the control's mean."""
+    out: list[str] = []
+    for lv in levels:
+        if lv.n_treatment < 2 or lv.treatment_mean is None:
+            continue
+        for key, level in (("alert_below", lv.alert_below), ("alert_above", lv.alert_above)):
+            if level is None:
+                continue
+            bound = _factor(level, lv.control_mean)
+            if bound is None:
+                continue
+            beyond = lv.treatment_mean < bound if key == "alert_below" else lv.treatment_mean > bound
+            if beyond:
+                what = f"{level} control's {lv.control_mean:.4g}" if isinstance(level, str) else f"{bound:.4g}"
+                side = "below" if key == "alert_below" else "above"
+                out.append(f"{lv.metric} {lv.treatment_mean:.4g} in treatment, {side} {what} ({key})")
     return out
 
 
@@ -252,7 +346,9 @@ def decide_evidence(settings: Settings, e: Evidence, *, age_days: float | None =
         alerts.append(f"error rate {100 * rt:.0f} % in treatment vs {100 * rc:.0f} % in control (above 2x)")
     if e.outliers:
         alerts.append(f"{e.outliers} outlier trial(s) (modified z-score > 3.5)")
+    alerts += level_alerts(e.levels)
     failures = _guardrail_failures(s, e)
+    blocked, held = _guardrail_blockers(e)
     srm = e.srm_p_value is not None and e.srm_p_value < SRM_ALPHA
     n_min = min(e.n_control, e.n_treatment)
 
@@ -270,6 +366,7 @@ def decide_evidence(settings: Settings, e: Evidence, *, age_days: float | None =
                 n_min >= 2
                 and not srm
                 and not failures
+                and not blocked
                 and e.improvement_pct is not None
                 and e.improvement_pct >= 0
                 and lo is not None
@@ -286,7 +383,7 @@ def decide_evidence(settings: Settings, e: Evidence, *, age_days: float | None =
                     ],
                     expired=True,
                 )
-            why = "not shown to be not worse than control" if not failures else failures[0]
+            why = failures[0] if failures else blocked[0] if blocked else "not shown to be not worse than control"
             return done("expire", [head, f"{why}; restoring control"], expired=True)
         return done("expire", [head, "no decision was reached in time; restoring control"], expired=True)
 
@@ -324,8 +421,14 @@ def decide_evidence(settings: Settings, e: Evidence, *, age_days: float | None =
             reasons.append(
                 f"improvement {_pct(e.improvement_pct)} % < target {_pct(s.improvement_threshold)} %"
             )
+    if blocked:
+        ok = False
+        reasons += blocked
     if ok:
-        reasons.append("no guardrail fails")
+        if held:
+            reasons.append("guardrails hold: " + ", ".join(held))
+        else:
+            reasons.append("no regression beyond the limits; no guardrail metrics set")
         return done("promote", reasons)
 
     # 5. continue
@@ -367,8 +470,16 @@ def decide_vectorized(
     error_p_value: npt.ArrayLike = math.nan,
     srm_p_value: npt.ArrayLike = math.nan,
     age_days: npt.ArrayLike = math.nan,
+    regression_hi_pct: npt.ArrayLike | None = None,
+    guardrail_n_min: npt.ArrayLike | None = None,
+    guardrail_improvement_pct: npt.ArrayLike | None = None,
+    guardrail_hi_pct: npt.ArrayLike | None = None,
+    guardrail_max_regression: Sequence[float] = (),
 ) -> np.ndarray[Any, np.dtype[np.int8]]:
-    """Action codes (indices into :data:`ACTIONS`) for arrays of evidence; NaN stands for None."""
+    """Action codes (indices into :data:`ACTIONS`) for arrays of evidence; NaN stands for None.
+
+    Guardrails: arrays whose last axis runs over the guardrails (``guardrail_max_regression`` their limits);
+    ``regression_hi_pct`` replaces ``improvement_hi_pct`` in the rollback rule when given."""
     import numpy as np
 
     s = settings
@@ -383,12 +494,24 @@ def decide_vectorized(
     shape = np.broadcast_shapes(nc.shape, nt.shape, imp.shape, lo.shape, hi.shape, p.shape, rc.shape,
                                 rt.shape, ep.shape, srm_p.shape, age.shape)
     n_min = np.minimum(nc, nt)
+    reg_hi = hi if regression_hi_pct is None else np.asarray(regression_hi_pct, float)
+    g_fail: Any = False
+    g_block: Any = False
+    if guardrail_max_regression:
+        lim = np.asarray(guardrail_max_regression, float)
+        g_n = np.asarray(guardrail_n_min, float)
+        g_imp = np.asarray(guardrail_improvement_pct, float)
+        g_hi = np.asarray(guardrail_hi_pct, float)
+        with np.errstate(invalid="ignore"):
+            g_fail = (g_hi < -lim).any(axis=-1)
+            g_block = ((g_n < 2) | np.isnan(g_imp) | np.isnan(g_hi) | (g_imp < -lim)).any(axis=-1)
     with np.errstate(invalid="ignore"):
         srm = srm_p < SRM_ALPHA
-        fail = (hi < -s.max_regression) | ((rt > ERROR_RATE_FACTOR * rc) & (ep < s.alpha))
+        fail = (reg_hi < -s.max_regression) | ((rt > ERROR_RATE_FACTOR * rc) & (ep < s.alpha)) | g_fail
         promote = (n_min >= s.sample_size) & (p < s.alpha) & (imp >= s.improvement_threshold) & ~np.isnan(imp)
+        promote = promote & ~g_block
         expired = age > s.max_duration_days
-        not_worse = (n_min >= 2) & ~srm & ~fail & (imp >= 0) & (lo > -s.max_regression)
+        not_worse = (n_min >= 2) & ~srm & ~fail & ~g_block & (imp >= 0) & (lo > -s.max_regression)
     out = np.zeros(shape, dtype=np.int8)
     out[...] = np.where(promote, 1, 0)
     out[...] = np.where(fail, 2, out)

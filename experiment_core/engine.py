@@ -41,7 +41,8 @@ class EngineResult:
 
 
 def alert_kind(message: str) -> str:
-    for prefix, kind in (("sample ratio", "srm"), ("error rate", "error_rate"), ("outlier", "outliers"),
+    for prefix, kind in (("sample ratio", "srm"), ("guardrail", "guardrail"), ("(alert_below)", "alert_below"),
+                         ("(alert_above)", "alert_above"), ("error rate", "error_rate"), ("outlier", "outliers"),
                          ("running for", "duration"), ("treatment is", "regression")):  # fmt: skip
         if message.lower().startswith(prefix) or prefix in message.lower():
             return kind

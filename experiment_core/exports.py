@@ -1,6 +1,6 @@
 """Exports of one experiment, pure: events and analysis in, text out (the ``export`` command writes them).
 
-* ``csv`` — long format, one row per trial: ``arm,metric,value,unit,commit,ts,exit_code,pair``. ``unit`` is the
+* ``csv`` — long format, one row per trial: ``arm,metric,value,unit,commit,ts,exit_code,pair,machine``. ``unit`` is the
   randomization unit, ``value`` is written with ``repr`` (exact), ``ts`` as the ledger has it. ``record
   --from-csv`` reads it back into the same trials, hence the same analysis.
 * ``jsonl`` — the experiment's ledger events, one canonical JSON object per line, in time order.
@@ -21,7 +21,7 @@ from .ledger import encode
 from .report import metrics_table_markdown, verdict_line, warnings
 
 FORMATS = ("csv", "jsonl", "json", "md")
-CSV_COLUMNS = ("arm", "metric", "value", "unit", "commit", "ts", "exit_code", "pair")
+CSV_COLUMNS = ("arm", "metric", "value", "unit", "commit", "ts", "exit_code", "pair", "machine")
 
 
 def _cell(value: Any) -> str:

@@ -36,14 +36,16 @@ def order_series(trials: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[in
 
 
 def sequential_point(control: Sequence[float], treatment: Sequence[float], *, direction: str, alpha: float,
-                     n_planned: float, test: str = "welch") -> SeqPoint | None:  # fmt: skip
+                     n_planned: float, test: str = "welch", machines: Any = None,
+                     pairs: Any = None) -> SeqPoint | None:  # fmt: skip
     """The improvement (%) and its always-valid band from two arms of unit values, computed by the very code
     ``analyze`` runs (so the two can never drift apart); None before the band exists."""
     from .analysis import compare_arms, improvement_from_rel, improvement_interval  # one implementation of the band
 
     if min(len(control), len(treatment)) < 2:
         return None
-    cmp_ = compare_arms(control, treatment, alpha=alpha, test=test, log_scale=False, n_planned=n_planned)
+    cmp_ = compare_arms(control, treatment, alpha=alpha, test=test, log_scale=False, n_planned=n_planned,
+                        machines=machines, pairs=pairs)  # fmt: skip
     estimate = improvement_from_rel(cmp_.rel, direction)
     band = improvement_interval(cmp_.seq_rel_ci, direction)
     if estimate is None or band is None:
@@ -52,8 +54,10 @@ def sequential_point(control: Sequence[float], treatment: Sequence[float], *, di
 
 
 def sequential_path(trials: Sequence[Mapping[str, Any]], exp_id: str, metric: str, *, direction: str, alpha: float,
-                    sample_size: int, test: str = "welch", max_points: int = MAX_POINTS) -> list[SeqPoint]:  # fmt: skip
-    """The always-valid band on growing prefixes of ``trials`` (time order), one point per distinct unit count."""
+                    sample_size: int, test: str = "welch", max_points: int = MAX_POINTS,
+                    block: bool = False) -> list[SeqPoint]:  # fmt: skip
+    """The always-valid band on growing prefixes of ``trials`` (time order), one point per distinct unit count;
+    ``block``: compared within machines or pairs when possible, as ``analyze`` does (``block_by: machine``)."""
     n_planned = 2.0 * max(sample_size, 1)
     total = len(trials)
     if total == 0:
@@ -64,7 +68,9 @@ def sequential_path(trials: Sequence[Mapping[str, Any]], exp_id: str, metric: st
     for k in cuts:
         units = collect_units(trials[:k], exp_id, metric)
         point = sequential_point(units.control, units.treatment, direction=direction, alpha=alpha,
-                                 n_planned=n_planned, test=test)
+                                 n_planned=n_planned, test=test,
+                                 machines=(units.control_machines, units.treatment_machines) if block else None,
+                                 pairs=units.pairs if block else None)  # fmt: skip
         if point is None:
             continue
         if path and path[-1].n == point.n:

@@ -155,6 +155,9 @@ def _trial_ok(obj: Event) -> bool:
     code = obj.get("exit_code")
     if code is not None and type(code) is not int:
         return False
+    machine = obj.get("machine")
+    if machine is not None and not _is_str(machine, 64):
+        return False
     commit = obj.get("commit")
     return commit is None or _is_sha(commit)
 

@@ -1,14 +1,44 @@
-"""Timing an experiment's command: monotonic clock, exit code kept, timeout, output captured."""
+"""Timing an experiment's command the way hyperfine does: monotonic clock, exit code kept, timeout, output captured.
+
+A command that names a program with plain arguments (no shell syntax, no builtin) is spawned directly, without a
+shell: for such a command the shell would only start up and then exec it, so this is the shell's timing minus its
+start-up. Any other command runs through ``/bin/sh -c`` and the shell's own start-up, measured the same way on an
+empty command (hyperfine's calibration), is subtracted. Each :class:`Measurement` says which was done
+(``timing``: ``direct`` | ``shell``, and the ``startup`` subtracted); trial events carry both so ``analyze`` can
+say how its numbers were taken.
+
+The clock is read right before the spawn and right after the process is seen to exit (a pidfd, no polling
+loop); output goes to an in-memory file rather than a pipe, so nothing has to be drained while the clock runs.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import select
 import subprocess
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 TIMEOUT_EXIT = 124  # what coreutils `timeout` reports
+DIRECT = "direct"
+SHELL = "shell"
+CALIBRATION_RUNS = 40  # empty-shell runs behind one start-up figure (after CALIBRATION_WARMUP)
+CALIBRATION_WARMUP = 5
+CALIBRATION_FILE = "shell-startup"
+CALIBRATION_MAX_AGE = 3600.0  # seconds a cached start-up figure is reused by the post-commit job
+
+# dash/POSIX builtins and keywords: `sh -c WORD ...` would not exec a program for these.
+SHELL_WORDS = frozenset([
+    ".", ":", "[", "alias", "bg", "break", "cd", "command", "continue", "echo", "eval", "exec", "exit", "export",
+    "false", "fg", "getopts", "hash", "jobs", "kill", "local", "printf", "pwd", "read", "readonly", "return", "set",
+    "shift", "test", "times", "trap", "true", "type", "ulimit", "umask", "unalias", "unset", "wait", "!", "{", "}",
+    "case", "do", "done", "elif", "else", "esac", "fi", "for", "if", "in", "then", "until", "while",
+])  # fmt: skip
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:,+@%^=")
 
 
 @dataclass(frozen=True)
@@ -16,24 +46,225 @@ class Measurement:
     seconds: float
     exit_code: int
     output: str
+    timing: str = DIRECT  # DIRECT | SHELL
+    startup: float = 0.0  # the shell start-up subtracted from ``seconds`` (SHELL only)
 
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
 
 
-def time_command(command: str, cwd: Path, timeout: float = 600.0) -> Measurement:
-    """Run ``command`` through the shell (it comes from the repository's own experiments.yaml, never from the
-    ledger) and time it with a monotonic clock. Output is captured, to be shown only on failure."""
-    env = dict(os.environ)
+def direct_argv(command: str) -> list[str] | None:
+    """The argv of ``command`` when it needs no shell: plain words, ``'...'`` and ``"..."`` quoting without
+    ``$``, backquote or backslash, and a first word that is neither a builtin/keyword nor an assignment.
+    None when the shell is needed (this errs towards the shell: it is correct for every command)."""
+    words: list[str] = []
+    word: list[str] = []
+    in_word = False
+    quote = ""
+    for ch in command:
+        if quote:
+            if ch == quote:
+                quote = ""
+            elif quote == '"' and ch in "$`\\":
+                return None
+            else:
+                word.append(ch)
+        elif ch in " \t":
+            if in_word:
+                words.append("".join(word))
+                word, in_word = [], False
+        elif ch in "'\"":
+            quote, in_word = ch, True
+        elif ch in _PLAIN:
+            word.append(ch)
+            in_word = True
+        else:
+            return None
+    if quote:
+        return None
+    if in_word:
+        words.append("".join(word))
+    if not words or words[0] in SHELL_WORDS or "=" in words[0]:
+        return None
+    return words
+
+
+def _output_file() -> IO[bytes]:
+    """An anonymous file for the command's output: in memory where the OS has memfd."""
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is not None:
+        try:
+            return open(memfd("experiment-hook-output", os.MFD_CLOEXEC), "w+b")
+        except OSError:
+            pass
+    import tempfile
+
+    return tempfile.TemporaryFile()
+
+
+def _spawn_and_wait(args: Any, shell: bool, cwd: Path, timeout: float, out: IO[bytes]) -> tuple[float, int | None]:
+    """Seconds from spawn to exit and the exit code (None: killed at the timeout). Raises OSError when the
+    program cannot be started."""
+    io: dict[str, Any] = {"cwd": cwd, "stdin": subprocess.DEVNULL, "stdout": out, "stderr": subprocess.STDOUT}
     start = time.perf_counter()
+    proc = subprocess.Popen(args, shell=True, **io) if shell else subprocess.Popen(args, **io)
     try:
-        proc = subprocess.run(
-            command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        out = exc.output.decode("utf-8", "replace") if isinstance(exc.output, bytes) else ""
-        return Measurement(time.perf_counter() - start, TIMEOUT_EXIT, out + f"\n[timed out after {timeout:g} s]")
-    elapsed = time.perf_counter() - start
-    return Measurement(elapsed, proc.returncode, proc.stdout.decode("utf-8", "replace"))
+        exited = _wait_exit(proc, timeout)
+        elapsed = time.perf_counter() - start
+        if not exited:
+            proc.kill()
+        proc.wait()
+    except BaseException:  # Ctrl-C: the command goes too, and no zombie is left
+        proc.kill()
+        proc.wait()
+        raise
+    return elapsed, proc.returncode if exited else None
+
+
+def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Block until ``proc`` exits (True) or ``timeout`` passes (False), without reaping it."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is not None:
+        try:
+            fd = pidfd_open(proc.pid)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                deadline = time.monotonic() + timeout
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    if poller.poll(min(left, 3600.0) * 1000):
+                        return True
+            finally:
+                os.close(fd)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _read(out: IO[bytes]) -> str:
+    out.seek(0)
+    return out.read().decode("utf-8", "replace")
+
+
+def time_command(command: str, cwd: Path, timeout: float = 600.0,
+                 shell_startup: Callable[[], float] | None = None) -> Measurement:  # fmt: skip
+    """Run ``command`` (it comes from the repository's own experiments.yaml or the user's command line, never
+    from the ledger) and time it as hyperfine would: directly when it needs no shell, else through the shell
+    with the shell's start-up (``shell_startup()``, default: measured now) subtracted. Output is captured, to
+    be shown only on failure."""
+    argv = direct_argv(command)
+    with _output_file() as out:
+        if argv is not None:
+            try:
+                elapsed, code = _spawn_and_wait(argv, False, cwd, timeout, out)
+                return _measurement(elapsed, code, _read(out), timeout, DIRECT, 0.0)
+            except OSError:  # not found, not executable: the shell says so, with its exit code
+                pass
+        startup = (shell_startup or (lambda: measure_shell_startup(cwd)))()
+        elapsed, code = _spawn_and_wait(command, True, cwd, timeout, out)
+        return _measurement(elapsed, code, _read(out), timeout, SHELL, startup)
+
+
+def _measurement(elapsed: float, code: int | None, output: str, timeout: float, timing: str,
+                 startup: float) -> Measurement:  # fmt: skip
+    seconds = max(0.0, elapsed - startup)
+    if code is None:
+        return Measurement(seconds, TIMEOUT_EXIT, output + f"\n[timed out after {timeout:g} s]", timing, startup)
+    return Measurement(seconds, code, output, timing, startup)
+
+
+def measure_shell_startup(cwd: Path, runs: int = CALIBRATION_RUNS) -> float:
+    """The shell's own start-up as :func:`time_command` sees it: the median time of ``sh -c ''`` (robust to a
+    preempted run on a busy machine), spawned exactly as a measured command is."""
+    times = []
+    with _output_file() as out:
+        for i in range(CALIBRATION_WARMUP + runs):
+            elapsed, _ = _spawn_and_wait("", True, cwd, 10.0, out)
+            if i >= CALIBRATION_WARMUP:
+                times.append(elapsed)
+    times.sort()
+    mid = len(times) // 2
+    return times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+
+
+def cached_shell_startup(cwd: Path, cache: Path, max_age: float = CALIBRATION_MAX_AGE) -> Callable[[], float]:
+    """A ``shell_startup`` for :func:`time_command` that measures at most once, reusing the figure in ``cache``
+    (``SECONDS MEASURED_AT``) while it is younger than ``max_age`` and writing a fresh one otherwise. A cache
+    that cannot be read or written is measured around, never an error."""
+    value: list[float] = []
+
+    def get() -> float:
+        if not value:
+            value.append(_cached(cwd, cache, max_age))
+        return value[0]
+
+    return get
+
+
+def _cached(cwd: Path, cache: Path, max_age: float) -> float:
+    try:
+        seconds, at = (float(x) for x in cache.read_text("ascii").split())
+        if 0.0 <= seconds < 1.0 and 0.0 <= time.time() - at < max_age:
+            return seconds
+    except (OSError, ValueError, UnicodeDecodeError):
+        pass
+    seconds = measure_shell_startup(cwd)
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(f"{seconds!r} {time.time()!r}\n", "ascii")
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return seconds
+
+
+def timing_fields(m: Measurement) -> dict[str, Any]:
+    """What a trial event records about how it was timed."""
+    return {"timing": m.timing, "startup": m.startup} if m.timing == SHELL else {"timing": m.timing}
+
+
+def timing_words(m: Measurement) -> str:
+    """How ``m`` was taken, in words."""
+    return f"shell, start-up subtracted ({1000 * m.startup:.2f} ms)" if m.timing == SHELL else "direct exec"
+
+
+def describe_timing(trials: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """How the timed trials among ``trials`` were taken, for ``analyze`` (None: no timed trial): counts per
+    method (``unknown``: recorded before trials said so, through the shell, nothing subtracted), the mean
+    start-up subtracted, and one line of ``text``."""
+    counts = {DIRECT: 0, SHELL: 0, "unknown": 0}
+    startups: list[float] = []
+    for ev in trials:
+        if ev.get("source") not in ("run", "post-commit") or ev.get("exit_code") is None:
+            continue  # recorded by hand, or the time from assignment to commit: nothing was timed
+        timing = ev.get("timing")
+        if timing == SHELL:
+            counts[SHELL] += 1
+            startup = ev.get("startup")
+            if isinstance(startup, (int, float)) and not isinstance(startup, bool) and 0.0 <= startup < 1.0:
+                startups.append(float(startup))
+        elif timing == DIRECT:
+            counts[DIRECT] += 1
+        else:
+            counts["unknown"] += 1
+    if not any(counts.values()):
+        return None
+    startup_ms = 1000 * math.fsum(startups) / len(startups) if startups else None
+    parts = []
+    if counts[DIRECT]:
+        parts.append(f"direct exec ({counts[DIRECT]})")
+    if counts[SHELL]:
+        sub = f"{startup_ms:.2f} ms" if startup_ms is not None else "?"
+        parts.append(f"shell, start-up subtracted ({sub}) ({counts[SHELL]})")
+    if counts["unknown"]:
+        parts.append(f"shell, start-up included (older trials) ({counts['unknown']})")
+    return {"trials": counts, "shell_startup_ms": startup_ms, "text": "; ".join(parts)}

@@ -44,11 +44,39 @@ def pvalue(p: Any) -> str:
     return "n/a" if p is None else fmt_p(p)
 
 
-def progress_bar(done: int, total: int, width: int = 10) -> str:
+def progress_bar(done: int, total: int, width: int = 10, *, open_ended: bool = False) -> str:
+    """``███████░░░ 70% (7/10)``. ``open_ended``: more trials are needed but how many is unknown (never 100 %)."""
     total = max(total, 1)
     frac = min(done / total, 1.0)
-    filled = round(frac * width)
-    return f"{'█' * filled}{'░' * (width - filled)} {round(frac * 100)}% ({min(done, total)}/{total})"
+    if open_ended:
+        frac = min(frac, (width - 1) / width)
+    filled = min(round(frac * width), width - 1) if open_ended else round(frac * width)
+    pct = min(round(frac * 100), 99) if open_ended or done < total else 100
+    count = f"{done}/{total}+" if open_ended else f"{min(done, total)}/{total}"
+    return f"{'█' * filled}{'░' * (width - filled)} {pct}% ({count})"
+
+
+def progress(analysis: Mapping[str, Any], sample_size: int) -> tuple[int, int, bool]:
+    """(units per arm so far, units per arm the decision needs, open-ended) for bars and percentages.
+
+    The decision needs ``sample_size`` units per arm, or the estimated trials to a decision when that is larger;
+    while the decision is ``continue`` the bar is never full: with no estimate of the trials still needed it is
+    open-ended (``10/10+``)."""
+    n = min(_arm_n(analysis, "control"), _arm_n(analysis, "treatment"))
+    needed = max(sample_size, 1)
+    if (analysis.get("decision") or {}).get("action", "continue") != "continue":
+        return n, needed, False
+    more = analysis.get("more_trials_needed")
+    if more:
+        needed = max(needed, n + int(more))
+    if n >= needed:
+        return n, max(needed, n), True
+    return n, needed, False
+
+
+def progress_line(analysis: Mapping[str, Any], sample_size: int, width: int = 10) -> str:
+    done, needed, open_ended = progress(analysis, sample_size)
+    return progress_bar(done, needed, width, open_ended=open_ended)
 
 
 def _arm_n(analysis: Mapping[str, Any], arm: str) -> int:
@@ -125,9 +153,12 @@ def metric_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
             words = "better (significant)" if (imp or 0) >= 0 else "WORSE (significant)"
         else:
             words = "no clear difference" if imp is not None else "no data"
+        guard = sec.get("guardrail")
+        if guard:
+            words = guardrail_words(sec, guard)
         rows.append({
             "metric": sec.get("metric"),
-            "role": "secondary",
+            "role": "guardrail" if guard else "secondary",
             "control": (sec.get("control") or {}).get("mean"),
             "treatment": (sec.get("treatment") or {}).get("mean"),
             "n": f"{(sec.get('control') or {}).get('n', 0)}/{(sec.get('treatment') or {}).get('n', 0)}",
@@ -137,6 +168,20 @@ def metric_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
             "decision": words,
         })  # fmt: skip
     return rows
+
+
+def guardrail_words(sec: Mapping[str, Any], guard: Mapping[str, Any]) -> str:
+    """What a guardrail does to the decision: fails (rolls back), blocks promotion, or holds."""
+    imp, limit = sec.get("improvement_pct"), float(guard.get("max_regression") or 0)
+    band = guard.get("relative_ci") or [None, None]
+    n = min(int((sec.get(arm) or {}).get("n") or 0) for arm in ("control", "treatment"))
+    if band[1] is not None and band[1] < -limit:
+        return f"GUARDRAIL FAILS (worse than −{limit:g} %)"
+    if n < 2 or imp is None or band[1] is None:
+        return "guardrail: too little data (blocks promotion)"
+    if imp < -limit:
+        return f"guardrail: beyond −{limit:g} %, not yet certain (blocks promotion)"
+    return f"guardrail holds (limit −{limit:g} %)"
 
 
 METRIC_HEADERS = ("metric", "control", "treatment", "n", "change (95 % CI)", "p", "decision")
@@ -151,7 +196,7 @@ def metric_cells(row: Mapping[str, Any], unit: str = "") -> list[str]:
 
     name = str(row.get("metric"))
     return [
-        name if row.get("role") == "primary" else f"{name} (secondary)",
+        name if row.get("role") == "primary" else f"{name} ({row.get('role')})",
         mean(row.get("control")),
         mean(row.get("treatment")),
         str(row.get("n")),
@@ -198,6 +243,19 @@ def _arm_block(title: str, arm: Mapping[str, Any], unit: str) -> list[str]:
     ]
 
 
+def blocking_words(analysis: Mapping[str, Any]) -> str:
+    """How the arms were compared (``blocking``), with the pooled numbers it replaced."""
+    by, blocks = analysis.get("blocking", "none"), analysis.get("blocks", 0)
+    if by == "none":
+        return "pooled (no two machines or pairs hold both arms)"
+    pooled = analysis.get("pooled") or {}
+    what = {"machine": "machines", "pair": "interleaved pairs"}.get(str(by), str(by))
+    text = f"within {blocks} {what} (log scale, {by} as fixed effects)"
+    if pooled.get("improvement_pct") is not None:
+        text += f"; pooled it would be {pooled['improvement_pct']:+.1f} %, p = {pvalue(pooled.get('p_value'))}"
+    return text.replace("-", "−") if "pooled it" in text else text
+
+
 def effect_words(d: float | None) -> str:
     if d is None:
         return "n/a"
@@ -226,6 +284,9 @@ def analysis_markdown(exp_id: str, analysis: Mapping[str, Any], unit: str = "s",
              f"## STATISTICAL ANALYSIS - {exp_id}", "", "### Data Summary", ""]  # fmt: skip
     lines += _arm_block("Control Group", control, unit)
     lines += _arm_block("Treatment Group", treatment, unit)
+    timing = analysis.get("timing")
+    if isinstance(timing, Mapping) and timing.get("text"):
+        lines += [f"**Timing**: {timing['text']}", ""]
     lines += ["### Statistical Tests", ""]
     diff = analysis.get("difference")
     saved = ""
@@ -247,10 +308,12 @@ def analysis_markdown(exp_id: str, analysis: Mapping[str, Any], unit: str = "s",
         "",
     ]
     ci = analysis.get("ci95") or [None, None]
-    lines.append(f"**95% Confidence Interval** (treatment − control): [{num(ci[0])}, {num(ci[1])}] {unit}")
+    pooled = " of the pooled means; the test above compares within blocks" if analysis.get("pooled") else ""
+    lines.append(f"**95% Confidence Interval** (treatment − control{pooled}): [{num(ci[0])}, {num(ci[1])}] {unit}")
     seq = analysis.get("sequential") or {}
     if seq:
         lines.append(f"**Always-valid p-value** (checked at every push): {pvalue(seq.get('p_value'))}")
+    lines.append(f"**Comparison**: {blocking_words(analysis)}")
     lines += ["", "### Decision Criteria", ""]
     reasons: Sequence[str] = decision.get("reasons") or []
     mark = "✅" if decision.get("action") == "promote" else "•"
@@ -266,11 +329,11 @@ def experiment_status_markdown(
     index: int, exp: Mapping[str, Any], analysis: Mapping[str, Any], sample_size: int
 ) -> str:
     """One experiment in the seed's Status Report Format."""
-    n = min(_arm_n(analysis, "control"), _arm_n(analysis, "treatment"))
+    n, needed, open_ended = progress(analysis, sample_size)
     status = exp["status"]
     badge = STATUS_BADGE.get(status, status)
     if status == "running":
-        badge = f"{badge} ({n}/{sample_size} trials per arm)"
+        badge = f"{badge} ({n}/{needed}{'+' if open_ended else ''} trials per arm)"
     control = analysis.get("control") or {}
     treatment = analysis.get("treatment") or {}
     decision = analysis.get("decision") or {}
@@ -284,7 +347,7 @@ def experiment_status_markdown(
         "",
         "**Progress**:",
         "```",
-        f"Trials: {progress_bar(n, sample_size)}",
+        f"Trials: {progress_line(analysis, sample_size)}",
         "```",
         "",
         "**Current Results**:" if status == "running" else "**Final Results**:",

@@ -9,19 +9,24 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .ledger import Event
+from .measure import describe_timing
 from .spec import Experiment, format_ts
 
 if TYPE_CHECKING:
     from .analysis import ExperimentData
 
 
-def analysis_dict(exp: Experiment, data: ExperimentData, now: dt.datetime, skipped: int) -> dict[str, Any]:
+def analysis_dict(exp: Experiment, data: ExperimentData, now: dt.datetime, skipped: int,
+                  trials: Sequence[Event]) -> dict[str, Any]:  # fmt: skip
     """The ``analyze --json`` document (``schema`` first among its keys; ``skipped_events`` added), from the
-    experiment's per-unit data (the ledger index, or :class:`analysis.EventData` of its events)."""
+    experiment's per-unit data (the ledger index, or :class:`analysis.EventData` of its events); ``trials``
+    (the experiment's trial events) say how the timing was taken."""
     from .analysis import analyze_data
 
     result = analyze_data(exp, data, now).to_dict()
     result["skipped_events"] = skipped
+    metric = exp.metric.name
+    result["timing"] = describe_timing(e for e in trials if e.get("type") == "trial" and e.get("metric") == metric)
     return result
 
 
@@ -76,7 +81,7 @@ def experiment_report(exp: Experiment, events: Sequence[Event], analysis: Mappin
     units = collect_units(events, exp.id, exp.metric.name)
     path = sequential_path(trials, exp.id, exp.metric.name, direction=exp.metric.direction or "lower",
                            alpha=exp.targets.alpha, sample_size=exp.sample_size,
-                           test=exp.test)  # fmt: skip
+                           test=exp.test, block=exp.block_by != "none")  # fmt: skip
     return ExperimentReport(
         exp=exp_dict(exp),
         analysis=analysis,

@@ -1,18 +1,19 @@
-"""``experiment-hook run``: N timed runs of a command, each randomized to an arm with balanced interleaving, trials
+"""``experiment-hook run``: N timed runs of a command per arm, each randomized with balanced interleaving, trials
 recorded as they come, and the working tree put back exactly as it was afterwards (also on Ctrl-C or SIGTERM).
 
 Each run is its own randomization unit; consecutive runs form pairs (one control, one treatment, in random
 order) whose trials share a ``pair`` id, so drift over time (a warming cache, a busy machine) hits both arms alike.
+Timing is :func:`~experiment_core.measure.time_command`'s (as hyperfine); a shell start-up it needs is measured
+afresh once per ``run`` and left in the state dir for the post-commit job.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import FrameType
 
@@ -20,9 +21,11 @@ from experiment_core import ledger
 from experiment_core.assign import TREATMENT, balanced_order, load_assignments, make_rng
 from experiment_core.errors import UserError
 from experiment_core.gitio import INTERNAL_ENV, Git
-from experiment_core.measure import Measurement, time_command
+from experiment_core.machine import machine_id
+from experiment_core.measure import CALIBRATION_FILE, Measurement, cached_shell_startup, time_command, timing_fields
 from experiment_core.post_checkout import CLEAN, OURS, classify, ours_for
 from experiment_core.spec import Experiment
+from experiment_core.state import state_dir
 from experiment_core.variants import IndexEntry, Write, apply_writes, index_entries, read_bytes
 
 
@@ -121,20 +124,22 @@ def put_back(git: Git, arms: Arms) -> None:
 def run_trials(
     git: Git,
     exp: Experiment,
-    command: Sequence[str],
+    command: str,
     n: int,
     on_trial: Callable[[RunTrial], None],
     seed: str | None = None,
 ) -> list[RunTrial]:
-    """Run ``command`` ``n`` times in balanced random order; record each trial at once; restore the tree.
+    """Run the shell command ``command`` ``n`` times per arm (``2 n`` runs) in pairs of one control and one
+    treatment in random order; record each trial at once; restore the tree.
 
     Raises KeyboardInterrupt / :class:`Interrupted` after restoring when interrupted (recorded trials stay).
     """
     arms = read_arms(git, exp)
-    order = balanced_order(n, make_rng(seed))
+    order = balanced_order(2 * n, make_rng(seed))
     run_id = uuid.uuid4().hex[:12]
     head = git.head()
-    shell_command = shlex.join(command)
+    machine = machine_id(git)
+    startup = cached_shell_startup(git.root, state_dir(git) / CALIBRATION_FILE, max_age=0.0)
     done: list[RunTrial] = []
     with signals_as_interrupts(), internal_env():
         try:
@@ -144,11 +149,11 @@ def run_trials(
                 content = arms.treatment if arm == TREATMENT else arms.control
                 apply_writes(git, [Write(t, content[t], hide=True) for t in arms.original],
                              dict.fromkeys(arms.original, True))  # fmt: skip
-                m = time_command(shell_command, git.root, exp.timeout)
+                m = time_command(command, git.root, exp.timeout, startup)
                 event = ledger.make_event(
                     "trial", exp.id, arm=arm, metric=exp.metric.name, value=m.seconds,
                     unit=f"run-{run_id}-{index}", exit_code=m.exit_code, commit=head,
-                    pair=f"{run_id}-{index // 2}", source="run",
+                    pair=f"{run_id}-{index // 2}", source="run", machine=machine, **timing_fields(m),
                 )  # fmt: skip
                 with signals_deferred():
                     ledger.append(git, [event], commit=head)

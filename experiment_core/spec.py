@@ -31,6 +31,8 @@ STATUSES = ("running", "promoted", "rolled_back", "expired", "draft")
 ANALYSES = ("sequential", "fixed")
 TESTS = ("welch", "student", "mann-whitney")
 ON_EXPIRY = ("rollback", "promote_if_not_worse")
+BLOCK_BY = ("machine", "none")
+FACTOR_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)x$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 METRIC_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_METRIC = "time_to_complete"
@@ -42,6 +44,10 @@ class Metric:
     command: str | None = None
     direction: str = "lower"
     unit: str = "s"
+    guardrail: bool = False  # secondary only: a regression beyond max_regression blocks promotion, rolls back
+    max_regression: float | None = None  # percent; None: the experiment's targets.max_regression
+    alert_below: float | str | None = None  # a number (absolute floor of the treatment mean) or "0.5x" (of control)
+    alert_above: float | str | None = None  # a number (absolute ceiling) or "2x" (a multiple of control's mean)
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,11 @@ class Experiment:
     on_expiry: str = "rollback"
     timeout: float = 600.0
     foreground: bool = False
+    block_by: str = "machine"  # compare within machines (and run's pairs) when possible; "none": pooled
+
+    @property
+    def guardrails(self) -> tuple[Metric, ...]:
+        return tuple(m for m in self.secondary if m.guardrail)
 
     @property
     def running(self) -> bool:
@@ -234,12 +245,12 @@ def check_repo_path(root: Path, rel: Any, where: str) -> str:
 
 
 # ---- parsing plain data into records ---------------------------------------------------------------------
-METRIC_KEYS = ("name", "command", "direction", "unit")
+METRIC_KEYS = ("name", "command", "direction", "unit", "guardrail", "max_regression", "alert_below", "alert_above")
 TARGET_KEYS = ("improvement_threshold", "max_regression", "alpha")
 EXPERIMENT_KEYS = (
     "id", "name", "hypothesis", "status", "created", "files", "metric", "secondary", "targets", "sample_size",
     "max_duration_days", "auto_promote", "auto_rollback", "split", "analysis", "test", "on_expiry", "timeout",
-    "foreground",
+    "foreground", "block_by",
 )  # fmt: skip
 SETTINGS_KEYS = ("sync_on_push", "block_push_on_decision", "remote")
 TOP_KEYS = ("version", "settings", "experiments")
@@ -257,12 +268,34 @@ def _metric(ctx: _Ctx, where: str, data: Any, default_name: str | None) -> Metri
     command = data.get("command")
     if command is not None:
         command = _str(ctx, f"{where}.command", command, allow_empty=False)
+    guardrail = _bool(ctx, f"{where}.guardrail", data.get("guardrail", False))
+    if guardrail and default_name is not None:
+        raise ctx.fail(f"{where}.guardrail", "the primary metric cannot be a guardrail",
+                       "list the guardrail under secondary:, or set targets.max_regression")  # fmt: skip
+    max_reg = data.get("max_regression")
+    if max_reg is not None:
+        max_reg = _number(ctx, f"{where}.max_regression", max_reg, lo=0)
     return Metric(
         name=name,
         command=command,
         direction=_choice(ctx, f"{where}.direction", data.get("direction", "lower"), DIRECTIONS),
         unit=_str(ctx, f"{where}.unit", data.get("unit", "s")),
+        guardrail=guardrail,
+        max_regression=max_reg,
+        alert_below=_level(ctx, f"{where}.alert_below", data.get("alert_below")),
+        alert_above=_level(ctx, f"{where}.alert_above", data.get("alert_above")),
     )
+
+
+def _level(ctx: _Ctx, where: str, value: Any) -> float | str | None:
+    """An alert level: a number (absolute), or ``"<k>x"`` (k times the control mean)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if FACTOR_RE.match(value.strip()):
+            return value.strip()
+        raise ctx.fail(where, f"{value!r} is not a level", "write a number (e.g. 0.5) or a multiple of control (2x)")
+    return _number(ctx, where, value)
 
 
 def _experiment(ctx: _Ctx, root: Path, where: str, data: Any) -> Experiment:
@@ -325,6 +358,7 @@ def _experiment(ctx: _Ctx, root: Path, where: str, data: Any) -> Experiment:
         on_expiry=_choice(ctx, f"{where}.on_expiry", data.get("on_expiry", e.on_expiry), ON_EXPIRY),
         timeout=_number(ctx, f"{where}.timeout", data.get("timeout", e.timeout), lo=0.001),
         foreground=_bool(ctx, f"{where}.foreground", data.get("foreground", False)),
+        block_by=_choice(ctx, f"{where}.block_by", data.get("block_by", e.block_by), BLOCK_BY),
     )
 
 

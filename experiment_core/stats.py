@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 __all__ = [
+    "BlockedResult",
     "BootstrapResult",
     "MannWhitneyResult",
     "Moments",
@@ -32,8 +33,10 @@ __all__ = [
     "SequentialResult",
     "Summary",
     "TTestResult",
+    "blocked_difference",
     "bootstrap_ci",
     "cohens_d",
+    "fieller_interval",
     "hedges_g",
     "holm",
     "mann_whitney",
@@ -43,7 +46,9 @@ __all__ = [
     "paired_log_ratio",
     "power_two_sample",
     "relative_ci",
+    "relative_ci_fieller",
     "sample_size_per_arm",
+    "sequential_critical",
     "sequential_halfwidth",
     "sequential_p_value",
     "sequential_rho",
@@ -344,6 +349,98 @@ def relative_ci(c: Moments, t: Moments, *, alpha: float = 0.05) -> RelativeCI:
     return RelativeCI(est, se, df, (est - q * se, est + q * se))
 
 
+def fieller_interval(c: Moments, t: Moments, q: float) -> tuple[float, float] | None:
+    """Fieller's interval of the relative change (mean_t − mean_c)/|mean_c| at critical value ``q``.
+
+    The set of ratios θ = mean_t/mean_c with (x̄t − θ·x̄c)² ≤ q²·(s²t/nt + θ²·s²c/nc): Welch's variance of
+    x̄t − θ·x̄c, so θ = 1 lies outside exactly when |Welch's t| > q — the interval excludes 0 exactly when the
+    test with the same critical value rejects. None when the set is unbounded (x̄c² ≤ q²·s²c/nc: the control
+    mean itself is not distinguishable from 0) or undefined (no variance).
+    """
+    if c.mean is None or t.mean is None or c.var is None or t.var is None or c.mean == 0:
+        return None
+    vc, vt = c.var / c.n, t.var / t.n
+    if vc + vt <= 0 or not math.isfinite(q):
+        return None
+    q2 = q * q
+    a = c.mean * c.mean - q2 * vc
+    if a <= 0:
+        return None
+    b = t.mean * c.mean
+    disc = max(b * b - a * (t.mean * t.mean - q2 * vt), 0.0)
+    root = math.sqrt(disc)
+    lo, hi = (b - root) / a, (b + root) / a  # of θ
+    if c.mean > 0:
+        return (lo - 1.0, hi - 1.0)
+    return (1.0 - hi, 1.0 - lo)  # (t − c)/|c| = 1 − θ when the control mean is negative
+
+
+def relative_ci_fieller(c: Moments, t: Moments, *, alpha: float = 0.05) -> RelativeCI:
+    """The relative change with Fieller's interval (Welch's variance, Welch's df of the difference); ``se`` is
+    the delta-method SE, for information. The interval excludes 0 exactly when Welch's test rejects at alpha."""
+    if c.mean is None or t.mean is None or c.mean == 0:
+        return RelativeCI(None, None, None, None)
+    est = (t.mean - c.mean) / abs(c.mean)
+    var = relative_variance(c, t)
+    df = welch_df(c, t)
+    se = math.sqrt(var) if var is not None and var > 0 else None
+    if df is None:
+        return RelativeCI(est, se, df, None)
+    from scipy import stats as st
+
+    q = float(st.t.ppf(1 - alpha / 2, df))
+    return RelativeCI(est, se, df, fieller_interval(c, t, q))
+
+
+class BlockedResult(NamedTuple):
+    """Treatment − control difference with blocks as fixed effects (OLS of y on arm + block dummies)."""
+
+    estimate: float | None
+    se: float | None
+    df: float | None
+    n: int  # units in blocks holding both arms
+    blocks: int  # blocks holding both arms
+
+
+def blocked_difference(values: Sequence[float], treated: Sequence[bool], blocks: Sequence[str]) -> BlockedResult:
+    """OLS ``y ~ treated + C(block)`` from per-unit values, in closed form.
+
+    The estimate is Σ w_b·d_b / Σ w_b with d_b = ȳ_tb − ȳ_cb and w_b = n_cb·n_tb/(n_cb + n_tb); the residual
+    sum of squares is the within-cell sum of squares plus Σ w_b·(d_b − estimate)², on N − B − 1 degrees of
+    freedom (B counts every block, one-armed blocks included: their dummies fit their means), and
+    SE² = σ̂²/Σ w_b — the same numbers as statsmodels' OLS with block dummies.
+    """
+    cells: dict[str, list[list[float]]] = {}
+    for y, tr, b in zip(values, treated, blocks, strict=True):
+        cells.setdefault(b, [[], []])[1 if tr else 0].append(float(y))
+    within = 0.0
+    sw = swd = 0.0
+    used_n = used_b = 0
+    diffs: list[tuple[float, float]] = []
+    for ys_c, ys_t in cells.values():
+        for ys in (ys_c, ys_t):
+            if ys:
+                m = math.fsum(ys) / len(ys)
+                within += math.fsum((y - m) ** 2 for y in ys)
+        if ys_c and ys_t:
+            w = len(ys_c) * len(ys_t) / (len(ys_c) + len(ys_t))
+            d = math.fsum(ys_t) / len(ys_t) - math.fsum(ys_c) / len(ys_c)
+            diffs.append((w, d))
+            sw += w
+            swd += w * d
+            used_n += len(ys_c) + len(ys_t)
+            used_b += 1
+    if not diffs:
+        return BlockedResult(None, None, None, 0, 0)
+    est = swd / sw
+    df = len(values) - len(cells) - 1
+    if df < 1:
+        return BlockedResult(est, None, None, used_n, used_b)
+    rss = within + math.fsum(w * (d - est) ** 2 for w, d in diffs)
+    se = math.sqrt(rss / df / sw)
+    return BlockedResult(est, se, float(df), used_n, used_b)
+
+
 class BootstrapResult(NamedTuple):
     estimate: float | None
     ci: tuple[float, float] | None
@@ -471,6 +568,12 @@ def z_to_t(z: float, df: float) -> float:
     from scipy import stats as st
 
     return math.copysign(float(st.t.isf(st.norm.sf(abs(z)), df)), z)
+
+
+def sequential_critical(n: float, *, n_planned: float, alpha: float, df: float | None = None) -> float:
+    """The boundary of :func:`sequential_test` on the t (or z) scale: |estimate/SE| beyond it ⇔ p < alpha."""
+    b = sequential_halfwidth(1.0, n, sequential_rho(alpha, n_planned), alpha)
+    return b if df is None else z_to_t(b, df)
 
 
 def sequential_test(

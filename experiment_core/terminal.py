@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from .report import change_with_ci, num, pvalue, verdict_word
+from .report import progress as progress_counts
 
 WIDTH = 79  # pre-commit pads every hook line to 79 columns
 STYLE = {
@@ -64,8 +65,8 @@ def short_result(analysis: Mapping[str, Any], status: str = "running", sample_si
         return {"promoted": "Promoted", "rolled_back": "Rolled back", "expired": "Expired"}.get(status, status)
     word = verdict_word(analysis).split(" (")[0].capitalize()
     if word == "Collecting" and sample_size:
-        n = min(int((analysis.get(a) or {}).get("n") or 0) for a in ("control", "treatment"))
-        word = f"Collecting ({min(n, sample_size)}/{sample_size})"
+        n, needed, open_ended = progress_counts(analysis, sample_size)
+        word = f"Collecting ({n}/{needed}{'+' if open_ended else ''})"
     return word
 
 
@@ -100,14 +101,13 @@ def status_table(rows: Sequence[Mapping[str, Any]]) -> Any:
         a = row["analysis"]
         action = str((a.get("decision") or {}).get("action", "continue"))
         unit = str(row.get("unit", ""))
-        size = int(row.get("sample_size") or 1)
-        n = min(int((a.get(arm) or {}).get("n") or 0) for arm in ("control", "treatment"))
-        filled = round(min(n / size, 1.0) * 10)
+        n, needed, open_ended = progress_counts(a, int(row.get("sample_size") or 1))
+        filled = round(min(n / needed, 0.9 if open_ended else 1.0) * 10)
         verdict = verdict_word(a) if row.get("status") == "running" else str(row.get("status", "")).upper()
         table.add_row(
             Text(verdict, style=STYLE.get(action, "")),
             f"{row['id']}\n[dim]{row.get('name', '')}[/dim]",
-            f"{'█' * filled}{'░' * (10 - filled)} {min(n, size)}/{size}",
+            f"{'█' * filled}{'░' * (10 - filled)} {n}/{needed}{'+' if open_ended else ''}",
             f"{num((a.get('control') or {}).get('mean'))} {unit}",
             f"{num((a.get('treatment') or {}).get('mean'))} {unit}",
             change_with_ci(a.get("improvement_pct"), a.get("relative_ci95")),

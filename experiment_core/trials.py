@@ -10,7 +10,7 @@ would make it measure the wrong thing.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ from typing import Any
 from experiment_core import jobs, ledger
 from experiment_core.assign import Assignment, load_unit
 from experiment_core.gitio import Git
-from experiment_core.measure import Measurement, time_command
+from experiment_core.machine import machine_id
+from experiment_core.measure import CALIBRATION_FILE, Measurement, cached_shell_startup, time_command, timing_fields
 from experiment_core.spec import DEFAULT_METRIC, Experiment, load_registry, parse_ts
 from experiment_core.state import state_dir
 from experiment_core.variants import blob_id, read_bytes
@@ -59,16 +60,19 @@ class UnitJob:
         return cls(exp, unit, first == "1")
 
 
-def trial_event(a: Assignment, metric: str, value: float, commit: str, exit_code: int | None) -> ledger.Event:
+def trial_event(a: Assignment, metric: str, value: float, commit: str, exit_code: int | None,
+                machine: str = "", **fields: Any) -> ledger.Event:  # fmt: skip
     return ledger.make_event(
         "trial", a.exp, arm=a.arm, metric=metric, value=value, unit=a.unit, exit_code=exit_code, commit=commit,
-        source="post-commit",
+        source="post-commit", machine=machine, **fields,
     )  # fmt: skip
 
 
 def measure_unit(root: Path, exp: Experiment, a: Assignment, first_commit: bool, commit: str, committed_at: float,
-                 log: Any) -> list[ledger.Event]:  # fmt: skip
-    """The trial events of one experiment for this commit (possibly none)."""
+                 log: Any, machine: str = "",
+                 shell_startup: Callable[[], float] | None = None) -> list[ledger.Event]:  # fmt: skip
+    """The trial events of one experiment for this commit (possibly none); ``shell_startup`` as for
+    :func:`~experiment_core.measure.time_command`."""
     changed = targets_intact(root, a.written)
     if changed:
         print(f"{exp.id}: {', '.join(changed)} changed since the assignment; no trial for this commit", file=log)
@@ -78,7 +82,7 @@ def measure_unit(root: Path, exp: Experiment, a: Assignment, first_commit: bool,
     for metric, command in timed:  # the primary metric's command, then each secondary metric's, if any
         if command is None:
             continue
-        m: Measurement = time_command(command, root, exp.timeout)
+        m: Measurement = time_command(command, root, exp.timeout, shell_startup)
         changed = targets_intact(root, a.written)
         if changed:
             message = f"{', '.join(changed)} changed during a measurement; trial dropped"
@@ -86,11 +90,11 @@ def measure_unit(root: Path, exp: Experiment, a: Assignment, first_commit: bool,
             return [ledger.make_event("alert", exp.id, kind="dropped_trial", message=message, arm=a.arm)]
         if not m.ok:
             print(f"{exp.id}: `{command}` exited {m.exit_code}:\n{m.output.rstrip()}", file=log)
-        events.append(trial_event(a, metric, m.seconds, commit, m.exit_code))
+        events.append(trial_event(a, metric, m.seconds, commit, m.exit_code, machine, **timing_fields(m)))
     assigned = parse_ts(a.assigned_at)
     if first_commit and assigned is not None:
         elapsed = max(0.0, committed_at - assigned.timestamp())
-        events.append(trial_event(a, elapsed_metric_name(exp), elapsed, commit, None))
+        events.append(trial_event(a, elapsed_metric_name(exp), elapsed, commit, None, machine))
     return events
 
 
@@ -99,15 +103,18 @@ def run_job(args: list[str], log: Any) -> bool:
     (a failure's output went to ``log``)."""
     root, commit, committed_at = Path(args[0]), args[1], float(args[2])
     git = Git(root)
-    registry = load_registry(root, state_dir(git))
+    state = state_dir(git)
+    registry = load_registry(root, state)
+    startup = cached_shell_startup(root, state / CALIBRATION_FILE)  # measured only if a command needs the shell
     events: list[ledger.Event] = []
+    machine = machine_id(git)
     for job in map(UnitJob.parse, args[3:]):
         exp = next((e for e in registry.experiments if e.id == job.exp and e.running), None)
         a = load_unit(git, job.unit)
         if exp is None or a is None or not a.active or a.exp != job.exp:
             print(f"{job.exp}: unit {job.unit} unknown or experiment not running; no trial", file=log)
             continue
-        events.extend(measure_unit(root, exp, a, job.first_commit, commit, committed_at, log))
+        events.extend(measure_unit(root, exp, a, job.first_commit, commit, committed_at, log, machine, startup))
     if events:
         ledger.append(git, events, commit=commit)
     return all(e.get("exit_code") in (None, 0) for e in events)

@@ -16,7 +16,7 @@ import pytest
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
-from experiment_core import analyze_samples
+from experiment_core import analyze_samples, stats
 from experiment_core.analysis import analyze_experiment, collect_units, evidence_arrays
 from experiment_core.decide import Settings
 from experiment_core.spec import Experiment, Metric
@@ -58,6 +58,11 @@ def close(a: Any, b: float, tol: float = 1e-9) -> bool:
     return a is not None and math.isclose(a, b, rel_tol=tol, abs_tol=tol)
 
 
+def same(a: float | None, b: float) -> bool:
+    """Scalar (None = undefined) and vectorized (NaN = undefined) twins agree."""
+    return math.isnan(b) if a is None else close(a, b)
+
+
 def test_package_import_is_cheap() -> None:
     code = (
         "import sys, experiment_core, experiment_core.stats, experiment_core.decide;"
@@ -94,19 +99,19 @@ def test_seed_example_against_scipy_and_hand() -> None:
     n = len(SEED_C)
     pooled = math.sqrt(((n - 1) * np.var(SEED_C, ddof=1) + (n - 1) * np.var(SEED_T, ddof=1)) / (2 * n - 2))
     assert close(d["effect_size"], float((mt - mc) / pooled))
-    # relative CI = gbstats' relative TwoSidedTTest CI, expressed as % improvement
-    gb = json.loads((FIXTURES / "gbstats_frequentist.json").read_text())["cases"]
-    rel = next(
-        c
-        for c in gb
-        if c["raw"]
-        and c["raw"]["control"] == SEED_C
-        and c["difference_type"] == "relative"
-        and c["alpha"] == 0.05
-    )
-    assert close(d["relative_ci95"][0], -100 * rel["ci"][1]) and close(
-        d["relative_ci95"][1], -100 * rel["ci"][0]
-    )
+    # relative CI = Fieller's (issue 11; it was gbstats' delta method): its ends θ are where scipy's Welch t of
+    # treatment vs θ·control reaches the critical value of the difference's df, expressed as % improvement
+    from scipy.optimize import brentq
+
+    q = float(st.t.ppf(0.975, ref.df))
+    c_arr, t_arr = np.asarray(SEED_C), np.asarray(SEED_T)
+
+    def gap(theta: float) -> float:
+        return abs(float(st.ttest_ind(t_arr, theta * c_arr, equal_var=False).statistic)) - q
+
+    ratio = float(t_arr.mean() / c_arr.mean())
+    th_lo, th_hi = brentq(gap, 0.01, ratio), brentq(gap, ratio, 10.0)
+    assert close(d["relative_ci95"][0], 100 * (1 - th_hi)) and close(d["relative_ci95"][1], 100 * (1 - th_lo))
     assert d["decision"]["action"] == "continue"
     assert "only 7 of 10 trials per arm" in d["decision"]["reasons"]
     assert d["more_trials_needed"] >= 3
@@ -253,8 +258,9 @@ def test_evidence_arrays_twin_equals_scalar(mode: str, direction: str) -> None:
             fixed=fixed if mode == "fixed" else None,
         )
         assert close(e.improvement_pct, float(a["improvement_pct"]))
-        assert close(e.improvement_lo_pct, float(a["improvement_lo_pct"]))
-        assert close(e.improvement_hi_pct, float(a["improvement_hi_pct"]))
+        # Fieller's band is unbounded (None / NaN) at the first looks, where the boundary is wide (issue 11)
+        assert same(e.improvement_lo_pct, float(a["improvement_lo_pct"]))
+        assert same(e.improvement_hi_pct, float(a["improvement_hi_pct"]))
         if mode == "sequential" or n >= 10:
             assert close(e.p_value, float(a["p_value"]))
         else:
@@ -410,3 +416,67 @@ def test_evidence_twin_with_negative_baseline() -> None:
     )
     assert close(e.improvement_pct, float(a["improvement_pct"]))
     assert close(e.improvement_lo_pct, float(a["improvement_lo_pct"]))
+
+
+# --- machine-aware analysis (issue 11) -----------------------------------------------------------------
+
+
+def _team(rng: np.random.Generator, n: int, machines: int, effect: float) -> tuple[list[float], list[float],
+                                                                                   list[str], list[str]]:  # fmt: skip
+    speed = rng.normal(0, 0.35, machines)
+    mc, mt = rng.integers(0, machines, n), rng.integers(0, machines, n)
+    c = np.exp(np.log(100) + speed[mc] + rng.normal(0, 0.05, n))
+    t = np.exp(np.log(100 * (1 - effect)) + speed[mt] + rng.normal(0, 0.05, n))
+    return list(c), list(t), [f"m{m}" for m in mc], [f"m{m}" for m in mt]
+
+
+def test_machine_aware_analysis_is_ols_with_machine_dummies_fed_to_the_sequence() -> None:
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(4)
+    c, t, mc, mt = _team(rng, 12, 5, 0.1)
+    d = analyze_samples(c, t, machines=(mc, mt)).to_dict()
+    names = sorted(set(mc + mt))
+    X = np.column_stack([[0.0] * len(c) + [1.0] * len(t)] +
+                        [[float(m == name) for m in mc + mt] for name in names])  # fmt: skip
+    fit = sm.OLS(np.log(c + t), X).fit()
+    assert d["blocking"] == "machine" and d["blocks"] == len({*mc} & {*mt})
+    assert close(d["improvement_pct"], -100 * math.expm1(float(fit.params[0])))
+    assert close(d["p_value"], float(fit.pvalues[0])) and close(d["df"], float(fit.df_resid))
+    lo, hi = fit.conf_int(0.05)[0]
+    assert close(d["relative_ci95"][0], -100 * math.expm1(hi)) and close(d["relative_ci95"][1], -100 * math.expm1(lo))
+    seq = stats.sequential_test(float(fit.params[0]), float(fit.bse[0]), d["sequential"]["n"], n_planned=20,
+                                df=float(fit.df_resid))  # fmt: skip
+    assert close(d["sequential"]["p_value"], seq.p_value)
+    # the band agrees with the always-valid p, and the pooled numbers stay visible
+    band = d["sequential"]["relative_ci95"]
+    assert (band[0] > 0 or band[1] < 0) == (seq.p_value < 0.05)
+    assert d["pooled"]["p_value"] == analyze_samples(c, t).to_dict()["p_value"]
+
+
+def test_one_machine_or_none_falls_back_to_the_pooled_test() -> None:
+    rng = np.random.default_rng(5)
+    c, t, _, _ = _team(rng, 8, 1, 0.1)
+    pooled = analyze_samples(c, t).to_dict()
+    for machines in ((["a"] * 8, ["a"] * 8), (["a"] * 8, ["b"] * 8)):
+        d = analyze_samples(c, t, machines=machines).to_dict()
+        assert d["blocking"] == "none" and d["blocks"] == 0 and d["pooled"] is None
+        assert d["p_value"] == pooled["p_value"]
+
+
+def test_collect_units_gives_each_units_first_machine_and_pairs_block_runs() -> None:
+    events = [trial("control", 10.0, "u1"), trial("control", 11.0, "u1"), trial("treatment", 9.0, "u2")]
+    events[0]["machine"], events[1]["machine"] = "fast", "slow"  # a unit's machine: that of its first trial
+    u = collect_units(events, "exp-1", "time_to_complete")
+    assert u.control_machines == ["fast"] and u.treatment_machines == [""]
+    # run's interleaved pairs: blocks of one control and one treatment run = the paired log-ratio t-test
+    rng = np.random.default_rng(6)
+    events = []
+    for i in range(6):
+        base = float(rng.uniform(5, 20))
+        events += [trial("control", base * float(rng.lognormal(0, 0.02)), f"c{i}", pair=f"p{i}"),
+                   trial("treatment", 0.8 * base * float(rng.lognormal(0, 0.02)), f"t{i}", pair=f"p{i}")]  # fmt: skip
+    d = analyze_experiment(Exp(), events).to_dict()
+    assert d["blocking"] == "pair" and d["blocks"] == 6
+    assert close(d["p_value"], d["paired"]["p_value"]) and close(d["improvement_pct"], d["paired"]["improvement_pct"])
+    assert analyze_experiment(Exp(block_by="none"), events).to_dict()["blocking"] == "none"

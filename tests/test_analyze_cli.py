@@ -64,3 +64,18 @@ def test_status_reports_progress(repo: Path, create_exp: Callable[..., str]) -> 
     data = json.loads(run_cli(repo, "status", "--json").stdout)
     assert data["experiments"][0]["trials"] == {"control": 7, "treatment": 7}
     assert data["summary"]["active"] == 1
+
+
+def test_progress_never_shows_full_while_more_trials_are_needed(repo: Path, create_exp: Callable[..., str]) -> None:
+    exp = create_exp("--sample-size", "4")
+    for i in range(6):  # a small, noisy difference: past sample_size, but the decision needs many more trials
+        run_cli(repo, "record", exp, "--arm", "control", "--value", str(40 + (i * 7) % 5))
+        run_cli(repo, "record", exp, "--arm", "treatment", "--value", str(39 + (i * 3) % 5))
+    row = json.loads(run_cli(repo, "status", "--json").stdout)["experiments"][0]
+    assert row["analysis"]["decision"]["action"] == "continue"
+    progress = row["progress"]
+    assert progress["done"] == 6 and (progress["needed"] > 6 or progress["open_ended"])
+    out = run_cli(repo, "status", "--markdown").stdout
+    assert "100%" not in out and "(6/4)" not in out
+    line = run_cli(repo).stdout
+    assert "Collecting (6/4)" not in line

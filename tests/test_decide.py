@@ -13,6 +13,8 @@ from experiment_core.decide import (
     ACTIONS,
     Decision,
     Evidence,
+    GuardrailEvidence,
+    LevelCheck,
     Settings,
     allowed_automatically,
     decide,
@@ -240,3 +242,94 @@ def test_vectorized_twin_equals_scalar_rules(mode: str, on_expiry: str) -> None:
         assert ACTIONS[int(codes[i])] == d.action, (i, e, age[i])
         seen.add(d.action)
     assert seen == set(ACTIONS)  # every rule was exercised
+
+
+# --- guardrail metrics (issue 11) -----------------------------------------------------------------------
+
+
+def _guard(imp: float | None, hi: float | None, n: int = 20, limit: float = 10.0) -> GuardrailEvidence:
+    return GuardrailEvidence("runtime", limit, n, n, imp, hi, 0.025)
+
+
+PROMOTABLE = dict(n_control=20, n_treatment=20, improvement_pct=40.0, improvement_lo_pct=20.0,
+                  improvement_hi_pct=60.0, p_value=0.001, regression_hi_pct=62.0)  # fmt: skip
+
+
+def test_a_failing_guardrail_rolls_back_a_winner_and_names_its_numbers() -> None:
+    d = decide_evidence(Settings(), Evidence(**PROMOTABLE, guardrails=(_guard(-50.0, -31.0),)))  # type: ignore[arg-type]
+    assert d.action == "rollback" and d.automatic
+    assert d.reasons[0].startswith("guardrail runtime is 50 % worse, and at least 31 % worse with 97.5 % ")
+    assert "beyond its limit of 10 %" in d.reasons[0] and "alpha 0.05 / 2 tests" in d.reasons[0]
+    assert not decide_evidence(Settings(auto_rollback=False),
+                               Evidence(**PROMOTABLE, guardrails=(_guard(-50.0, -31.0),))).automatic  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("guard", "words"), [
+    (_guard(None, None, n=1), "guardrail runtime: too little data yet (n = 1/1)"),
+    (_guard(-30.0, 5.0), "guardrail runtime is 30 % worse, beyond its limit of 10 % (not yet certain)"),
+])  # fmt: skip
+def test_a_guardrail_without_enough_evidence_blocks_promotion_but_never_rolls_back(
+    guard: GuardrailEvidence, words: str
+) -> None:
+    d = decide_evidence(Settings(), Evidence(**PROMOTABLE, guardrails=(guard,)))  # type: ignore[arg-type]
+    assert d.action == "continue" and words in d.reasons
+
+
+def test_promotion_says_truthfully_what_was_checked() -> None:
+    d = decide_evidence(Settings(), Evidence(**PROMOTABLE, guardrails=(_guard(-3.0, 20.0),)))  # type: ignore[arg-type]
+    assert d.action == "promote" and d.reasons[-1] == "guardrails hold: runtime 3 % worse (limit 10 %)"
+    d = decide_evidence(Settings(), Evidence(**{**PROMOTABLE, "regression_hi_pct": None}))  # type: ignore[arg-type]
+    assert d.action == "promote" and "no guardrail metrics set" in d.reasons[-1]
+    assert "no guardrail fails" not in " ".join(d.reasons)
+
+
+def test_primary_regression_uses_the_bonferroni_band_when_guardrails_exist() -> None:
+    e: dict[str, Any] = dict(PROMOTABLE, improvement_pct=-40.0, improvement_lo_pct=-60.0, improvement_hi_pct=-20.0,
+                             p_value=0.01)  # fmt: skip
+    e["regression_hi_pct"] = -5.0  # the band at alpha/2 still reaches within the limit: no rollback yet
+    assert decide_evidence(Settings(), Evidence(**e, guardrails=(_guard(0.0, 20.0),))).action == "continue"
+    e["regression_hi_pct"] = -12.0
+    d = decide_evidence(Settings(), Evidence(**e, guardrails=(_guard(0.0, 20.0),)))
+    assert d.action == "rollback" and "with 97.5 % confidence" in d.reasons[0]
+
+
+def test_alert_levels() -> None:
+    levels = (
+        LevelCheck("satisfaction", 5, 0.42, 0.8, alert_below=0.5),
+        LevelCheck("errors", 5, 0.25, 0.1, alert_above="2x"),
+        LevelCheck("fine", 5, 0.15, 0.1, alert_above="2x", alert_below=0.1),
+        LevelCheck("early", 1, 0.0, 0.8, alert_below=0.5),
+    )
+    d = decide_evidence(Settings(), Evidence(levels=levels))
+    assert d.alerts == ["satisfaction 0.42 in treatment, below 0.5 (alert_below)",
+                        "errors 0.25 in treatment, above 2x control's 0.1 (alert_above)"]  # fmt: skip
+
+
+def test_vectorized_twin_equals_scalar_rules_with_guardrails() -> None:
+    rng = np.random.default_rng(5)
+    k, g = 3000, 3
+    s = Settings()
+    limits = [10.0, 5.0, 20.0]
+    nc, nt = rng.integers(0, 20, k), rng.integers(0, 20, k)
+    imp = rng.normal(15, 15, k)
+    hi = np.where(rng.random(k) < 0.1, np.nan, imp + rng.uniform(0, 30, k))
+    reg = np.where(rng.random(k) < 0.1, np.nan, hi + rng.uniform(0, 10, k) - 5)
+    p = rng.uniform(0, 0.1, k)
+    g_n = rng.integers(0, 20, (k, g))
+    g_imp = np.where(rng.random((k, g)) < 0.05, np.nan, rng.normal(0, 12, (k, g)))
+    g_hi = np.where(rng.random((k, g)) < 0.05, np.nan, g_imp + rng.uniform(0, 25, (k, g)))
+    codes = decide_vectorized(s, n_control=nc, n_treatment=nt, improvement_pct=imp, improvement_lo_pct=imp - 10,
+                              improvement_hi_pct=hi, p_value=p, regression_hi_pct=reg, guardrail_n_min=g_n,
+                              guardrail_improvement_pct=g_imp, guardrail_hi_pct=g_hi,
+                              guardrail_max_regression=limits)  # fmt: skip
+    seen = set()
+    for i in range(k):
+        guards = tuple(GuardrailEvidence(f"g{j}", limits[j], int(g_n[i, j]), int(g_n[i, j]), _opt(g_imp[i, j]),
+                                         _opt(g_hi[i, j])) for j in range(g))  # fmt: skip
+        e = Evidence(n_control=int(nc[i]), n_treatment=int(nt[i]), improvement_pct=_opt(imp[i]),
+                     improvement_lo_pct=_opt(imp[i] - 10), improvement_hi_pct=_opt(hi[i]), p_value=_opt(p[i]),
+                     regression_hi_pct=_opt(reg[i]), guardrails=guards)  # fmt: skip
+        d = decide_evidence(s, e)
+        assert ACTIONS[int(codes[i])] == d.action, (i, e)
+        seen.add(d.action)
+    assert seen == {"continue", "promote", "rollback"}

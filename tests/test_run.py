@@ -3,6 +3,7 @@ also when interrupted by a real SIGINT half-way."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -23,8 +24,6 @@ CMD = ["sh", "-c", "if grep -q 'workers = 8' tool.cfg; then sleep 0.01; else sle
 
 @pytest.fixture
 def exp(repo: Path) -> str:
-    import json
-
     out = run_cli(repo, "create", "--name", "w", "--file", "tool.cfg", "--command", "true", "--json").stdout
     exp_id = str(json.loads(out)["id"])
     (repo / ".experiments" / exp_id / "tool.cfg").write_text(TREATMENT)
@@ -53,9 +52,30 @@ def check_balanced_pairs(trials: list[ledger.Event]) -> None:
     assert len(pairs) - len(complete) <= 1  # at most the interrupted pair is incomplete
 
 
-def test_run_twenty_interleaved_balanced_tree_unchanged(repo: Path, exp: str) -> None:
+def run_order(trials: list[ledger.Event]) -> list[str]:
+    """The arms in the order they ran (a run's unit ends in its index)."""
+    return [t["arm"] for t in sorted(trials, key=lambda t: int(str(t["unit"]).rsplit("-", 1)[1]))]
+
+
+def test_run_n_is_runs_per_arm_balanced_in_every_block_of_two(repo: Path, exp: str) -> None:
+    """`run -n 5` as hyperfine's `--runs 5`: 5 runs per arm, every consecutive pair one control + one treatment."""
+    out = run_cli(repo, "run", "-n", "5", "--seed", "3", "--", *CMD).stdout
+    assert "Recorded 10 trials" in out
+    trials = run_trials(repo, exp)
+    assert Counter(t["arm"] for t in trials) == {"control": 5, "treatment": 5}
+    order = run_order(trials)
+    blocks = [order[i : i + 2] for i in range(0, len(order), 2)]
+    assert len(blocks) == 5 and all(sorted(b) == ["control", "treatment"] for b in blocks), order
+    # the recorded pair ids are those blocks
+    assert len({t["pair"] for t in trials}) == 5
+    check_balanced_pairs(trials)
+    help_text = run_cli(repo, "run", "--help").stdout
+    assert "Runs per arm" in " ".join(help_text.split())
+
+
+def test_run_interleaved_balanced_tree_unchanged(repo: Path, exp: str) -> None:
     before = tree_state(repo)
-    out = run_cli(repo, "run", "-n", "20", "--", *CMD).stdout
+    out = run_cli(repo, "run", "-n", "10", "--", *CMD).stdout
     assert "Recorded 20 trials" in out
     assert tree_state(repo) == before
     trials = run_trials(repo, exp)
@@ -64,7 +84,7 @@ def test_run_twenty_interleaved_balanced_tree_unchanged(repo: Path, exp: str) ->
     assert len({t["unit"] for t in trials}) == 20  # each run is its own unit
     mean = {arm: sum(t["value"] for t in trials if t["arm"] == arm) / 10 for arm in ("control", "treatment")}
     assert mean["treatment"] < mean["control"]  # the arms really ran different content
-    order = [t["arm"] for t in sorted(trials, key=lambda t: t["ts"])]
+    order = run_order(trials)
     assert order[:10] != ["control"] * 10 and order[:10] != ["treatment"] * 10
 
 
@@ -74,7 +94,7 @@ def test_run_from_a_treatment_unit_puts_the_treatment_back(repo: Path, exp: str)
                    env=cli_env({"EXPERIMENT_HOOK_SEED": SEED_TREATMENT}))  # fmt: skip
     assert (repo / "tool.cfg").read_text() == TREATMENT
     before = tree_state(repo)
-    run_cli(repo, "run", "-n", "4", "--", *CMD)
+    run_cli(repo, "run", "-n", "2", "--", *CMD)
     assert tree_state(repo) == before
     assert git(repo, "status", "--porcelain") == ""
 
@@ -82,7 +102,7 @@ def test_run_from_a_treatment_unit_puts_the_treatment_back(repo: Path, exp: str)
 def test_run_interrupted_half_way_restores_the_tree(repo: Path, exp: str) -> None:
     before = tree_state(repo)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiment_core", "run", "-n", "20", "--", "sh", "-c", "sleep 0.15"],
+        [sys.executable, "-m", "experiment_core", "run", "-n", "10", "--", "sh", "-c", "sleep 0.15"],
         cwd=repo, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -103,3 +123,19 @@ def test_run_interrupted_half_way_restores_the_tree(repo: Path, exp: str) -> Non
     assert 10 <= len(trials) <= 11
     check_balanced_pairs(trials)
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_run_records_how_it_timed_and_leaves_a_fresh_start_up_for_post_commit(repo: Path, exp: str) -> None:
+    state = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-path", "experiment-hook").strip())
+    (state / "shell-startup").write_text(f"0.5 {time.time()}\n")  # fresh, but `run` measures its own
+    out = run_cli(repo, "run", "-n", "1", "--", "true").stdout  # a builtin: through the shell
+    shell = run_trials(repo, exp)
+    seconds = float((state / "shell-startup").read_text().split()[0])
+    assert seconds != 0.5 and 0 < seconds < 0.5
+    assert [(t["timing"], t["startup"]) for t in shell] == [("shell", seconds)] * 2
+    assert f"timing: shell, start-up subtracted ({1000 * seconds:.2f} ms)" in out
+    out = run_cli(repo, "run", "-n", "1", "--", "sh", "-c", "exit 0").stdout
+    direct = [t for t in run_trials(repo, exp) if t not in shell]
+    assert [t["timing"] for t in direct] == ["direct"] * 2 and "timing: direct exec" in out
+    analysis = json.loads(run_cli(repo, "analyze", exp, "--json").stdout)
+    assert analysis["timing"]["trials"] == {"direct": 2, "shell": 2, "unknown": 0}

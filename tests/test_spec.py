@@ -88,6 +88,12 @@ BAD_REGISTRIES = [
     ("under .git", _entry(files={".git/config": ".experiments/x"}), ".git"),
     ("symlink escape", _entry(files={"link/passwd": ".experiments/x"}), "symlink"),
     ("not utf8", b"experiments: [\xff\xfe]\n", "UTF-8"),
+    ("unknown metric key", _entry(secondary=[{"name": "runtime", "guardrial": True}]), "did you mean 'guardrail'"),
+    ("guardrail on primary", _entry(metric={"name": "t", "guardrail": True}), "primary metric cannot be a guardrail"),
+    ("bad alert level", _entry(secondary=[{"name": "s", "alert_below": "half"}]), "alert_below"),
+    ("negative guardrail limit", _entry(secondary=[{"name": "r", "guardrail": True, "max_regression": -5}]),
+     "max_regression"),
+    ("bad block_by", _entry(block_by="desk"), "block_by"),
 ]
 
 

@@ -331,3 +331,100 @@ def test_sample_size_rejects_bad_input() -> None:
         stats.sample_size_per_arm(0, 0.2)
     with pytest.raises(ValueError):
         stats.sample_size_per_arm(10, 0.2, power=1.5)
+
+
+# --- Fieller's relative interval (issue 11) --------------------------------------------------------------
+
+
+def _fieller_sets(rng: np.random.Generator) -> Any:
+    for _ in range(2000):
+        nc, nt = int(rng.integers(2, 30)), int(rng.integers(2, 30))
+        mean_c = float(rng.choice([-1, 1]) * rng.uniform(0.2, 50))
+        cv = float(rng.uniform(0.01, 1.5))
+        effect = float(rng.choice([0.0, rng.normal(0, 0.3)]))
+        c = rng.normal(mean_c, abs(mean_c) * cv, nc)
+        t = rng.normal(mean_c * (1 + effect), abs(mean_c) * cv * rng.uniform(0.3, 3), nt)
+        yield c, t, float(rng.choice([0.01, 0.05, 0.1, 0.2]))
+
+
+def test_fieller_matches_its_defining_inequality_and_welchs_decision() -> None:
+    rng = np.random.default_rng(11)
+    disagreements = checked = unbounded = 0
+    for c, t, alpha in _fieller_sets(rng):
+        cm, tm = stats.moments(list(c)), stats.moments(list(t))
+        r = stats.relative_ci_fieller(cm, tm, alpha=alpha)
+        welch = st.ttest_ind(t, c, equal_var=False)
+        q = float(st.t.ppf(1 - alpha / 2, welch.df))
+        a = c.mean() ** 2 - q * q * c.var(ddof=1) / len(c)
+        if r.ci is None:
+            assert a <= 0  # unbounded only when the control mean is itself indistinguishable from 0
+            unbounded += 1
+            continue
+        checked += 1
+        lo, hi = r.ci
+        assert lo <= r.estimate <= hi
+
+        def inside(rel: float, c: Any = c, t: Any = t, q: float = q) -> bool:  # the defining inequality on θ
+            theta = 1 + rel if c.mean() > 0 else 1 - rel
+            lhs = (t.mean() - theta * c.mean()) ** 2
+            rhs = q * q * (t.var(ddof=1) / len(t) + theta**2 * c.var(ddof=1) / len(c))
+            return bool(lhs <= rhs * (1 + 1e-9) + 1e-300)
+
+        width = hi - lo
+        assert inside(lo) and inside(hi) and inside(r.estimate)
+        assert not inside(lo - 1e-3 * width - 1e-12) and not inside(hi + 1e-3 * width + 1e-12)
+        excludes_zero = lo > 0 or hi < 0
+        disagreements += excludes_zero != (float(welch.pvalue) < alpha)
+    assert disagreements == 0
+    assert checked > 1500 and unbounded > 0
+
+
+def test_sequential_fieller_agrees_with_the_always_valid_p() -> None:
+    rng = np.random.default_rng(12)
+    disagreements = 0
+    for c, t, alpha in _fieller_sets(rng):
+        cm, tm = stats.moments(list(c)), stats.moments(list(t))
+        se = math.sqrt(cm.var / cm.n + tm.var / tm.n)  # type: ignore[operator]
+        df = stats.welch_df(cm, tm)
+        assert df is not None
+        n = cm.n + tm.n
+        sq = stats.sequential_test(tm.mean - cm.mean, se, n, n_planned=20, alpha=alpha, df=df)  # type: ignore[operator]
+        ci = stats.fieller_interval(cm, tm, stats.sequential_critical(n, n_planned=20, alpha=alpha, df=df))
+        if ci is None:
+            continue
+        disagreements += (ci[0] > 0 or ci[1] < 0) != (sq.p_value < alpha)
+    assert disagreements == 0
+
+
+# --- blocked (machine fixed effects) estimate (issue 11) -------------------------------------------------
+
+
+def _ols_with_dummies(y: np.ndarray, treated: np.ndarray, blocks: list[str]) -> Any:
+    import statsmodels.api as sm
+
+    names = sorted(set(blocks))
+    dummies = np.array([[b == name for name in names] for b in blocks], dtype=float)
+    X = np.column_stack([treated.astype(float), dummies])  # one dummy per block, no intercept: full rank
+    return sm.OLS(y, X).fit()
+
+
+def test_blocked_difference_equals_statsmodels_ols_with_machine_dummies() -> None:
+    rng = np.random.default_rng(21)
+    for _ in range(60):
+        n_blocks = int(rng.integers(2, 9))
+        n = int(rng.integers(n_blocks + 4, 60))
+        blocks = [f"m{int(b)}" for b in rng.integers(0, n_blocks, n)]
+        treated = rng.random(n) < rng.uniform(0.2, 0.8)
+        speed = {b: rng.normal(0, 0.35) for b in set(blocks)}
+        y = np.array([speed[b] for b in blocks]) + 0.2 * treated + rng.normal(0, 0.05, n)
+        r = stats.blocked_difference(list(y), list(treated), blocks)
+        fit = _ols_with_dummies(y, treated, blocks)
+        both = {b for b in set(blocks) if any(t for t, bb in zip(treated, blocks, strict=True) if bb == b)
+                and any(not t for t, bb in zip(treated, blocks, strict=True) if bb == b)}  # fmt: skip
+        if not both:
+            assert r.estimate is None
+            continue
+        assert r.blocks == len(both)
+        assert close(r.estimate, float(fit.params[0]))
+        assert close(r.se, float(fit.bse[0])) and close(r.df, float(fit.df_resid))
+        assert close(2 * st.t.sf(abs(r.estimate / r.se), r.df), float(fit.pvalues[0]))  # type: ignore[operator]

@@ -51,7 +51,8 @@ def analyze(exp_id: str, as_json: bool, as_markdown: bool = False) -> None:
 
     def read(index: ledger_index.LedgerIndex) -> tuple[dict[str, Any], list[str]]:
         alerts = [str(e["message"]) for e in index.events(exp.id, ("alert",))]
-        return analysis_dict(exp, index.data(exp.id), now, index.skipped), alerts
+        trials = index.events(exp.id, ("trial",))
+        return analysis_dict(exp, index.data(exp.id), now, index.skipped, trials), alerts
 
     result, alerts = ledger_index.read_with(git, read, progress=True)
     if as_json:

@@ -14,6 +14,7 @@ from experiment_core.gitio import Git
 from experiment_core.spec import (
     DEFAULT_METRIC,
     DIRECTIONS,
+    METRIC_NAME_RE,
     add_experiment,
     check_repo_path,
     format_ts,
@@ -35,6 +36,27 @@ def new_id(existing: set[str], stamp: str) -> str:
     return f"{base}-{n}"
 
 
+def parse_guardrail(text: str, primary: str) -> dict[str, Any]:
+    """``NAME`` or ``NAME:PCT`` -> a secondary metric entry with ``guardrail: true``."""
+    name, sep, pct = text.partition(":")
+    name = name.strip()
+    where = f"--guardrail {text}"
+    if not METRIC_NAME_RE.match(name):
+        raise UserError(where, f"{name!r} is not a metric name", "use letters, digits, _ . - (e.g. runtime:10)")
+    if name == primary:
+        raise UserError(where, "the primary metric cannot be its own guardrail", "name another metric")
+    entry: dict[str, Any] = {"name": name, "direction": "lower", "guardrail": True}
+    if sep:
+        try:
+            limit = float(pct.strip().rstrip("%"))
+        except ValueError:
+            limit = -1.0
+        if not (limit >= 0 and limit == limit and limit != float("inf")):
+            raise UserError(where, f"{pct!r} is not a percentage ≥ 0", "write e.g. runtime:10 for 10 %")
+        entry["max_regression"] = limit
+    return entry
+
+
 @click.command("create")
 @click.option("--name", required=True, help="Short name of the experiment.")
 @click.option("--hypothesis", default="", help="What you expect, measurably (e.g. 'saves 15 % build time').")
@@ -49,6 +71,9 @@ def new_id(existing: set[str], stamp: str) -> str:
 @click.option("--max-duration-days", type=click.FloatRange(min=0), default=14.0, show_default=True)
 @click.option("--no-auto-promote", is_flag=True)
 @click.option("--no-auto-rollback", is_flag=True)
+@click.option("--guardrail", "guardrails", multiple=True, metavar="NAME[:PCT]",
+              help="A guardrail metric (lower is better; repeatable): a regression beyond PCT % (default "
+                   "--max-regression) blocks promotion and rolls back. Record its values with `record --metric`.")
 @click.option("--json", "as_json", is_flag=True, help="Print {id, files} as JSON.")
 def create(
     name: str,
@@ -65,8 +90,12 @@ def create(
     no_auto_promote: bool,
     no_auto_rollback: bool,
     as_json: bool,
+    guardrails: tuple[str, ...] = (),
 ) -> None:
     """Create an experiment on one or more files of this repository."""
+    secondary = [parse_guardrail(g, primary_metric) for g in guardrails]
+    if len({m["name"] for m in secondary}) < len(secondary):
+        raise UserError("--guardrail", "a metric is named twice", "name each guardrail once")
     git = Git.discover()
     registry = load_registry(git.root)  # validate the existing file before touching anything
     targets: list[str] = []
@@ -108,6 +137,7 @@ def create(
             "max_regression": max_regression,
             "alpha": alpha,
         },
+        **({"secondary": secondary} if secondary else {}),
         "sample_size": sample_size,
         "max_duration_days": max_duration_days,
         "auto_promote": not no_auto_promote,

@@ -37,7 +37,7 @@ def export(exp_id: str, output: str, fmt: str | None) -> None:
         from experiment_core.analysis import EventData
         from experiment_core.report_data import analysis_dict
 
-        analysis = analysis_dict(exp, EventData(events, exp.id), utc_now(), skipped)
+        analysis = analysis_dict(exp, EventData(events, exp.id), utc_now(), skipped, events)
         if chosen == "json":
             text = analysis_json(analysis)
         else:

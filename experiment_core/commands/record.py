@@ -17,7 +17,8 @@ from experiment_core.spec import METRIC_NAME_RE, Experiment, format_ts, load_reg
 from experiment_core.state import state_dir
 
 CSV_REQUIRED = ("arm", "value")
-CSV_OPTIONAL = ("metric", "unit", "ts", "commit", "exit_code", "pair")  # `export -o FILE.csv` writes them all
+# `export -o FILE.csv` writes them all
+CSV_OPTIONAL = ("metric", "unit", "ts", "commit", "exit_code", "pair", "machine")
 
 
 def manual_unit() -> str:
@@ -64,6 +65,15 @@ def _csv_extras(event: ledger.Event, row: dict[str, str | None], where: str) -> 
     pair = (row.get("pair") or "").strip()
     if pair:
         event["pair"] = pair
+    machine = (row.get("machine") or "").strip()
+    if machine:
+        event["machine"] = check_machine(machine, f"{where}: machine")
+
+
+def check_machine(machine: str, where: str) -> str:
+    if len(machine) > 64 or not machine.isprintable():
+        raise UserError(where, f"{machine!r} is not a machine id", "use a short name or id (at most 64 characters)")
+    return machine
 
 
 def events_from_csv(exp: Experiment, path: Path, commit: str | None) -> list[ledger.Event]:
@@ -78,7 +88,8 @@ def events_from_csv(exp: Experiment, path: Path, commit: str | None) -> list[led
     unknown = [c for c in columns if c not in CSV_REQUIRED + CSV_OPTIONAL]
     if missing or unknown:
         what = f"missing column(s) {', '.join(missing)}" if missing else f"unknown column(s) {', '.join(unknown)}"
-        raise UserError(str(path), what, "columns are arm,value and optionally metric,unit,ts,commit,exit_code,pair")
+        fix = "columns are arm,value and optionally " + ",".join(CSV_OPTIONAL)
+        raise UserError(str(path), what, fix)
     events: list[ledger.Event] = []
     for lineno, row in enumerate(reader, start=2):
         where = f"{path}:{lineno}"
@@ -106,10 +117,12 @@ def events_from_csv(exp: Experiment, path: Path, commit: str | None) -> list[led
 @click.option("--unit", default=None, help="Randomization unit id (default: a new unit per trial).")
 @click.option(
     "--from-csv", "csv_path", type=click.Path(path_type=Path),
-    help="Import trials: columns arm,value[,metric,unit,ts,commit,exit_code,pair] (as `export` writes).",
+    help="Import trials: columns arm,value[,metric,unit,ts,commit,exit_code,pair,machine] (as `export` writes)",
 )
+@click.option("--machine", default=None, help="Id of the machine the value was measured on (compared within).")
 def record(
-    exp_id: str, arm: str | None, value: str | None, metric: str | None, unit: str | None, csv_path: Path | None
+    exp_id: str, arm: str | None, value: str | None, metric: str | None, unit: str | None, csv_path: Path | None,
+    machine: str | None = None,
 ) -> None:
     """Record one trial (or many from a CSV) for experiment EXP."""
     git = Git.discover()
@@ -118,10 +131,14 @@ def record(
     if csv_path is not None:
         if arm or value is not None:
             raise UserError("--from-csv", "cannot be combined with --arm/--value", "use one or the other")
+        if machine is not None:
+            raise UserError("--machine", "cannot be combined with --from-csv", "use the CSV's machine column")
         events = events_from_csv(exp, csv_path, commit)
     else:
         if arm is None or value is None:
             raise UserError("record", "--arm and --value are required", "e.g. --arm treatment --value 12.5")
         events = [trial_event(exp, arm, parse_value(value, "--value"), metric, unit, commit, "record")]
+        if machine is not None:
+            events[0]["machine"] = check_machine(machine.strip(), "--machine")
     count = ledger.append(git, events)
     click.echo(f"Recorded {count} trial{'s' if count != 1 else ''} for {exp.id}.")

@@ -49,7 +49,7 @@ def report(exp_id: str | None, output: Path, fmt: str | None) -> None:
         reports = []
         for exp in experiments:
             events = index.events(exp.id)
-            analysis = analysis_dict(exp, index.data(exp.id), now, index.skipped)
+            analysis = analysis_dict(exp, index.data(exp.id), now, index.skipped, events)
             reports.append(experiment_report(exp, events, analysis, now, __version__))
         return reports
 

@@ -1,7 +1,8 @@
-"""``experiment-hook run [-e EXP] [-n N] -- CMD ...``: timed runs randomized per run, balanced and interleaved."""
+"""``experiment-hook run [-e EXP] [-n N] -- CMD ...``: N timed runs per arm, randomized in balanced pairs."""
 
 from __future__ import annotations
 
+import shlex
 import statistics
 import sys
 from typing import Any
@@ -10,6 +11,7 @@ import click
 
 from experiment_core.errors import UserError
 from experiment_core.gitio import Git
+from experiment_core.measure import timing_words
 from experiment_core.runner import Interrupted, RunTrial, run_trials
 from experiment_core.spec import Experiment, load_registry
 from experiment_core.state import state_dir
@@ -40,22 +42,27 @@ def summary_lines(trials: list[RunTrial], unit: str) -> list[str]:
 @click.command("run", context_settings={"ignore_unknown_options": True})
 @click.option("-e", "--experiment", "exp_id", default=None, help="Experiment id (default: the only running one).")
 @click.option("-n", "--runs", "n", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Number of runs (pairs of one control and one treatment, in random order).")  # fmt: skip
+              help="Runs per arm (as hyperfine's --runs): 2N runs in N pairs of one control and one treatment, "
+                   "each pair in random order.")  # fmt: skip
 @click.option("--seed", default=None, help="Seed the order (reproducible runs); default: OS randomness.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(exp_id: str | None, n: int, seed: str | None, command: tuple[str, ...]) -> None:
-    """Time CMD N times, each run under a randomly drawn arm, balanced and interleaved; record every trial.
+    """Time CMD N times under each arm: 2N runs in N pairs of one control and one treatment, each pair in random
+    order; record every trial.
 
-    Without CMD, the experiment's own metric command runs. The working tree is left exactly as it was, also
-    when interrupted.
+    Without CMD, the experiment's own metric command runs. Timing is hyperfine's: a command that needs no shell
+    is spawned directly, any other runs through sh with the shell's start-up subtracted. The working tree is
+    left exactly as it was, also when interrupted.
     """
     git = Git.discover()
     exp = pick_experiment(load_registry(git.root, state_dir(git)).running(), exp_id)
-    argv = list(command)
-    if not argv:
-        if exp.metric.command is None:
-            raise UserError("run", f"{exp.id} has no metric command", "give one after --: run -- CMD ...")
-        argv = ["sh", "-c", exp.metric.command]
+    if command:
+        shell_command = shlex.join(command)
+    elif exp.metric.command is not None:
+        shell_command = exp.metric.command
+    else:
+        raise UserError("run", f"{exp.id} has no metric command", "give one after --: run -- CMD ...")
+    total = 2 * n
     from experiment_core import terminal
 
     live = not terminal.is_static(sys.stderr)
@@ -68,18 +75,19 @@ def run(exp_id: str | None, n: int, seed: str | None, command: tuple[str, ...]) 
         if advance is not None:
             advance(f"{trial.arm} {trial.measurement.seconds:.3f}s")
         else:
-            click.echo(f"  run {trial.index + 1:>3}/{n}  {trial.arm:<9}  {trial.measurement.seconds:.4f} s"
+            click.echo(f"  run {trial.index + 1:>3}/{total}  {trial.arm:<9}  {trial.measurement.seconds:.4f} s"
                        + ("" if trial.measurement.ok else f"  (exit {trial.measurement.exit_code})"))  # fmt: skip
 
-    click.echo(f"{exp.id}: {n} runs of `{' '.join(argv)}`, arms interleaved in random pairs")
+    click.echo(f"{exp.id}: {n} runs per arm of `{shell_command}`, {n} pairs of one control and one treatment "
+               "in random order")  # fmt: skip
     trials: list[RunTrial] = []
     try:
         if live:  # a person watches: a live bar (rich); in a pipe or under pre-commit, one line per run
-            with terminal.progress("runs", n, stream=sys.stderr) as step:
+            with terminal.progress("runs", total, stream=sys.stderr) as step:
                 advance = step
-                trials = run_trials(git, exp, argv, n, show, seed)
+                trials = run_trials(git, exp, shell_command, n, show, seed)
         else:
-            trials = run_trials(git, exp, argv, n, show, seed)
+            trials = run_trials(git, exp, shell_command, n, show, seed)
     except (KeyboardInterrupt, Interrupted) as exc:
         reason = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc)
         click.echo(f"Interrupted ({reason}); the trials recorded so far are kept and the working tree is as before.",
@@ -87,6 +95,8 @@ def run(exp_id: str | None, n: int, seed: str | None, command: tuple[str, ...]) 
         sys.exit(130)
     for line in summary_lines(trials, exp.metric.unit):
         click.echo(line)
+    if trials:
+        click.echo(f"  timing: {timing_words(trials[-1].measurement)}")
     if failures:
         first = failures[0].measurement
         click.echo(f"{len(failures)} run(s) failed; first failure (exit {first.exit_code}):\n{first.output.rstrip()}",

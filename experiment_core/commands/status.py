@@ -10,7 +10,7 @@ import click
 from experiment_core import ledger, ledger_index
 from experiment_core.assign import current_assignment
 from experiment_core.gitio import Git
-from experiment_core.report import experiment_status_markdown, summary_markdown, verdict_line
+from experiment_core.report import experiment_status_markdown, progress, summary_markdown, verdict_line
 from experiment_core.spec import Experiment, load_registry, utc_now
 from experiment_core.state import state_dir
 
@@ -48,6 +48,7 @@ def experiment_row(exp: Experiment, analysis: dict[str, Any], alerts: list[ledge
         "sample_size": exp.sample_size,
         "unit": exp.metric.unit,
         "trials": {arm: (analysis.get(arm) or {}).get("n", 0) for arm in ("control", "treatment")},
+        "progress": dict(zip(("done", "needed", "open_ended"), progress(analysis, exp.sample_size), strict=True)),
         "analysis": analysis,
         "alerts": [e["message"] for e in alerts],
         "time_saved_per_month_s": time_saved_per_month(exp, analysis, span),
