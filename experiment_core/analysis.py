@@ -38,7 +38,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from . import stats
 from .decide import (
@@ -55,7 +55,10 @@ from .decide import (
 __all__ = [
     "SCHEMA",
     "AnalysisResult",
+    "EventData",
+    "ExperimentData",
     "UnitData",
+    "analyze_data",
     "analyze_experiment",
     "analyze_samples",
     "collect_units",
@@ -823,6 +826,29 @@ def _unit_counts(events: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
     return len(units["control"]), len(units["treatment"])
 
 
+class ExperimentData(Protocol):
+    """What the analysis reads of one experiment: per-unit data of a metric, and the units of each arm. Built
+    from events (:class:`EventData`) or from the local ledger index (``ledger_index.ExperimentView``)."""
+
+    def units(self, metric: str) -> UnitData: ...
+
+    def unit_counts(self) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class EventData:
+    """:class:`ExperimentData` from an experiment's ledger events (deduplicated, in time order)."""
+
+    events: Sequence[Mapping[str, Any]]
+    exp_id: str
+
+    def units(self, metric: str) -> UnitData:
+        return collect_units(self.events, self.exp_id, metric)
+
+    def unit_counts(self) -> tuple[int, int]:
+        return _unit_counts(self.events)
+
+
 def analyze_experiment(
     exp: ExperimentLike,
     events: Iterable[Mapping[str, Any]],
@@ -832,12 +858,24 @@ def analyze_experiment(
     bootstrap: bool = False,
 ) -> AnalysisResult:
     """Analyze one experiment from its ledger events (see the module docstring)."""
+    data = EventData(dedup_events(events, exp.id), exp.id)
+    return analyze_data(exp, data, now, log_scale=log_scale, bootstrap=bootstrap)
+
+
+def analyze_data(
+    exp: ExperimentLike,
+    data: ExperimentData,
+    now: datetime | None = None,
+    *,
+    log_scale: bool = False,
+    bootstrap: bool = False,
+) -> AnalysisResult:
+    """Analyze one experiment from its per-unit data (events or the ledger index)."""
     settings = Settings.of(exp)
-    evs = dedup_events(events, exp.id)
     metric = exp.metric.name
     direction = exp.metric.direction or "lower"
     test = getattr(exp, "test", "welch") or "welch"
-    primary = collect_units(evs, exp.id, metric)
+    primary = data.units(metric)
 
     block = getattr(exp, "block_by", "machine") != "none"
     n_planned = 2.0 * max(settings.sample_size, 1)
@@ -847,7 +885,7 @@ def analyze_experiment(
     guardrails: list[GuardrailEvidence] = []
     levels: list[LevelCheck] = []
     for m in exp.secondary:
-        u = collect_units(evs, exp.id, m.name)
+        u = data.units(m.name)
         c2 = compare_arms(
             u.control,
             u.treatment,
@@ -904,7 +942,7 @@ def analyze_experiment(
         now=now,
         pairs=pairs,
         errors=primary.errors if (primary.errors[1] or primary.errors[3]) else None,
-        unit_counts=_unit_counts(evs),
+        unit_counts=data.unit_counts(),
         secondary=secondary,
         bootstrap=bootstrap,
         machines=_machines(primary) if block else None,

@@ -90,19 +90,22 @@ def evaluate(
         if done:
             say(f"experiment-hook: finished an interrupted {done.action} of {done.exp_id}")
     registry = load_registry(git.root, state_dir(git))
-    read = ledger.read(git)
-    if only is None and nothing_due(git, registry, read.notes_commit, now):
-        result.skipped_evaluation = True
+    if only is None and nothing_due(git, registry, git.ref(ledger.NOTES_REF), now):
+        result.skipped_evaluation = True  # decided from the notes ref alone: the index is not even opened
         return result
-    from experiment_core.analysis import analyze_experiment
+    from experiment_core import ledger_index
+    from experiment_core.analysis import AnalysisResult, analyze_data
 
     experiments = [registry.get(only)] if only else registry.running()
-    seen_alerts = {(e["exp"], e["kind"]) for e in read.events if e["type"] == "alert"}
+
+    def read(index: ledger_index.LedgerIndex) -> tuple[str | None, set[tuple[str, str]], list[AnalysisResult]]:
+        seen = {(e["exp"], e["kind"]) for exp in experiments for e in index.events(exp.id, ("alert",))}
+        return index.notes_commit, seen, [analyze_data(exp, index.data(exp.id), now) for exp in experiments]
+
+    notes_commit, seen_alerts, analyses = ledger_index.read_with(git, read)
     new_alerts: list[ledger.Event] = []
     due = False
-    for exp in experiments:
-        events = ledger.for_experiment(read.events, exp.id)
-        analysis = analyze_experiment(exp, events, now)
+    for exp, analysis in zip(experiments, analyses, strict=True):
         decision = analysis.decision
         data = analysis.to_dict()
         verdict = Verdict(exp.id, decision.action, list(decision.reasons), decision.automatic, data)
@@ -121,7 +124,8 @@ def evaluate(
             promote = decision.action == "promote"
             action = "expire" if decision.expired else decision.action
             try:
-                outcome = lifecycle.apply(git, exp, action, data, verdict.reasons, read.events, promote=promote)
+                created = ledger_index.read_with(git, lambda index: index.events(exp.id, ("created",)))  # noqa: B023
+                outcome = lifecycle.apply(git, exp, action, data, verdict.reasons, created, promote=promote)
             except UserError as exc:  # refused (a user's edit, staged changes...): say why, keep going
                 result.refused.append((exp.id, exc.line()))
                 continue
@@ -130,7 +134,7 @@ def evaluate(
         ledger.append(git, new_alerts)
     if not due and not dry_run and only is None and not new_alerts:
         registry = load_registry(git.root, state_dir(git))
-        write_json(state_dir(git) / CACHE, {"key": _cache_key(git, registry, read.notes_commit, now)})
+        write_json(state_dir(git) / CACHE, {"key": _cache_key(git, registry, notes_commit, now)})
     return result
 
 

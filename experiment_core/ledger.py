@@ -6,7 +6,9 @@ and ``git notes merge -s cat_sort_uniq`` is an exact union. Every event has ``v`
 sends crashes analysis. Writers serialize on a lock in the git common dir, because ``git notes append`` alone
 updates the notes ref without checking its old value and concurrent appends lose records.
 
-Reading costs two git processes whatever the ledger's size: ``git notes list`` and one ``cat-file --batch``.
+Reading all the notes costs two git processes whatever the ledger's size (``ls-tree`` piped into one
+``cat-file --batch``); commands read the local index instead (:mod:`experiment_core.ledger_index`), which is
+built that way once and then brought forward from the notes that changed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import fcntl
 import json
 import math
 import os
-import pickle
 import re
 import subprocess
 import time
@@ -161,6 +162,16 @@ def _trial_ok(obj: Event) -> bool:
     return commit is None or _is_sha(commit)
 
 
+_LAST_GOOD_TS: list[str | None] = [None]  # the events of one note share their time: parse it once
+
+
+def _ts_ok(ts: str) -> bool:
+    if parse_ts(ts) is None:
+        return False
+    _LAST_GOOD_TS[0] = ts
+    return True
+
+
 def validate(obj: Any) -> Event | None:
     """The event if it is well-formed, else None. Unknown fields are kept; unknown types are rejected."""
     if type(obj) is not dict:
@@ -175,7 +186,7 @@ def validate(obj: Any) -> Event | None:
     if fields is None or not _exp_ok(obj.get("exp")):
         return None
     ts = obj.get("ts")
-    if type(ts) is not str or parse_ts(ts) is None:
+    if type(ts) is not str or (ts != _LAST_GOOD_TS[0] and not _ts_ok(ts)):
         return None
     if type_ == "trial":
         return obj if _trial_ok(obj) else None
@@ -332,7 +343,11 @@ _CHUNK_BYTES = 1 << 18
 def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
     """Every blob of the notes tree of ``commit``: ``git ls-tree -r --object-only`` piped straight into
     ``git cat-file --batch`` (two processes, whatever the ledger's size). Reading by commit id, not by ref name,
-    makes the read one consistent snapshot even while other processes append."""
+    makes the read one consistent snapshot even while other processes append. A thread drains git's output as it
+    comes (``os.read`` releases the GIL), so git never waits for the decoding: the two run side by side."""
+    import queue
+    import threading
+
     env = _git_env()
     lister = subprocess.Popen(["git", "ls-tree", "-r", "--object-only", commit], cwd=git.root,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
@@ -342,17 +357,44 @@ def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
     lister.stdout.close()
     assert cat.stdout is not None
     fd = cat.stdout.fileno()
+    chunks: queue.Queue[bytes] = queue.Queue(maxsize=64)  # at most 16 MB ahead of the decoding
+    stop = threading.Event()
+
+    def drain() -> None:
+        try:
+            while not stop.is_set():
+                more = os.read(fd, _CHUNK_BYTES)
+                chunks.put(more)
+                if not more:
+                    return
+        except OSError:
+            chunks.put(b"")
+
+    reader = threading.Thread(target=drain, name="cat-file-reader", daemon=True)
+    reader.start()
     buf = b""
     pos = 0
+    eof = False
+
+    def more_bytes() -> bool:
+        nonlocal buf, pos, eof
+        if eof:
+            return False
+        got = [chunks.get()]
+        while not chunks.empty():
+            got.append(chunks.get())
+        if not got[-1]:
+            eof = True
+        buf = buf[pos:] + b"".join(got)
+        pos = 0
+        return bool(b"".join(got))
+
     try:
         while True:
             nl = buf.find(b"\n", pos)
             if nl < 0:
-                more = os.read(fd, _CHUNK_BYTES)
-                if not more:
+                if not more_bytes():
                     break
-                buf = buf[pos:] + more
-                pos = 0
                 continue
             header = buf[pos:nl].split()
             if len(header) != 3:  # "<name> missing" (e.g. a submodule entry in a hostile tree)
@@ -361,19 +403,32 @@ def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
             size = int(header[2])
             end = nl + 1 + size
             while len(buf) < end + 1:
-                more = os.read(fd, max(_CHUNK_BYTES, end + 1 - len(buf)))
-                if not more:
+                start = pos
+                if not more_bytes():
                     raise GitError(["cat-file", "--batch"], -1, "truncated output")
-                buf += more
+                nl, end = nl - start, end - start
             if header[1] == b"blob":
                 yield buf[nl + 1 : end]
             pos = end + 1
     finally:
-        cat.stdout.close()
+        stop.set()
+        cat.stdout.close() if eof else _close_and_drain(cat, reader, chunks)
         cat.wait()
         lister.wait()
     if lister.returncode != 0:
         raise GitError(["ls-tree", "-r", "--object-only", commit], lister.returncode, "cannot list the notes tree")
+
+
+def _close_and_drain(cat: subprocess.Popen[bytes], reader: Any, chunks: Any) -> None:
+    """A reader that stops early: end git, and take what the thread still holds until it ends."""
+    import queue
+
+    cat.kill()
+    while reader.is_alive():
+        with contextlib.suppress(queue.Empty):
+            chunks.get(timeout=0.05)
+    assert cat.stdout is not None
+    cat.stdout.close()
 
 
 def _git_env() -> dict[str, str]:
@@ -384,161 +439,56 @@ def _git_env() -> dict[str, str]:
 
 @dataclass
 class _Snapshot:
-    """What a read knows: events by id (first copy seen), how many note lines carry each id, skipped lines."""
+    """What a full read knows: events by id (first copy seen), skipped lines."""
 
     by_id: dict[str, Event]
-    counts: dict[str, int]
     skipped: int
 
-    def add(self, lines: list[bytes], sign: int) -> None:
+    def add(self, lines: list[bytes]) -> None:
         got, bad = _decode_lines(lines)
-        self.skipped += sign * bad
-        by_id, counts = self.by_id, self.counts
-        if sign > 0:
-            for event in got:
-                key = event["id"]
-                n = counts.get(key, 0)
-                counts[key] = n + 1
-                if n == 0:
-                    by_id[key] = event
-        else:
-            for event in got:
-                key = event["id"]
-                n = counts.get(key, 0) - 1
-                if n > 0:
-                    counts[key] = n
-                else:
-                    counts.pop(key, None)
-                    by_id.pop(key, None)
+        self.skipped += bad
+        by_id = self.by_id
+        for event in got:
+            by_id.setdefault(event["id"], event)
 
     def sorted_events(self) -> list[Event]:
         events = list(self.by_id.values())
-        events.sort(key=lambda e: e["ts"])
+        events.sort(key=lambda e: (e["ts"], e["id"]))
         return events
 
 
 def _read_uncached(git: Git, commit: str) -> _Snapshot:
-    snap = _Snapshot({}, {}, 0)
+    snap = _Snapshot({}, 0)
     pending: list[bytes] = []
     pending_bytes = 0
     for blob in _iter_note_blobs(git, commit):
         pending.extend(_split_lines(blob))
         pending_bytes += len(blob)
         if pending_bytes >= _CHUNK_BYTES:  # decode while git keeps writing into the pipe
-            snap.add(pending, +1)
+            snap.add(pending)
             pending, pending_bytes = [], 0
-    snap.add(pending, +1)
+    snap.add(pending)
     return snap
 
 
-INCREMENTAL_MAX_BLOBS = 2000  # beyond this many changed notes (e.g. git re-fanning the notes tree) read it all
-
-
-def _read_incremental(git: Git, old: str, new: str, snap: _Snapshot) -> bool:
-    """Move ``snap`` from notes commit ``old`` to ``new`` by reading only the notes that changed: lines of a
-    removed or replaced note are taken out (by count), lines of an added or replaced one put in. Three git
-    processes (diff-tree, cat-file, and the caller's rev-parse). False: too many changes, read it all."""
-    try:
-        raw = git.run("diff-tree", "-r", "--no-renames", "--no-commit-id", old, new)
-    except GitError:
-        return False  # e.g. the old commit was garbage-collected
-    minus: list[str] = []
-    plus: list[str] = []
-    zero = "0" * len(old)
-    for entry in raw.decode("utf-8", "replace").splitlines():
-        meta = entry.partition("\t")[0].split()
-        if len(meta) != 5:
-            continue
-        # blobs (any file mode, as ls-tree lists them on a cold read); gitlinks (160000) are not ours to read
-        if meta[2] != zero and meta[0] != ":160000":
-            minus.append(meta[2])
-        if meta[3] != zero and meta[1] != "160000":
-            plus.append(meta[3])
-    if len(minus) + len(plus) > INCREMENTAL_MAX_BLOBS:
-        return False
-    blobs = git.cat_batch(minus + plus)
-    for i, blob in enumerate(blobs):
-        if blob is None:
-            return False
-        snap.add(_split_lines(blob), -1 if i < len(minus) else +1)
-    return True
-
-
-# ---- warm-read cache: per worktree, keyed by the notes ref's commit ----------------------------------------
-CACHE_FORMAT = 3  # bump when validation or the cache layout changes
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """The cache holds only dicts, lists, strings and numbers: refuse any class or function."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"refused global {module}.{name}")
-
-
-def cache_path(git: Git, ref: str = NOTES_REF) -> Path:
-    from experiment_core.state import state_dir
-
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", ref)
-    return state_dir(git) / f"ledger-cache.{safe}.pickle"
-
-
-def _cache_load(path: Path, ref: str) -> tuple[str, list[Event], int, dict[str, int]] | None:
-    """(notes commit, sorted events, skipped, counts by id) from this worktree's cache, or None."""
-    try:
-        with open(path, "rb") as f:
-            data = _SafeUnpickler(f).load()
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    key, events, skipped, counts = data.get("key"), data.get("events"), data.get("skipped"), data.get("counts")
-    if not (isinstance(key, tuple) and len(key) == 3 and key[0] == CACHE_FORMAT and key[1] == ref
-            and isinstance(key[2], str) and isinstance(events, list) and isinstance(skipped, int)
-            and isinstance(counts, dict)):  # fmt: skip
-        return None
-    return key[2], events, skipped, counts
-
-
-def _cache_store(path: Path, ref: str, commit: str, events: list[Event], snap: _Snapshot) -> None:
-    """Write through a temporary file and rename: a reader sees the old cache or the new (no fsync: a cache lost
-    in a crash is only a slower next read)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = {"key": (CACHE_FORMAT, ref, commit), "events": events, "skipped": snap.skipped, "counts": snap.counts}
-    try:
-        with open(tmp, "wb") as f:
-            pickle.dump(data, f, protocol=5)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
 def read(git: Git, ref: str = NOTES_REF, cache: bool = True) -> LedgerRead:
-    """All valid events of ``ref``, deduplicated by id (rewritten commits carry copies), sorted by time.
+    """All valid events of ``ref``, deduplicated by id (rewritten commits carry copies), sorted by time then id.
 
-    Cold: one ``rev-parse``, one ``ls-tree`` piped into one ``cat-file --batch``. With ``cache`` (this worktree's
-    local state, keyed by the notes commit): the same commit costs one ``rev-parse`` and an unpickle; a newer one
-    reads only the notes that changed since (``diff-tree`` + ``cat-file``).
+    With ``cache`` (the default), from the local index (:mod:`experiment_core.ledger_index`), brought forward
+    from the notes first; commands that need one experiment, or only aggregates, read the index directly.
+    ``cache=False`` reads the notes themselves: one ``rev-parse``, one ``ls-tree`` piped into one
+    ``cat-file --batch`` (the oracle the index is tested against).
     """
+    if cache and ref == NOTES_REF:
+        from experiment_core import ledger_index
+
+        return ledger_index.read_with(git, lambda index: LedgerRead(index.events(), index.skipped,
+                                                                    index.notes_commit))  # fmt: skip
     head = git.ref(ref)
     if head is None:
         return LedgerRead([], 0, None)
-    path = cache_path(git, ref) if cache else None
-    loaded = _cache_load(path, ref) if path is not None else None
-    if path is not None and loaded is not None:
-        commit, events, skipped, counts = loaded
-        if commit == head:
-            return LedgerRead(events, skipped, head)
-        snap = _Snapshot({e["id"]: e for e in events}, counts, skipped)
-        if _read_incremental(git, commit, head, snap):
-            events = snap.sorted_events()
-            _cache_store(path, ref, head, events, snap)
-            return LedgerRead(events, snap.skipped, head)
     snap = _read_uncached(git, head)
-    events = snap.sorted_events()
-    if path is not None:
-        _cache_store(path, ref, head, events, snap)
-    return LedgerRead(events, snap.skipped, head)
+    return LedgerRead(snap.sorted_events(), snap.skipped, head)
 
 
 def for_experiment(events: Iterable[Event], exp_id: str) -> list[Event]:

@@ -227,7 +227,9 @@ def roll_forward(git: Git, journal: Mapping[str, Any]) -> Outcome:
     event = journal["event"]
     new_commit = journal["new_commit"]
     _checkpoint()
-    if not any(e["id"] == event["id"] for e in ledger.read(git).events):
+    from experiment_core import ledger_index
+
+    if not ledger_index.read_with(git, lambda index: index.has_event(event["id"])):
         ledger.append(git, [event], commit=new_commit or git.head())
     _checkpoint()
     if new_commit:

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from experiment_core import ledger, lifecycle
+from experiment_core import ledger, ledger_index, lifecycle
 from experiment_core.gitio import Git
 from experiment_core.report import verdict_line
 from experiment_core.spec import load_registry, utc_now
 from experiment_core.state import state_dir
+
+if TYPE_CHECKING:
+    from experiment_core.analysis import AnalysisResult
 
 
 def decide_by_hand(exp_id: str, action: str, *, yes: bool, dry_run: bool) -> None:
     git = Git.discover()
     lifecycle.recover(git)
     exp = load_registry(git.root, state_dir(git)).get(exp_id)
-    read = ledger.read(git)
-    from experiment_core.analysis import analyze_experiment
+    from experiment_core.analysis import analyze_data
 
-    analysis = analyze_experiment(exp, ledger.for_experiment(read.events, exp.id), utc_now())
+    now = utc_now()
+
+    def read(index: ledger_index.LedgerIndex) -> tuple[AnalysisResult, list[ledger.Event]]:
+        return analyze_data(exp, index.data(exp.id), now), index.events(exp.id, ("created",))
+
+    analysis, created = ledger_index.read_with(git, read, progress=True)
     data = analysis.to_dict()
     click.echo(verdict_line(exp.id, data))
     if analysis.decision.action != action:
@@ -28,11 +37,11 @@ def decide_by_hand(exp_id: str, action: str, *, yes: bool, dry_run: bool) -> Non
     files = ", ".join(exp.files)
     what = "deploy the treatment of" if action == "promote" else "restore the control of"
     if dry_run:
-        lifecycle.plan(git, exp, action, data, reasons, read.events, action == "promote")  # validates only
+        lifecycle.plan(git, exp, action, data, reasons, created, action == "promote")  # validates only
         click.echo(f"Dry run: would {what} {files}, set status, record the decision and commit.")
         return
     if not yes:
         click.confirm(f"{action.capitalize()} {exp.id}: {what} {files} and commit?", abort=True)
-    outcome = lifecycle.apply(git, exp, action, data, reasons, read.events)
+    outcome = lifecycle.apply(git, exp, action, data, reasons, created)
     where = f"commit {outcome.commit[:10]}" if outcome.commit else "the work tree only (detached HEAD: not committed)"
     click.echo(f"{'✅' if action == 'promote' else '↩️'} {exp.id} {outcome.status}: {where}")

@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .ledger import Event
 from .measure import describe_timing
 from .spec import Experiment, format_ts
 
+if TYPE_CHECKING:
+    from .analysis import ExperimentData
 
-def analysis_dict(exp: Experiment, events: Sequence[Event], now: dt.datetime, skipped: int) -> dict[str, Any]:
-    """The ``analyze --json`` document (``schema`` first among its keys; ``skipped_events`` added)."""
-    from .analysis import analyze_experiment
 
-    result = analyze_experiment(exp, events, now).to_dict()
+def analysis_dict(exp: Experiment, data: ExperimentData, now: dt.datetime, skipped: int,
+                  trials: Sequence[Event]) -> dict[str, Any]:  # fmt: skip
+    """The ``analyze --json`` document (``schema`` first among its keys; ``skipped_events`` added), from the
+    experiment's per-unit data (the ledger index, or :class:`analysis.EventData` of its events); ``trials``
+    (the experiment's trial events) say how the timing was taken."""
+    from .analysis import analyze_data
+
+    result = analyze_data(exp, data, now).to_dict()
     result["skipped_events"] = skipped
     metric = exp.metric.name
-    result["timing"] = describe_timing(e for e in events if e.get("type") == "trial" and e.get("metric") == metric)
+    result["timing"] = describe_timing(e for e in trials if e.get("type") == "trial" and e.get("metric") == metric)
     return result
 
 

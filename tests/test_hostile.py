@@ -17,6 +17,7 @@ import pytest
 from experiment_core import ledger, sync
 from experiment_core.gitio import Git
 from tests.conftest import PROJECT, cli_env, git, make_clones, run_cli, snapshot
+from tests.test_index import assert_index_equals_notes
 
 EXP = "exp-real"
 REGISTRY = textwrap.dedent(
@@ -149,6 +150,7 @@ def test_hostile_input(case: Case, tmp_path: Path) -> None:
         assert health["events"] == good_before + case.unknown + (case.name == "shell text in fields")
         status = run_cli(victim, "status", "--json")
         assert "Traceback" not in status.stderr
+        assert_index_equals_notes(Git(victim))  # what the index made of them is what a full re-read makes
         data = json.loads(status.stdout)
         assert data["summary"]["skipped_events"] == case.skipped
         row = data["experiments"][0]

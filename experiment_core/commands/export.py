@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from experiment_core import ledger
+from experiment_core import ledger_index
 from experiment_core.errors import UserError
 from experiment_core.exports import FORMATS, analysis_json, events_jsonl, pick_format, summary_markdown, trials_csv
 from experiment_core.fsutil import atomic_write_text
@@ -28,16 +28,16 @@ def export(exp_id: str, output: str, fmt: str | None) -> None:
                         f"name it .csv, .jsonl, .json or .md, or give --format ({', '.join(FORMATS)})")  # fmt: skip
     git = Git.discover()
     exp = load_registry(git.root, state_dir(git)).get(exp_id)
-    read = ledger.read(git)
-    events = ledger.for_experiment(read.events, exp.id)
+    events, skipped = ledger_index.read_with(git, lambda index: (index.events(exp.id), index.skipped), progress=True)
     if chosen == "csv":
         text = trials_csv(events)
     elif chosen == "jsonl":
         text = events_jsonl(events)
     else:
+        from experiment_core.analysis import EventData
         from experiment_core.report_data import analysis_dict
 
-        analysis = analysis_dict(exp, events, utc_now(), read.skipped)
+        analysis = analysis_dict(exp, EventData(events, exp.id), utc_now(), skipped, events)
         if chosen == "json":
             text = analysis_json(analysis)
         else:

@@ -23,16 +23,14 @@ def cv_from_experiment(exp_id: str) -> tuple[float, float, str]:
     The CV is the control arm's sd/mean when it has ≥ 2 units, else that of both arms together. This is the
     only function that touches the repository (registry and ledger); it imports them lazily.
     """
-    from experiment_core import ledger  # type: ignore[attr-defined,unused-ignore]
-    from experiment_core.analysis import collect_units
+    from experiment_core import ledger_index  # type: ignore[attr-defined,unused-ignore]
     from experiment_core.gitio import Git  # type: ignore[import-not-found,unused-ignore]
     from experiment_core.spec import load_registry  # type: ignore[import-not-found,unused-ignore]
     from experiment_core.state import state_dir  # type: ignore[import-not-found,unused-ignore]
 
     git = Git.discover()
     exp = load_registry(git.root, state_dir(git)).get(exp_id)
-    events = ledger.for_experiment(ledger.read(git).events, exp.id)
-    units = collect_units(events, exp.id, exp.metric.name)
+    units = ledger_index.read_with(git, lambda index: index.units(exp.id, exp.metric.name), progress=True)
     values, arm = units.control, "control"
     if len(values) < 2:
         values, arm = units.control + units.treatment, "both arms"

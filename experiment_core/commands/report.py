@@ -4,10 +4,11 @@ matplotlib, the optional ``png`` extra)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from experiment_core import __version__, ledger
+from experiment_core import __version__, ledger_index
 from experiment_core.errors import UserError
 from experiment_core.fsutil import atomic_write_text
 from experiment_core.gitio import Git
@@ -41,14 +42,18 @@ def report(exp_id: str | None, output: Path, fmt: str | None) -> None:
     experiments = [registry.get(exp_id)] if exp_id else list(registry.experiments)
     if fmt == "png" and not experiments:
         raise UserError("report", "no experiments yet", "create one first")
-    read = ledger.read(git)
     now = utc_now()
     from experiment_core.report_data import analysis_dict, experiment_report
 
-    reports = []
-    for exp in experiments:
-        events = ledger.for_experiment(read.events, exp.id)
-        reports.append(experiment_report(exp, events, analysis_dict(exp, events, now, read.skipped), now, __version__))
+    def read(index: ledger_index.LedgerIndex) -> list[Any]:
+        reports = []
+        for exp in experiments:
+            events = index.events(exp.id)
+            analysis = analysis_dict(exp, index.data(exp.id), now, index.skipped, events)
+            reports.append(experiment_report(exp, events, analysis, now, __version__))
+        return reports
+
+    reports = ledger_index.read_with(git, read, progress=True)
     if fmt == "png":
         from experiment_core.report_png import write_png
 

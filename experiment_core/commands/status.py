@@ -7,35 +7,37 @@ from typing import Any
 
 import click
 
-from experiment_core import ledger
+from experiment_core import ledger, ledger_index
 from experiment_core.assign import current_assignment
 from experiment_core.gitio import Git
 from experiment_core.report import experiment_status_markdown, progress, summary_markdown, verdict_line
-from experiment_core.spec import Experiment, load_registry, parse_ts, utc_now
+from experiment_core.spec import Experiment, load_registry, utc_now
 from experiment_core.state import state_dir
 
+TrialSpan = tuple[int, "float | None", "float | None"]  # trials, epoch seconds of the first and the last
 
-def runs_per_month(trial_times: list[str]) -> float:
+
+def runs_per_month(span: TrialSpan) -> float:
     """Runs per 30 days as seen in the ledger (span from first to last trial, at least one day)."""
-    moments = sorted(m for m in (parse_ts(t) for t in trial_times) if m is not None)
-    if not moments:
+    count, first, last = span
+    if not count or first is None or last is None:
         return 0.0
-    span_days = max((moments[-1] - moments[0]).total_seconds() / 86400, 1.0)
-    return len(moments) / span_days * 30
+    span_days = max((last - first) / 86400, 1.0)
+    return count / span_days * 30
 
 
-def time_saved_per_month(exp: Experiment, analysis: dict[str, Any], trial_times: list[str]) -> float | None:
+def time_saved_per_month(exp: Experiment, analysis: dict[str, Any], span: TrialSpan) -> float | None:
     """Seconds saved per month by a promoted timing experiment: saving per run × runs per month."""
     if exp.status != "promoted" or exp.metric.unit != "s" or exp.metric.direction != "lower":
         return None
     diff = analysis.get("difference")
     if diff is None:
         return None
-    return max(-float(diff), 0.0) * runs_per_month(trial_times)
+    return max(-float(diff), 0.0) * runs_per_month(span)
 
 
-def experiment_row(exp: Experiment, analysis: dict[str, Any], events: list[ledger.Event]) -> dict[str, Any]:
-    trial_times = [e["ts"] for e in events if e["type"] == "trial" and e["metric"] == exp.metric.name]
+def experiment_row(exp: Experiment, analysis: dict[str, Any], alerts: list[ledger.Event],
+                   span: TrialSpan) -> dict[str, Any]:  # fmt: skip
     return {
         "id": exp.id,
         "name": exp.name,
@@ -48,8 +50,8 @@ def experiment_row(exp: Experiment, analysis: dict[str, Any], events: list[ledge
         "trials": {arm: (analysis.get(arm) or {}).get("n", 0) for arm in ("control", "treatment")},
         "progress": dict(zip(("done", "needed", "open_ended"), progress(analysis, exp.sample_size), strict=True)),
         "analysis": analysis,
-        "alerts": [e["message"] for e in events if e["type"] == "alert"],
-        "time_saved_per_month_s": time_saved_per_month(exp, analysis, trial_times),
+        "alerts": [e["message"] for e in alerts],
+        "time_saved_per_month_s": time_saved_per_month(exp, analysis, span),
     }
 
 
@@ -81,19 +83,26 @@ def status(exp_id: str | None = None, as_json: bool = False, as_markdown: bool =
     git = Git.discover()
     registry = load_registry(git.root, state_dir(git))
     experiments = [registry.get(exp_id)] if exp_id else list(registry.experiments)
-    read = ledger.read(git) if experiments else ledger.LedgerRead([], 0, None)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    skipped = 0
     if experiments:
-        from experiment_core.analysis import analyze_experiment
+        from experiment_core.analysis import analyze_data
 
         now = utc_now()
-        for exp in experiments:
-            events = ledger.for_experiment(read.events, exp.id)
-            row = experiment_row(exp, analyze_experiment(exp, events, now).to_dict(), events)
+
+        def read_rows(index: ledger_index.LedgerIndex) -> tuple[list[dict[str, Any]], int]:
+            out = []
+            for exp in experiments:
+                analysis = analyze_data(exp, index.data(exp.id), now).to_dict()
+                span = index.trial_span(exp.id, exp.metric.name)
+                out.append(experiment_row(exp, analysis, index.events(exp.id, ("alert",)), span))
+            return out, index.skipped
+
+        rows, skipped = ledger_index.read_with(git, read_rows, progress=True)
+        for exp, row in zip(experiments, rows, strict=True):
             local = current_assignment(git, exp.id) if exp.running else None
             row["this_worktree"] = local.arm if local else None
-            rows.append(row)
-    summary = summarize(rows, read.skipped)
+    summary = summarize(rows, skipped)
     if as_json:
         click.echo(json.dumps({"schema": 1, "experiments": rows, "summary": summary}, indent=2, sort_keys=True))
         return

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from experiment_core import ledger
+from experiment_core import ledger_index
 from experiment_core.gitio import Git
 
 
@@ -31,9 +31,13 @@ def sync(remote: str | None, no_push: bool, as_json: bool) -> None:
     else:
         sync_mod.check_remote(git, remote)
     result = sync_mod.sync(git, remote, push=not no_push)
-    read = ledger.read(git)  # fills this worktree's cache for the next status/analyze
-    health = {"events": len(read.events), "skipped_lines": read.skipped,
-              "unknown_experiment_events": ledger.count_unknown(read.events, (e.id for e in registry.experiments))}
+    known = [e.id for e in registry.experiments]
+
+    def read(index: ledger_index.LedgerIndex) -> dict[str, int]:  # brings the index forward for the next reads
+        return {"events": index.count(), "skipped_lines": index.skipped,
+                "unknown_experiment_events": index.count_unknown(known)}  # fmt: skip
+
+    health = ledger_index.read_with(git, read, progress=True)
     if as_json:
         click.echo(json.dumps({"schema": 1, **result.__dict__, "ledger": health}, sort_keys=True))
         return
