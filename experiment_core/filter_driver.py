@@ -157,10 +157,14 @@ def _apply(base: list[bytes], start: int, end: int, hunks: list[tuple[int, int, 
     return out + base[pos:end]
 
 
-def merge3(ours: bytes, base: bytes, theirs: bytes) -> bytes | None:
+def merge3(ours: bytes, base: bytes, theirs: bytes, theirs_lines_win: bool = False) -> bytes | None:
     """Three-way merge by lines: both sides' changes to ``base`` applied; None when they change the same lines
     differently. Unlike ``git merge-file`` (whose xdiff calls *adjacent* changes a conflict), changes to
-    neighbouring lines merge: a teammate's edit of the line above the treatment's line flows in."""
+    neighbouring lines merge: a teammate's edit of the line above the treatment's line flows in.
+
+    ``theirs_lines_win``: where both sides changed the same lines and the three versions of them have as many
+    lines, each line ``theirs`` changed is taken from ``theirs``, every other from ``ours`` (clean: the user
+    retuned a line the treatment changed, and only the user's own lines go on top of the control)."""
     if base == theirs or ours == theirs:
         return ours
     if base == ours:
@@ -181,9 +185,12 @@ def merge3(ours: bytes, base: bytes, theirs: bytes) -> bytes | None:
         sides = [[h for h, side in group if side == s] for s in (0, 1)]
         if sides[0] and sides[1]:
             mine, yours = _apply(b, start, end, sides[0]), _apply(b, start, end, sides[1])
-            if mine != yours:
+            if mine == yours:
+                chunk = mine
+            elif theirs_lines_win and len(mine) == len(yours) == end - start:
+                chunk = [y if y != b[start + i] else m for i, (m, y) in enumerate(zip(mine, yours))]
+            else:
                 return None
-            chunk = mine
         else:
             chunk = _apply(b, start, end, sides[0] or sides[1])
         out += b[pos:start] + chunk
@@ -228,7 +235,9 @@ def clean(state: State, target: str, work: bytes) -> bytes:
     deployed, committed = state.blob(deployed_id), state.blob(committed_id)
     if deployed is None or committed is None:
         raise Refused(f"{target}: the experiment's filter state is damaged; run `experiment-hook restore`")
-    result = merge3(committed, deployed, work)
+    result = merge3(committed, deployed, work, theirs_lines_win=True)
+    if result is None and _read_only_caller():
+        return work  # `git status`/`git diff` must not fail: they show the file as changed; staging refuses
     if result is None:
         exp = state.deployed()[target][0]
         raise Refused(
@@ -237,7 +246,51 @@ def clean(state: State, target: str, work: bytes) -> bytes:
             f".experiments/{exp}/{target} to test it, or run `experiment-hook restore {exp}` to see your edit "
             "with the treatment in plain git"
         )
+    state.put_blob(work)
+    state.append(MAP, [target, wid, state.put_blob(result)])  # the edit's own pair: later edits build on it
     return result
+
+
+READ_ONLY = frozenset({"status", "diff", "diff-files", "diff-index", "show", "log", "describe", "blame", "difftool",
+                       "grep", "ls-files", "whatchanged", "shortlog", "update-index"})  # fmt: skip
+_GLOBAL_WITH_VALUE = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"})
+
+
+def git_subcommand(argv: list[str]) -> str:
+    """The subcommand of a ``git`` command line (global options skipped); empty when there is none."""
+    rest = argv[1:]
+    while rest:
+        arg = rest.pop(0)
+        if arg in _GLOBAL_WITH_VALUE:
+            if rest:
+                rest.pop(0)
+        elif not arg.startswith("-"):
+            return arg
+    return ""
+
+
+def _read_only_caller() -> bool:
+    """Whether the git command that started this filter only reads (Linux: its command line in /proc). Anywhere
+    else, or when unsure, False: refusing is the safe answer."""
+    pid = os.getppid()
+    for _ in range(2):  # git starts the filter through `sh -c` (its command has spaces): then the shell's parent
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = [a for a in f.read().decode("utf-8", "replace").split("\0") if a]
+            if not argv or os.path.basename(argv[0]) not in ("sh", "dash", "bash"):
+                break
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                pid = int(f.read().rpartition(b")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    else:
+        return False
+    if not argv or os.path.basename(argv[0]) != "git":
+        return False
+    name = git_subcommand(argv)
+    if name == "update-index":
+        return "--refresh" in argv or "--really-refresh" in argv
+    return name in READ_ONLY
 
 
 # ---- protocol v2 (pkt-line) -----------------------------------------------------------------------------

@@ -231,7 +231,8 @@ def modified(git: Git, targets: Iterable[str]) -> set[str]:
     names = sorted(set(targets))
     if not names:
         return set()
-    proc = git.call("diff-files", "--name-only", "-z", "--", *names)
+    # porcelain diff compares content when only the stat changed (plumbing diff-files would list such files)
+    proc = git.call("diff", "--no-ext-diff", "--no-textconv", "--name-only", "-z", "--", *names)
     if proc.returncode == 0:
         return {n for n in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if n}
     if len(names) == 1:

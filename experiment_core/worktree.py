@@ -258,7 +258,8 @@ def reconcile(
         elif exp_id not in running and mine(exp_id):
             del new_assignments[exp_id]
     new_assignments.update(fresh)
-    save_assignments(git, new_assignments)
+    if new_assignments != assignments:
+        save_assignments(git, new_assignments)
     if fresh and head:
         events = [ledger.make_event("assign", a.exp, arm=a.arm, unit=a.unit, branch=branch)
                   for a in fresh.values()]  # fmt: skip

@@ -118,6 +118,18 @@ def clones(tmp_path: Path) -> tuple[Path, list[Path]]:
     return make_clones(tmp_path, 3)
 
 
+def deploy_units(repo: Path, seed: str) -> None:
+    """What a branch checkout's hook does, in-process: a new unit of every running experiment, the arms drawn
+    from ``seed``, deployed through the filter driver (for tests that need a deployed variant without hooks)."""
+    import random
+
+    from experiment_core.gitio import Git
+    from experiment_core.spec import format_ts, load_registry, utc_now
+    from experiment_core.worktree import reconcile
+
+    reconcile(Git(repo), load_registry(repo), rng=random.Random(seed), now=format_ts(utc_now()))
+
+
 # ---- hooks: a pre-commit environment built once per test session (shared by the xdist workers) ------------
 SEED_TREATMENT = "treat"  # random.Random("treat").random() < 0.5: the first draw is treatment
 SEED_CONTROL = "b"  # random.Random("b").random() >= 0.5: the first draw is control
