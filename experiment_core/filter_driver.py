@@ -188,7 +188,7 @@ def merge3(ours: bytes, base: bytes, theirs: bytes, theirs_lines_win: bool = Fal
             if mine == yours:
                 chunk = mine
             elif theirs_lines_win and len(mine) == len(yours) == end - start:
-                chunk = [y if y != b[start + i] else m for i, (m, y) in enumerate(zip(mine, yours))]
+                chunk = [y if y != b[start + i] else m for i, (m, y) in enumerate(zip(mine, yours, strict=True))]
             else:
                 return None
         else:

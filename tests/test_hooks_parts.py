@@ -13,9 +13,9 @@ import pytest
 
 from experiment_core import hookenv
 from experiment_core.assign import balanced_order, draw_arm
+from experiment_core.filter_driver import merge3
 from experiment_core.post_commit import find_git_dir, is_new_work, last_reflog
 from experiment_core.pre_push import parse_refs
-from experiment_core.filter_driver import merge3
 from experiment_core.variants import blob_id, parse_ls_files
 from tests.conftest import PROJECT, SEED_TREATMENT, cli_env, git, run_cli
 
