@@ -19,9 +19,7 @@ def run(git_cwd: Path, stage: str, argv: Sequence[str]) -> int:
     from experiment_core.post_checkout import GIT_PATHS, follow
 
     git = Git(git_cwd) if (git_cwd / ".git").exists() else Git.discover(git_cwd)
-    head = git.prime(*GIT_PATHS)
-    if stage == "post-merge" and git.in_progress_operation() is not None:
-        return 0
+    head = git.prime(*GIT_PATHS)  # MERGE_HEAD still exists while post-merge runs: the merge is done, though
     if git.out("ls-files", "-u"):
         return 0
     return follow(git, new_units=False, head=head)

@@ -175,7 +175,8 @@ def pre_commit_hooks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, st
 
 def pre_commit_config(hook_repo: Path, rev: str) -> str:
     return (
-        "default_install_hook_types: [post-checkout, post-commit, pre-push]\n"
+        "default_install_hook_types: [post-checkout, post-commit, pre-push, post-merge, post-rewrite]\n"
         f"repos:\n- repo: {hook_repo}\n  rev: {rev}\n  hooks:\n"
         "  - id: experiment-assign\n  - id: experiment-record\n  - id: experiment-decide\n"
+        "  - id: experiment-follow\n"
     )
