@@ -242,14 +242,15 @@ def modified(git: Git, targets: Iterable[str]) -> set[str]:
 
 def checkout(git: Git, targets: Iterable[str]) -> None:
     """Rewrite ``targets`` from the index through git (so the smudge runs and the index records the new stat).
-    The file's stat is made stale first: git skips a stat-clean file. Callers make sure no edit is in them."""
+    The file's stat is made stale first: git skips a stat-clean file. Callers make sure no edit is in them.
+    No hook runs for it (pre-commit's post-checkout would stash and restore the whole work tree around it)."""
     names = sorted(set(targets))
     if not names:
         return
     for name in names:
         with contextlib.suppress(OSError):
             os.utime(git.root / name, (1, 1), follow_symlinks=False)
-    git.run("checkout", "--", *names)
+    git.run("-c", f"core.hooksPath={os.devnull}", "checkout", "--", *names)
 
 
 def cleaned(state: fd.State, target: str, data: bytes) -> bytes | None:

@@ -30,7 +30,7 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def git(repo: Path, *args: str, check: bool = True, input: str | None = None) -> str:
     proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, env=cli_env(), input=input)
     if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}{proc.stdout}")
     return proc.stdout
 
 

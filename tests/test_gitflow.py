@@ -86,14 +86,14 @@ def team(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mon
     exp = str(json.loads(out)["id"])
     (a / ".experiments" / exp / "cfg.txt").write_text(TREATMENT)
     install(a, mode, request)
-    git(a, "add", "-A")
-    git(a, "commit", "-qm", "experiment")
-    git(a, "push", "-q", "origin", "main")
     team = Team(remote, a, b, exp, mode)
+    git(a, "add", "-A")
+    team.git(a, "commit", "-qm", "experiment")
+    team.git(a, "push", "-q", "origin", "main")
     team.git(b, "pull", "-q", "origin", "main")
     install(b, mode, request)
     if mode == "pre-commit":
-        git(b, "checkout", "-q", "--", ".pre-commit-config.yaml")
+        team.git(b, "checkout", "-q", "--", ".pre-commit-config.yaml")
     team.git(b, "branch", "-q", "--set-upstream-to=origin/main", "main")
     fetched = team.git(b, "fetch", check=False)  # the remote has no ledger yet: fetch must work anyway
     assert fetched.returncode == 0, fetched.stderr
