@@ -188,7 +188,8 @@ def reconcile(
             if prev is not None and not prev.active:
                 desired[target] = record
     changing = {t for t in set(records) | set(desired) if records.get(t) != desired.get(t)}
-    edited = modified(git, {t for t in changing if t in entries})
+    starting = {t for exp_id in fresh for t in running[exp_id].files}  # a new unit starts only on unedited files
+    edited = modified(git, {t for t in changing | starting if t in entries})
     for target in sorted(edited):
         old = records.get(target)
         exp_id = old.exp if old else (desired[target].exp if target in desired else "")

@@ -277,7 +277,7 @@ def teammate_decides(action: str) -> Callable[[Team], str]:
         team.local_commit()
         pulled = team.git(team.b, "pull", "--no-rebase", "--no-edit")
         status = {"promote": "promoted", "rollback": "rolled back", "expire": "expired"}[action]
-        assert f"{team.exp} is {status}" in pulled.stderr  # the user is told (pre-commit too: verbose)
+        assert f"{team.exp} is {status}" in pulled.stderr + pulled.stdout  # the user is told (pre-commit: verbose)
         assert not (team.b / ".git" / "experiment-hook" / "filter" / "deployed").read_text()
         team.git(team.b, "checkout", "-q", "-b", "next", seed=SEED_TREATMENT)  # no unit of an ended experiment
         return "a=1\nmode=treatment\nz=9\n" if action == "promote" else CONTROL
