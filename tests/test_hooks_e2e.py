@@ -153,11 +153,13 @@ def test_user_edit_during_treatment_survives(hooked: Hooked) -> None:
     assert "+# my own tuning" in hooked.git("diff").stdout and "workers = 8" not in hooked.git("diff").stdout
     first = hooked.git("checkout", "-q", "-b", "t2", "main", seed=SEED_TREATMENT)
     assert hooked.target() == mine  # left alone, carried over by git
-    assert "holds your edit" in first.stderr + first.stdout  # pre-commit shows it too: experiment-assign is verbose
+    if hooked.mode == "install":  # pre-commit stashes unstaged edits around post-checkout: the hook never sees them
+        assert "holds your edit" in first.stderr
     second = hooked.git("checkout", "-q", "-b", "t3", "main", seed=SEED_TREATMENT)
     assert "holds your edit" not in second.stderr + second.stdout  # said once
-    kept = git(repo, "for-each-ref", "--format=%(objectname)", f"refs/experiments/kept/{hooked.exp}").split()
-    assert blob_of(repo, mine) in kept
+    if hooked.mode == "install":
+        kept = git(repo, "for-each-ref", "--format=%(objectname)", f"refs/experiments/kept/{hooked.exp}").split()
+        assert blob_of(repo, mine) in kept
     hooked.git("commit", "-qam", "my tuning")  # the edit is committed on top of the control
     assert git(repo, "show", "HEAD:tool.cfg") == CONTROL + "# my own tuning\n"
     assert hooked.target() == mine and hooked.git("status", "--porcelain").stdout == ""
