@@ -84,6 +84,12 @@ def follow(git: Git, *, new_units: bool, head: str | None) -> int:
         _let_measurements_finish(str(sdir), max((e.timeout for e in running), default=0.0))
     result = reconcile(git, registry, rng=make_rng() if new_units else None, now=format_ts(utc_now()),
                        branch=current_branch(git), head=head)  # fmt: skip
+    if (result.migrated or result.configured) and git.out("remote"):
+        # first run here (also under pre-commit, where `install` never ran): plain `git fetch` brings the ledger;
+        # a clone of 0.1 loses the exact-name refspec that failed every fetch
+        from experiment_core import sync
+
+        sync.setup_remote(git, sync.default_remote(git, registry.settings.remote))
     tell(sdir, result, {e.id: e.status for e in registry.experiments})
     return 0
 

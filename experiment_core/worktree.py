@@ -10,6 +10,7 @@ goes. Clones of the skip-worktree design (0.1) are moved over first (:func:`migr
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from experiment_core import ledger
 from experiment_core.assign import TREATMENT, Assignment, draw_arm, load_assignments, new_unit_id, save_assignments
 from experiment_core.fsutil import atomic_write
 from experiment_core.gitio import Git
+from experiment_core.hookenv import RESTORE_HINT
 from experiment_core.spec import Experiment, Registry
 from experiment_core.variants import (
     BACKUP_REFS,
@@ -50,6 +52,8 @@ class Result:
     ended: list[str] = field(default_factory=list)  # experiments whose variant left this worktree
     edits: list[tuple[str, str, str]] = field(default_factory=list)  # (exp, target, kept blob)
     conflicts: list[tuple[str, str]] = field(default_factory=list)  # (exp, target)
+    migrated: bool = False  # skip-worktree bits of 0.1 were found and cleared
+    configured: bool = False  # the filter driver was set up (or repaired) now
 
 
 # ---- the content of the variants --------------------------------------------------------------------------
@@ -94,34 +98,50 @@ def usable(git: Git, exp: Experiment, entries: Mapping[str, IndexEntry]) -> bool
 
 # ---- moving clones of the skip-worktree design over ----------------------------------------------------
 def migrate(git: Git, entries: Mapping[str, IndexEntry], assignments: Mapping[str, Assignment],
-            result: Result) -> dict[str, Assignment]:  # fmt: skip
+            result: Result) -> tuple[dict[str, Assignment], set[str]]:  # fmt: skip
     """Clear the skip-worktree bits 0.1 set. A target holding what the tool wrote gets the committed content
     back (reconcile then deploys the unit's variant through the filter); a user's edit stays, visible to git,
-    with a copy kept as a blob, and its experiment pauses here. Returns the assignments to keep."""
+    with a copy kept as a blob, and its experiment pauses here. Under pre-commit (which fails a hook that makes a
+    change visible) an edited target stays hidden and its experiment frozen, with the hint to run `restore`.
+    Returns the assignments to keep and the experiments frozen."""
     hidden = sorted(t for t, e in entries.items() if e.skip_worktree)
     if not hidden:
-        return dict(assignments)
+        return dict(assignments), set()
     out = dict(assignments)
     owner = {t: a for a in assignments.values() for t in a.written}
     blobs = dict(zip(hidden, git.cat_batch(entries[t].blob for t in hidden), strict=True))
+    under_pre_commit = os.environ.get("PRE_COMMIT") == "1"
+    unhide: list[str] = []
+    frozen: set[str] = set()
     for target in hidden:
         current, committed = read_bytes(git.root / target), blobs[target]
         prev = owner.get(target)
+        exp = prev.exp if prev else "experiment-hook"
         ours = prev is not None and current is not None and blob_id(current) == prev.written.get(target)
         if ours and committed is not None:
             atomic_write(git.root / target, committed)
         elif current is not None and current != committed:
-            exp = prev.exp if prev else "experiment-hook"
-            blob = keep_copy(git, exp, current)
-            result.edits.append((exp, target, blob))
+            if under_pre_commit:
+                frozen.add(exp)
+                result.messages.append(
+                    f"{target} holds an edit that experiment-hook 0.1 hid from git (skip-worktree): left as it is; "
+                    f"run `{RESTORE_HINT}` to let git see it (your edit stays)"
+                )
+                if prev is not None:
+                    out[prev.exp] = prev.paused()
+                continue
+            result.edits.append((exp, target, keep_copy(git, exp, current)))
             if prev is not None:
                 out[prev.exp] = prev.paused()
-    git.run("update-index", "--no-skip-worktree", "--", *hidden)
-    git.call("update-index", "-q", "--refresh")
-    result.messages.append(
-        f"moved {', '.join(hidden)} from skip-worktree to the filter driver (git now sees variants as clean)"
-    )
-    return out
+        unhide.append(target)
+    if unhide:
+        result.migrated = True
+        git.run("update-index", "--no-skip-worktree", "--", *unhide)
+        git.call("update-index", "-q", "--refresh")
+        result.messages.append(
+            f"moved {', '.join(unhide)} from skip-worktree to the filter driver (git now sees variants as clean)"
+        )
+    return out, frozen
 
 
 # ---- reconcile -----------------------------------------------------------------------------------------
@@ -152,12 +172,13 @@ def reconcile(
     targets = {t for e in running.values() for t in e.files} | set(records)
     targets |= {t for a in assignments.values() for t in a.written}
     entries = index_entries(git, targets)
-    assignments = migrate(git, entries, assignments, result)
+    assignments, frozen = migrate(git, entries, assignments, result)
+    running = {k: e for k, e in running.items() if k not in frozen}
     if running:
-        ensure_filter(git, {t for e in running.values() for t in e.files} | set(records))
+        result.configured = ensure_filter(git, {t for e in running.values() for t in e.files} | set(records))
 
     def mine(exp_id: str) -> bool:
-        return limit is None or exp_id in limit
+        return (limit is None or exp_id in limit) and exp_id not in frozen
 
     desired: dict[str, Deployed] = {t: r for t, r in records.items() if not mine(r.exp)}
     new_assignments = {k: v for k, v in assignments.items() if not mine(k)}
