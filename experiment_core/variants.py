@@ -108,6 +108,7 @@ def committed_content(git: Git, entry: IndexEntry) -> bytes:
 
 # ---- the filter driver: configuration ------------------------------------------------------------------
 ATTR_COMMENT = "# experiment-hook: experimented files (removed by `experiment-hook uninstall`)"
+RACY_BACKDATE_NS = 2_000_000_000
 FILTER_SCRIPT = "experiment-hook-filter.py"  # in the git common dir: no branch, venv or pip can remove it
 
 
@@ -251,6 +252,15 @@ def checkout(git: Git, targets: Iterable[str]) -> None:
         with contextlib.suppress(OSError):
             os.utime(git.root / name, (1, 1), follow_symlinks=False)
     git.run("-c", f"core.hooksPath={os.devnull}", "checkout", "--", *names)
+    # The file and the index were just written in the same second: git would call the file "racily clean" and
+    # start the filter on every `git status` until the index is written again a second later. Date the file a
+    # little back and let git record that once, here, so that status never needs the filter.
+    for name in names:
+        with contextlib.suppress(OSError):
+            st = os.stat(git.root / name, follow_symlinks=False)
+            back = st.st_mtime_ns - RACY_BACKDATE_NS
+            os.utime(git.root / name, ns=(st.st_atime_ns, back), follow_symlinks=False)
+    git.call("-c", f"core.hooksPath={os.devnull}", "update-index", "-q", "--refresh")
 
 
 def cleaned(state: fd.State, target: str, data: bytes) -> bytes | None:
