@@ -8,7 +8,8 @@ converting, so a stat-clean ``git status`` never starts it.
 
 Per worktree (``<git-dir>/experiment-hook/filter/``):
 
-* ``deployed``: ``path<TAB>exp<TAB>base-id<TAB>treatment-id`` for each target whose treatment this worktree runs;
+* ``deployed``: ``path<TAB>exp<TAB>base-id<TAB>treatment-id`` for each target whose treatment this worktree runs
+  (a fifth field ``off`` while the tool takes it out: smudge writes the committed content, clean still maps back);
 * ``blobs/<id>``: content by id (the backup = base, the treatment, and what the filter wrote and mapped back);
 * ``map``: ``path<TAB>deployed-id<TAB>committed-id`` appended by every smudge (clean's way back);
 * ``conflicts``: ``path<TAB>exp<TAB>committed-id`` appended when the treatment no longer merges onto the control.
@@ -92,9 +93,9 @@ class State:
     def path(self, name: str) -> str:
         return os.path.join(self.directory, name)
 
-    def deployed(self) -> dict[str, tuple[str, str, str]]:
-        """path -> (experiment, base id, treatment id)."""
-        return {p[0]: (p[1], p[2], p[3]) for p in _read_lines(self.path(DEPLOYED)) if len(p) == 4}
+    def deployed(self) -> dict[str, tuple[str, str, str, bool]]:
+        """path -> (experiment, base id, treatment id, on)."""
+        return {p[0]: (p[1], p[2], p[3], len(p) == 4) for p in _read_lines(self.path(DEPLOYED)) if len(p) in (4, 5)}
 
     def pairs(self, target: str) -> list[tuple[str, str]]:
         """(deployed id, committed id) pairs of ``target``, oldest first."""
@@ -201,9 +202,9 @@ def merge3(ours: bytes, base: bytes, theirs: bytes, theirs_lines_win: bool = Fal
 def smudge(state: State, target: str, committed: bytes) -> bytes:
     """What this worktree's file holds for ``committed`` content of ``target``."""
     record = state.deployed().get(target)
-    if record is None:
+    if record is None or not record[3]:
         return committed
-    exp, base_id, treatment_id = record
+    exp, base_id, treatment_id, _ = record
     base, treatment = state.blob(base_id), state.blob(treatment_id)
     if base is None or treatment is None:
         merged = None
@@ -231,6 +232,8 @@ def clean(state: State, target: str, work: bytes) -> bytes:
             committed = state.blob(committed_id)
             if committed is not None:
                 return committed
+    if any(committed_id == wid for _, committed_id in pairs):
+        return work  # a committed content itself (the file was written while nothing was deployed)
     deployed_id, committed_id = pairs[-1]
     deployed, committed = state.blob(deployed_id), state.blob(committed_id)
     if deployed is None or committed is None:

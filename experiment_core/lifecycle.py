@@ -28,7 +28,7 @@ from experiment_core.fsutil import atomic_write
 from experiment_core.gitio import Git, GitError
 from experiment_core.spec import REGISTRY_NAME, Experiment, edit_registry_text, status_change
 from experiment_core.state import read_json, state_dir, write_json
-from experiment_core.variants import checkout, filter_state, read_deployed, write_deployed
+from experiment_core.variants import filter_state, read_deployed, redeploy, write_deployed
 
 JOURNAL = "apply-journal.json"
 CRASH_ENV = "EXPERIMENT_HOOK_CRASH_AT"  # fault injection for the crash tests: SIGKILL at the Nth checkpoint
@@ -254,12 +254,14 @@ def roll_forward(git: Git, journal: Mapping[str, Any]) -> Outcome:
             git.run("update-index", "--add", "--cacheinfo", f"{entry['mode']},{entry['blob']},{path}")
             _checkpoint()
     targets = list(journal["files"])
-    _drop_records(git, targets)  # the experiment is over: the filter passes these files through from now on
-    _checkpoint()
+    state = filter_state(git)
+    records = read_deployed(state)
+    after = {t: r for t, r in records.items() if t not in targets}  # the experiment is over here
     if new_commit:
-        checkout(git, targets)  # the index holds the decision's content: git writes it (stat recorded)
+        redeploy(git, state, records, after, targets)  # the index holds the decision: git writes it
         _checkpoint()
     else:
+        write_deployed(state, after)
         for path, entry in journal["files"].items():
             atomic_write(git.root / path, git.cat_blob(entry["blob"]),
                          mode=0o755 if entry["mode"] == "100755" else 0o644)  # fmt: skip
@@ -272,13 +274,6 @@ def roll_forward(git: Git, journal: Mapping[str, Any]) -> Outcome:
         _journal_path(git).unlink()
     return Outcome(journal["exp"], journal["action"], journal["status"], new_commit, tuple(targets),
                    journal["message"])  # fmt: skip
-
-
-def _drop_records(git: Git, targets: list[str]) -> None:
-    state = filter_state(git)
-    records = read_deployed(state)
-    if any(t in records for t in targets):
-        write_deployed(state, {t: r for t, r in records.items() if t not in targets})
 
 
 def _forget_assignment(git: Git, exp_id: str) -> None:

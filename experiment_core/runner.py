@@ -26,13 +26,12 @@ from experiment_core.spec import Experiment
 from experiment_core.variants import (
     Deployed,
     IndexEntry,
-    checkout,
     ensure_filter,
     filter_state,
     index_entries,
     modified,
     read_deployed,
-    write_deployed,
+    redeploy,
 )
 from experiment_core.worktree import desired_records
 
@@ -78,15 +77,15 @@ def read_arms(git: Git, exp: Experiment) -> Arms:
 def deploy(git: Git, wanted: Mapping[str, Deployed | None]) -> None:
     """Give each target the filter record ``wanted`` says (None: control), through git."""
     state = filter_state(git)
-    records = read_deployed(state)
+    before = read_deployed(state)
+    records = dict(before)
     for target, record in wanted.items():
         if record is None:
             records.pop(target, None)
         else:
             records[target] = record
     ensure_filter(git, wanted)
-    write_deployed(state, records)
-    checkout(git, wanted)
+    redeploy(git, state, before, records, wanted)
 
 
 @contextlib.contextmanager

@@ -194,15 +194,21 @@ class Deployed:
     exp: str
     base: str
     treatment: str
+    on: bool = True  # False while the tool takes the variant out: smudge writes control, clean still maps back
+
+    def leaving(self) -> Deployed:
+        return Deployed(self.exp, self.base, self.treatment, on=False)
 
 
 def read_deployed(state: fd.State) -> dict[str, Deployed]:
-    return {t: Deployed(*r) for t, r in state.deployed().items()}
+    """The records the tool wrote (a record being taken out does not count)."""
+    return {t: Deployed(*r[:3]) for t, r in state.deployed().items() if r[3]}
 
 
 def write_deployed(state: fd.State, records: Mapping[str, Deployed]) -> None:
     """Write the ``deployed`` file, and trim the map to what clean may still need."""
-    text = "".join(f"{t}\t{r.exp}\t{r.base}\t{r.treatment}\n" for t, r in sorted(records.items()))
+    text = "".join(f"{t}\t{r.exp}\t{r.base}\t{r.treatment}{'' if r.on else chr(9) + 'off'}\n"
+                   for t, r in sorted(records.items()))  # fmt: skip
     atomic_write(Path(state.path(fd.DEPLOYED)), text.encode("utf-8", "surrogateescape"))
     lines = fd._read_lines(state.path(fd.MAP))
     kept: list[list[str]] = []
@@ -211,6 +217,21 @@ def write_deployed(state: fd.State, records: Mapping[str, Deployed]) -> None:
     if len(kept) != len(lines):
         text = "".join("\t".join(x) + "\n" for x in kept)
         atomic_write(Path(state.path(fd.MAP)), text.encode("utf-8", "surrogateescape"))
+
+
+def redeploy(git: Git, state: fd.State, before: Mapping[str, Deployed], after: Mapping[str, Deployed],
+             targets: Iterable[str]) -> None:
+    """Go from records ``before`` to ``after`` and rewrite ``targets`` through git. A record that goes is
+    marked as leaving until its file is rewritten: a crash in between never leaves git seeing the treatment."""
+    names = sorted(set(targets))
+    leaving = {t: before[t].leaving() for t in names if t in before and t not in after}
+    if leaving:
+        write_deployed(state, {**after, **leaving})
+    else:
+        write_deployed(state, after)
+    checkout(git, names)
+    if leaving:
+        write_deployed(state, after)
 
 
 def record_for(state: fd.State, exp: str, base: bytes, treatment: bytes) -> Deployed:

@@ -26,7 +26,6 @@ from experiment_core.variants import (
     Deployed,
     IndexEntry,
     blob_id,
-    checkout,
     cleaned,
     ensure_filter,
     filter_state,
@@ -36,8 +35,8 @@ from experiment_core.variants import (
     read_bytes,
     read_deployed,
     record_for,
+    redeploy,
     take_conflicts,
-    write_deployed,
 )
 
 REMOTE_BACKUPS = "refs/experiments/remote-backups"
@@ -249,9 +248,8 @@ def reconcile(
             atomic_write(git.root / target, commit_view)
             if data is not None:
                 result.edits.append((exp_id, target, keep_copy(git, exp_id, data)))
-    write_deployed(state, desired)
     rewrite = sorted(t for t in changing if t in entries and entries[t].stage == 0 and t not in edited)
-    checkout(git, rewrite)
+    redeploy(git, state, records, desired, rewrite)
     had = {r.exp for r in records.values()} | {a.exp for a in assignments.values()}
     result.ended = sorted(e for e in had if mine(e) and e not in running)
     for target, exp_id in take_conflicts(state):
@@ -266,10 +264,10 @@ def reconcile(
         if prev is not None:
             new_assignments[exp_id] = prev.paused()
     if result.conflicts:
-        write_deployed(state, desired)
+        before = read_deployed(state)
         conflicted = {t for _, t in result.conflicts}
-        checkout(git, [t for t in changing | set(records) if t in entries and t not in desired
-                       and t not in conflicted and t not in edited])  # fmt: skip
+        redeploy(git, state, before, desired, [t for t in changing | set(records) if t in entries
+                                               and t not in desired and t not in conflicted and t not in edited])
     for exp_id in list(fresh):
         exp = running[exp_id]
         fresh[exp_id] = _with_written(git, fresh[exp_id], exp.files)
