@@ -73,11 +73,7 @@ def install(repo: Path, mode: str, request: pytest.FixtureRequest) -> None:
                    env=env)  # fmt: skip
 
 
-@pytest.fixture(params=["install", "pre-commit"])
-def team(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Team:
-    mode = request.param
-    if mode == "pre-commit":
-        monkeypatch.setenv("PRE_COMMIT_HOME", str(request.getfixturevalue("pre_commit_hooks")[2]))
+def build_team(request: pytest.FixtureRequest, tmp_path: Path, mode: str) -> Team:
     remote, (a, b) = make_clones(tmp_path, 2, seed_commit=False)
     (a / "cfg.txt").write_text(CONTROL)
     git(a, "add", "cfg.txt")
@@ -99,6 +95,34 @@ def team(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mon
     assert fetched.returncode == 0, fetched.stderr
     team.git(b, "checkout", "-q", "-B", "main", "origin/main", seed=SEED_TREATMENT)  # a new unit: treatment
     assert team.cfg() == TREATMENT and team.git(b, "status", "--porcelain").stdout == ""
+    return team
+
+
+@pytest.fixture(scope="session", params=["install", "pre-commit"])
+def team_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Team:
+    """Built once per mode and worker; each test gets a copy (the setup is most of a scenario's time)."""
+    with pytest.MonkeyPatch.context() as mp:
+        if request.param == "pre-commit":
+            mp.setenv("PRE_COMMIT_HOME", str(request.getfixturevalue("pre_commit_hooks")[2]))
+        return build_team(request, tmp_path_factory.mktemp(f"team-{request.param}"), request.param)
+
+
+@pytest.fixture
+def team(team_template: Team, request: pytest.FixtureRequest, tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Team:  # fmt: skip
+    """A copy of the template: the paths in each clone's config (remote URL, filter command) moved along."""
+    import shutil
+
+    if team_template.mode == "pre-commit":
+        monkeypatch.setenv("PRE_COMMIT_HOME", str(request.getfixturevalue("pre_commit_hooks")[2]))
+    old, new = team_template.remote.parent, tmp_path / "team"
+    shutil.copytree(old, new, symlinks=True)
+    for clone in (team_template.a, team_template.b):
+        config = new / clone.name / ".git" / "config"
+        config.write_text(config.read_text().replace(str(old), str(new)))
+    team = Team(new / "remote.git", new / team_template.a.name, new / team_template.b.name, team_template.exp,
+                team_template.mode)  # fmt: skip
+    clean(team)  # every stat changed with the copy: git compares content (through the filter) once
     return team
 
 
