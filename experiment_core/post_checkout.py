@@ -35,6 +35,12 @@ def current_branch(git: Git) -> str:
     return text[len(prefix) :] if text.startswith(prefix) else ""
 
 
+def conflict_line(exp_id: str, target: str) -> str:
+    return (f"{target}: the treatment of {exp_id} no longer applies to the committed file (both change the same "
+            f"lines); this worktree runs the control. Update .experiments/{exp_id}/{target} to the new control and "
+            "commit it")  # fmt: skip
+
+
 def tell(sdir: Path, result: Result, registry_status: dict[str, str]) -> None:
     """Say what the user must know, once per thing (hooks that pre-commit runs show it with ``verbose``)."""
     for line in result.messages:
@@ -47,11 +53,7 @@ def tell(sdir: Path, result: Result, registry_status: dict[str, str]) -> None:
             "of the control, never with the treatment)",
         )  # fmt: skip
     for exp_id, target in result.conflicts:
-        hookenv.warn(
-            f"{target}: the treatment of {exp_id} no longer applies to the committed file (both change the same "
-            f"lines); this worktree runs the control. Update .experiments/{exp_id}/{target} to the new control "
-            "and commit it"
-        )
+        hookenv.warn(conflict_line(exp_id, target))
     for exp_id in result.ended:
         status = registry_status.get(exp_id, "gone from the registry")
         hookenv.warn(f"{exp_id} is {status.replace('_', ' ')}: this worktree no longer runs its variant")
@@ -91,6 +93,11 @@ def follow(git: Git, *, new_units: bool, head: str | None) -> int:
 
         sync.setup_remote(git, sync.default_remote(git, registry.settings.remote))
     tell(sdir, result, {e.id: e.status for e in registry.experiments})
+    if result.conflicts and head:  # the team sees it too (status, report)
+        from experiment_core import ledger
+
+        ledger.append(git, [ledger.make_event("alert", exp_id, kind="treatment_conflict", message=conflict_line(
+            exp_id, target)) for exp_id, target in result.conflicts], commit=head)  # fmt: skip
     return 0
 
 

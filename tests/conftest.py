@@ -159,7 +159,10 @@ def pre_commit_hooks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, st
     Built once per session: the first xdist worker builds it under a file lock, the others reuse it."""
     import fcntl
 
-    shared = tmp_path_factory.getbasetemp().parent
+    base = tmp_path_factory.getbasetemp()
+    # xdist workers' basetemps share this session's dir; without xdist the parent is shared by *every* session
+    # (a stale snapshot of older code would be tested), so then the session's own basetemp
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     with open(shared / "pre-commit.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         hook_repo, home, done = shared / "hook-repo", shared / "pre-commit-home", shared / "pre-commit.ready"

@@ -146,6 +146,16 @@ def pull_ff(team: Team) -> str:
     return "a=2\nmode=treatment\nz=9\n"  # the teammate's change flows in, the treatment stays
 
 
+def pull_conflicting_change(team: Team) -> str:
+    team.teammate_commits("a=1\nmode=fast\nz=9\n")  # the treatment's own line: the treatment no longer applies
+    pulled = team.git(team.b, "pull", "--ff-only")
+    assert f"the treatment of {team.exp} no longer applies" in pulled.stderr + pulled.stdout
+    assert f".experiments/{team.exp}/cfg.txt" in pulled.stderr + pulled.stdout  # what to update
+    alerts = run_cli(team.b, "export", team.exp, "-o", str(team.b.parent / "events.jsonl"))
+    assert alerts.returncode == 0 and "treatment_conflict" in (team.b.parent / "events.jsonl").read_text()
+    return "a=1\nmode=fast\nz=9\n"  # this unit runs the control
+
+
 def pull_ff_other_file(team: Team) -> str:
     (team.a / "other.txt").write_text("x\n")
     team.git(team.a, "add", "other.txt")
@@ -311,7 +321,7 @@ def teammate_decides(action: str) -> Callable[[Team], str]:
 
 
 SCENARIOS: list[Callable[[Team], str | None]] = [
-    pull_ff, pull_ff_other_file, pull_merge, pull_rebase, pull_rebase_no_local, merge_branch, rebase_branch,
+    pull_ff, pull_conflicting_change, pull_ff_other_file, pull_merge, pull_rebase, pull_rebase_no_local, merge_branch, rebase_branch,
     cherry_pick, stash_and_pop, switch_branches, worktree_add, reset_hard, checkout_file, add_all_and_commit_a,
     edit_committed, edit_retunes_treatment_line, edit_overlapping_refused, teammate_decides("promote"),
     teammate_decides("rollback"), teammate_decides("expire"),
