@@ -323,8 +323,8 @@ def teammate_decides(action: str) -> Callable[[Team], str]:
 SCENARIOS: list[Callable[[Team], str | None]] = [
     pull_ff, pull_conflicting_change, pull_ff_other_file, pull_merge, pull_rebase, pull_rebase_no_local,
     merge_branch, rebase_branch, cherry_pick, stash_and_pop, switch_branches, worktree_add, reset_hard,
-    checkout_file, add_all_and_commit_a, edit_committed, edit_retunes_treatment_line, edit_overlapping_refused, teammate_decides("promote"),
-    teammate_decides("rollback"), teammate_decides("expire"),
+    checkout_file, add_all_and_commit_a, edit_committed, edit_retunes_treatment_line, edit_overlapping_refused,
+    teammate_decides("promote"), teammate_decides("rollback"), teammate_decides("expire"),
 ]  # fmt: skip
 
 
