@@ -17,8 +17,10 @@ Per worktree (``<git-dir>/experiment-hook/filter/``):
 smudge (committed content C -> work tree): the treatment as a change, ``git merge-file`` of C with the treatment
 T on the base B; on a conflict, C itself (this unit runs control; the next hook tells the user).
 clean (work tree W -> content git stores): a W the filter wrote maps back to its C; any other W is the user's
-edit on top of the deployed D, carried onto C by the reverse merge (C, base D, W). When that conflicts, clean
-fails with one line naming the file: git refuses to stage it, the treatment is never stored, the edit stays.
+edit on top of the deployed D, carried onto C by the reverse merge (C, base D, W; a line the user retuned where
+the treatment changed it is taken as the user's). When that still conflicts, clean fails with one line naming
+the file: git refuses to stage it, the treatment is never stored, the edit stays; for a read-only git command
+(status, diff: its command line in /proc) the file passes through instead, so that it shows as changed.
 A path without a ``deployed`` line passes through unchanged.
 """
 
