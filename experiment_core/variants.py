@@ -273,15 +273,27 @@ def checkout(git: Git, targets: Iterable[str]) -> None:
         with contextlib.suppress(OSError):
             os.utime(git.root / name, (1, 1), follow_symlinks=False)
     git.run("-c", f"core.hooksPath={os.devnull}", "checkout", "--", *names)
-    # The file and the index were just written in the same second: git would call the file "racily clean" and
-    # start the filter on every `git status` until the index is written again a second later. Date the file a
-    # little back and let git record that once, here, so that status never needs the filter.
-    for name in names:
+    unracy(git, names)
+
+
+def unracy(git: Git, targets: Iterable[str]) -> None:
+    """A file written in the same second as the index is "racily clean": git re-reads it on every command (here:
+    starts the filter, ~30 ms) until the index is written again in a later second, which `git status` and an
+    empty commit never do. Date such files a little back and let git record that once, here."""
+    try:
+        index_sec = int(git.git_path("index").stat().st_mtime)
+    except OSError:
+        return
+    racy = False
+    for name in sorted(set(targets)):
         with contextlib.suppress(OSError):
             st = os.stat(git.root / name, follow_symlinks=False)
-            back = st.st_mtime_ns - RACY_BACKDATE_NS
-            os.utime(git.root / name, ns=(st.st_atime_ns, back), follow_symlinks=False)
-    git.call("-c", f"core.hooksPath={os.devnull}", "update-index", "-q", "--refresh")
+            if int(st.st_mtime) >= index_sec:
+                os.utime(git.root / name, ns=(st.st_atime_ns, st.st_mtime_ns - RACY_BACKDATE_NS),
+                         follow_symlinks=False)  # fmt: skip
+                racy = True
+    if racy:
+        git.call("-c", f"core.hooksPath={os.devnull}", "update-index", "-q", "--refresh")
 
 
 def cleaned(state: fd.State, target: str, data: bytes) -> bytes | None:

@@ -37,6 +37,7 @@ from experiment_core.variants import (
     record_for,
     redeploy,
     take_conflicts,
+    unracy,
 )
 
 REMOTE_BACKUPS = "refs/experiments/remote-backups"
@@ -277,6 +278,7 @@ def reconcile(
             new_assignments[exp_id] = _with_written(git, a, running[exp_id].files)
         elif exp_id not in running and mine(exp_id):
             del new_assignments[exp_id]
+    unracy(git, [t for e in running.values() for t in e.files if t in entries])
     new_assignments.update(fresh)
     if new_assignments != assignments:
         save_assignments(git, new_assignments)
