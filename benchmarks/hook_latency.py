@@ -4,6 +4,8 @@
    unit of an experiment whose command is `true`) vs a minimal stdlib Python hook doing `git rev-parse` +
    `git notes add`. Goal: ≤ 1.3x.
 2. The same through pre-commit (`experiment-record`) vs a no-op `language: python` pre-commit hook. Goal: ≤ 1.15x.
+3. `git status` with the treatment deployed through the filter driver vs the same repository without experiments.
+   Goal: ≤ +5 ms. Also shown: a status right after the deployed file was touched (git must start the filter).
 
 Configurations are timed interleaved (round-robin), the detached measurement jobs are waited for outside the
 timed region, and medians are reported. Usage: `python benchmarks/hook_latency.py [--runs N]`.
@@ -94,11 +96,68 @@ def timed_commit(repo: Path, extra: dict[str, str], after: Callable[[], None] | 
     return elapsed
 
 
+def timed_status(repo: Path, touch: Path | None = None) -> float:
+    if touch is not None:
+        os.utime(touch)  # stat-dirty: git runs the clean filter (starts the filter process) to compare content
+    start = time.perf_counter()
+    proc = subprocess.run(["git", "status", "--porcelain"], cwd=repo, env=env(), capture_output=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0 or proc.stdout:
+        raise SystemExit(f"git status in {repo} not clean: {proc.stdout.decode()} {proc.stderr.decode()}")
+    return elapsed
+
+
+def status_benchmark(base: Path, runs: int) -> None:
+    src = {"PYTHONPATH": str(PROJECT)}
+    plain = new_repo(base / "status-plain")
+    deployed = new_repo(base / "status-deployed")
+    with_experiment(deployed, src)
+    sh(deployed, sys.executable, "-m", "experiment_core", "install", extra=src)
+    sh(deployed, "git", "add", "-A")
+    sh(deployed, "git", "commit", "-q", "-m", "experiment")
+    sh(deployed, "git", "checkout", "-q", "-b", "unit", extra={**src, "EXPERIMENT_HOOK_SEED": "treat"})
+    if (deployed / "tool.cfg").read_text() != "workers = 8\n":
+        raise SystemExit("the treatment was not deployed")
+    for repo in (plain, deployed):  # the same tracked files apart from the experiment's own
+        for i in range(200):
+            (repo / f"f{i}.txt").write_text(f"{i}\n")
+        sh(repo, "git", "add", "-A")
+        sh(repo, "git", "commit", "-q", "-m", "files")
+    steady = {
+        "no experiment": lambda: timed_status(plain),
+        "treatment deployed (filter driver)": lambda: timed_status(deployed),
+    }
+    touched = {  # measured after the steady ones: a touch leaves the index racy for a second
+        "no experiment, a file touched": lambda: timed_status(plain, plain / "tool.cfg"),
+        "treatment deployed, its file touched": lambda: timed_status(deployed, deployed / "tool.cfg"),
+    }
+    times: dict[str, list[float]] = {name: [] for name in [*steady, *touched]}
+    for configs in (steady, touched):
+        for f in configs.values():
+            f()
+        for _ in range(runs):
+            for name, f in configs.items():
+                times[name].append(f())
+    med = {name: statistics.median(v) * 1000 for name, v in times.items()}
+    print(f"git status --porcelain (202 tracked files), median of {runs} runs (ms):")
+    for name, value in med.items():
+        print(f"  {name:<42} {value:7.1f}")
+    extra = med["treatment deployed (filter driver)"] - med["no experiment"]
+    after_touch = med["treatment deployed, its file touched"] - med["no experiment, a file touched"]
+    print(f"deployed - no experiment:    {extra:+.1f} ms (goal ≤ +5 ms) {'OK' if extra <= 5 else 'MISSED'}")
+    print(f"after a touch of the file:   {after_touch:+.1f} ms (git starts the filter once for that command)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
-    runs = parser.parse_args().runs
+    parser.add_argument("--status-only", action="store_true", help="Only the git status comparison.")
+    args = parser.parse_args()
+    runs = args.runs
     base = Path(tempfile.mkdtemp(prefix="experiment-hook-bench-"))
+    status_benchmark(base, runs)
+    if args.status_only:
+        return
     src = {"PYTHONPATH": str(PROJECT)}
     home = base / "pre-commit-home"
     print(f"setting up in {base} (the pre-commit environments take a while the first time)", file=sys.stderr)

@@ -150,7 +150,7 @@ def save_assignments(git: Git, assignments: Mapping[str, Assignment]) -> None:
                     path.unlink()
     for a in assignments.values():
         unit_file = units / f"{a.unit}.json"
-        if a.active and not unit_file.exists():
+        if a.active and read_json(unit_file, None) != {a.exp: _to_json(a)}:  # new, or its targets moved on
             write_json(unit_file, {a.exp: _to_json(a)})
     write_json(assignments_path(git), {exp: _to_json(a) for exp, a in sorted(assignments.items())})
     atomic_write_text(directory / ACTIVE_FILE, active_lines(assignments))

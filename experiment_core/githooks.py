@@ -1,4 +1,4 @@
-"""Writing and removing the three git hooks for repositories without pre-commit.
+"""Writing and removing the git hooks for repositories without pre-commit.
 
 Each hook is a small ``sh`` script that runs a hook that was already there (moved aside to
 ``<name>.pre-experiment-hook``, with its exit status kept), then ours through the absolute interpreter
@@ -20,7 +20,8 @@ from experiment_core.gitio import Git
 
 MARKER = "# experiment-hook: managed hook"
 CHAINED_SUFFIX = ".pre-experiment-hook"
-HOOKS = {"post-checkout": "post_checkout.py", "post-commit": "post_commit.py", "pre-push": "pre_push.py"}
+HOOKS = {"post-checkout": "post_checkout.py", "post-commit": "post_commit.py", "pre-push": "pre_push.py",
+         "post-merge": "post_merge.py", "post-rewrite": "post_rewrite.py"}
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,10 @@ class Git:
     def out(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
         return self.run(*args, check=check, env=env).decode("utf-8", "replace").strip()
 
+    def call(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """A git process whose exit status the caller reads (no exception)."""
+        return subprocess.run(["git", *args], cwd=self.root, capture_output=True, env=_env())
+
     def ok(self, *args: str) -> bool:
         proc = subprocess.run(["git", *args], cwd=self.root, capture_output=True, env=_env())
         return proc.returncode == 0

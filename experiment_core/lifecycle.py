@@ -2,9 +2,9 @@
 
 Everything the apply will produce is first built as inert git objects (blobs, tree, commit) and written to a
 journal in the local state; then a roll-forward of idempotent steps makes it real: ledger event, branch ref,
-index entries, working files, skip-worktree bits. A crash at any point leaves a journal; the next command (or
-``experiment-hook recover``) runs the same roll-forward to the end. Each target therefore holds exactly the
-control or the treatment content, and the registry and the ledger agree.
+index entries, the filter's records, working files (written through git). A crash at any point leaves a journal;
+the next command (or ``experiment-hook recover``) runs the same roll-forward to the end. Each target therefore
+holds exactly the control or the treatment content, and the registry and the ledger agree.
 
 The commit contains only the experiment's paths and the registry's status line: it is built in a temporary index
 from HEAD, so the user's other staged and unstaged changes are never part of it.
@@ -28,6 +28,7 @@ from experiment_core.fsutil import atomic_write
 from experiment_core.gitio import Git, GitError
 from experiment_core.spec import REGISTRY_NAME, Experiment, edit_registry_text, status_change
 from experiment_core.state import read_json, state_dir, write_json
+from experiment_core.variants import filter_state, read_deployed, redeploy, write_deployed
 
 JOURNAL = "apply-journal.json"
 CRASH_ENV = "EXPERIMENT_HOOK_CRASH_AT"  # fault injection for the crash tests: SIGKILL at the Nth checkpoint
@@ -111,7 +112,7 @@ def _mode(git: Git, path: str) -> str:
 
 
 def control_blob(git: Git, exp: Experiment, target: str, backups: Mapping[str, str]) -> str:
-    """The control is what commits hold (skip-worktree keeps the treatment out of them), so a change committed to
+    """The control is what commits hold (the filter keeps the treatment out of them), so a change committed to
     the target since ``create`` is kept; the backup blob taken at ``create`` serves when HEAD lacks the file."""
     head = _head_blob(git, target)
     if head is not None:
@@ -122,11 +123,22 @@ def control_blob(git: Git, exp: Experiment, target: str, backups: Mapping[str, s
     raise UserError(target, "no control content: not in HEAD and no backup", "run `experiment-hook sync`")
 
 
-def treatment_blob(git: Git, exp: Experiment, target: str) -> str:
+def treatment_blob(git: Git, exp: Experiment, target: str, control: str) -> str:
+    """What a promotion commits: the treatment's change applied to the control (teammates' changes to the
+    target since ``create`` stay), the same content the filter deploys."""
+    from experiment_core.filter_driver import merge3
+    from experiment_core.worktree import base_content
+
     path = git.root / exp.files[target]
     if not path.is_file():
         raise UserError(exp.files[target], "treatment file is missing", "restore it from git, then retry")
-    return git.hash_object(path.read_bytes())
+    treatment = path.read_bytes()
+    base = base_content(git, exp, target)
+    merged = treatment if base is None else merge3(git.cat_blob(control), base, treatment)
+    if merged is None:
+        raise UserError(exp.files[target], f"its change no longer applies to the committed {target}",
+                        f"update {exp.files[target]} to the new {target}, commit it, then retry")  # fmt: skip
+    return git.hash_object(merged)
 
 
 # ---- planning (no visible change) -----------------------------------------------------------------------
@@ -148,26 +160,24 @@ def plan(
     if op:
         raise UserError(str(git.root), f"a {op} is in progress", f"finish or abort the {op}, then retry")
     backups = backups_of(events, exp.id)
-    assignment = load_assignments(git).get(exp.id)
-    ours = dict(assignment.written) if assignment else {}
     targets = sorted(exp.files)
     paths = [*targets, REGISTRY_NAME]
     staged = git.out("diff", "--cached", "--name-only", "--", *paths)
     if staged:
         first = staged.splitlines()[0]
         raise UserError(first, "has staged changes", "commit or unstage them (git restore --staged), then retry")
+    from experiment_core.variants import modified
+
+    for target in sorted(modified(git, targets)):  # git's view through the filter: a deployed variant is unchanged
+        raise UserError(
+            target, "holds an edit experiment-hook did not write, refusing to overwrite it",
+            f"commit or save your edit (e.g. into {exp.files[target]}), then retry",
+        )  # fmt: skip
     files: dict[str, dict[str, str]] = {}
     for target in targets:
         control = control_blob(git, exp, target, backups)
-        treatment = treatment_blob(git, exp, target)
-        current = git.hash_object((git.root / target).read_bytes(), write=False) if (git.root / target).exists() \
-            else None  # fmt: skip
-        if current not in (control, treatment, ours.get(target)):
-            raise UserError(
-                target, "holds an edit experiment-hook did not write, refusing to overwrite it",
-                f"save your edit (e.g. into {exp.files[target]}), then `experiment-hook restore {exp.id}` and retry",
-            )  # fmt: skip
-        files[target] = {"blob": treatment if promote else control, "mode": _mode(git, target)}
+        blob = treatment_blob(git, exp, target, control) if promote else control
+        files[target] = {"blob": blob, "mode": _mode(git, target)}
         _checkpoint()
     status = "promoted" if promote else FINAL_STATUS[action]  # promote_if_not_worse at expiry promotes
     registry_path = git.root / REGISTRY_NAME
@@ -245,15 +255,20 @@ def roll_forward(git: Git, journal: Mapping[str, Any]) -> Outcome:
         for path, entry in entries.items():
             git.run("update-index", "--add", "--cacheinfo", f"{entry['mode']},{entry['blob']},{path}")
             _checkpoint()
-    for path, entry in journal["files"].items():
-        atomic_write(git.root / path, git.cat_blob(entry["blob"]),
-                     mode=0o755 if entry["mode"] == "100755" else 0o644)  # fmt: skip
-        _checkpoint()
-    atomic_write(git.root / REGISTRY_NAME, git.cat_blob(journal["registry"]["work_blob"]))
-    _checkpoint()
     targets = list(journal["files"])
-    if targets:
-        git.run("update-index", "--no-skip-worktree", "--", *targets)
+    state = filter_state(git)
+    records = read_deployed(state)
+    after = {t: r for t, r in records.items() if t not in targets}  # the experiment is over here
+    if new_commit:
+        redeploy(git, state, records, after, targets)  # the index holds the decision: git writes it
+        _checkpoint()
+    else:
+        write_deployed(state, after)
+        for path, entry in journal["files"].items():
+            atomic_write(git.root / path, git.cat_blob(entry["blob"]),
+                         mode=0o755 if entry["mode"] == "100755" else 0o644)  # fmt: skip
+            _checkpoint()
+    atomic_write(git.root / REGISTRY_NAME, git.cat_blob(journal["registry"]["work_blob"]))
     _checkpoint()
     _forget_assignment(git, journal["exp"])
     _checkpoint()

@@ -1,11 +1,9 @@
 """post-checkout: every branch checkout starts a new randomization unit for each running experiment.
 
-For each running experiment: draw the arm, bring every target to that arm's content (treatment hidden from
-commits by skip-worktree, set before the write; control = the committed content, bit cleared after the write),
-remember what was written, and record an ``assign`` event. A target holding bytes the tool did not write (a
-user's edit) is left alone: a copy is kept as a blob, the experiment pauses in this worktree, and the user is
-told once which command makes git see the edit again. Experiments that ended (or that this branch does not
-have) get their targets back to the committed content.
+For each running experiment: draw the arm and deploy it through git's filter driver (:mod:`experiment_core.worktree`):
+the treatment is the treatment's change merged onto the committed content, and git sees it as clean. A target
+holding a user's edit is left alone (a copy is kept as a blob, the experiment pauses in this worktree, the user is
+told once). Experiments that ended (or that this branch does not have) leave the files.
 
 Skipped: file checkouts (flag 0), a rebase/merge/cherry-pick/revert/bisect in progress, unmerged paths.
 """
@@ -13,140 +11,18 @@ Skipped: file checkouts (flag 0), a rebase/merge/cherry-pick/revert/bisect in pr
 from __future__ import annotations
 
 import os
-import random
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
-from experiment_core import hookenv, ledger
-from experiment_core.assign import (
-    TREATMENT,
-    Assignment,
-    draw_arm,
-    load_assignments,
-    make_rng,
-    new_unit_id,
-    save_assignments,
-)
+from experiment_core import hookenv
+from experiment_core.assign import load_assignments, make_rng
 from experiment_core.gitio import Git
-from experiment_core.spec import Experiment, format_ts, load_registry, utc_now
+from experiment_core.spec import format_ts, load_registry, utc_now
 from experiment_core.state import state_dir
-from experiment_core.variants import IndexEntry, Write, apply_writes, blob_id, index_entries, keep_copy, read_bytes
+from experiment_core.worktree import Result, reconcile
 
 GIT_PATHS = (hookenv.STATE_DIR, "HEAD", *(path for paths in hookenv.IN_PROGRESS.values() for path in paths))
-CLEAN, OURS, EDITED, MISSING = "clean", "ours", "edited", "missing"
-
-
-def classify(current: bytes | None, entry: IndexEntry, ours: Iterable[str]) -> str:
-    """``clean``: the committed content; ``ours``: bytes the tool wrote; ``edited``: anything else (a user's
-    edit); ``missing``: the file is gone (a user's deletion: never recreated behind their back)."""
-    if current is None:
-        return MISSING
-    cid = blob_id(current, entry.blob)
-    if cid == entry.blob:
-        return CLEAN
-    return OURS if cid in set(ours) else EDITED
-
-
-def ours_for(target: str, prev: Assignment | None, treatment: bytes | None, entry: IndexEntry) -> set[str]:
-    """Content ids that count as written by the tool for ``target``."""
-    ids = {prev.written[target]} if prev is not None and target in prev.written else set()
-    if treatment is not None and entry.skip_worktree:
-        ids.add(blob_id(treatment, entry.blob))
-    return ids
-
-
-@dataclass
-class Plan:
-    writes: list[Write] = field(default_factory=list)
-    assignments: dict[str, Assignment] = field(default_factory=dict)
-    events: list[ledger.Event] = field(default_factory=list)
-    edits: list[tuple[str, str, bytes]] = field(default_factory=list)  # (exp, target, bytes) to keep and warn
-    started: list[Experiment] = field(default_factory=list)
-    fetch: dict[str, str] = field(default_factory=dict)  # target -> committed blob to write back
-
-
-def _release(plan: Plan, prev: Assignment, entries: Mapping[str, IndexEntry], disk: Mapping[str, bytes | None],
-             treatments: Mapping[str, bytes | None]) -> None:  # fmt: skip
-    """Targets of an assignment that is over go back to the committed content; a user's edit stays."""
-    kept = False
-    for target in prev.written:
-        entry = entries.get(target)
-        if entry is None or entry.stage != 0:
-            continue
-        state = classify(disk.get(target), entry, ours_for(target, prev, treatments.get(target), entry))
-        if state == OURS:
-            plan.fetch[target] = entry.blob
-            plan.writes.append(Write(target, None, hide=False))
-        elif state == CLEAN:
-            plan.writes.append(Write(target, None, hide=False))
-        else:
-            kept = True
-            current = disk.get(target)
-            if current is not None:
-                plan.edits.append((prev.exp, target, current))
-    if kept:
-        plan.assignments[prev.exp] = prev.paused()
-
-
-def plan_checkout(
-    experiments: Sequence[Experiment],
-    previous: Mapping[str, Assignment],
-    entries: Mapping[str, IndexEntry],
-    disk: Mapping[str, bytes | None],
-    treatments: Mapping[str, bytes | None],
-    rng: random.Random,
-    now: str,
-    branch: str,
-) -> Plan:
-    """Decide everything a branch checkout does, from what was read; no I/O. ``treatments`` maps each target of
-    a running experiment to its treatment bytes (None: the treatment file is missing on this branch)."""
-    plan = Plan()
-    running = {e.id: e for e in experiments if e.running}
-    for exp_id, stale in previous.items():
-        if exp_id not in running:
-            _release(plan, stale, entries, disk, {})
-    for exp in running.values():
-        prev = previous.get(exp.id)
-        usable = all(
-            t in entries and entries[t].stage == 0 and treatments.get(t) is not None for t in exp.files
-        )
-        if not usable:  # this branch does not have the experiment's files: nothing to randomize here
-            if prev is not None:
-                _release(plan, prev, entries, disk, treatments)
-            continue
-        states = {
-            t: classify(disk.get(t), entries[t], ours_for(t, prev, treatments[t], entries[t])) for t in exp.files
-        }
-        edited = [t for t, s in states.items() if s in (EDITED, MISSING)]
-        if edited:
-            for t in edited:
-                current = disk.get(t)
-                if current is not None:
-                    plan.edits.append((exp.id, t, current))
-            base = prev or Assignment(exp.id, None, None, now)
-            plan.assignments[exp.id] = base.paused()
-            continue
-        arm = draw_arm(exp.split, rng)
-        written: dict[str, str] = {}
-        for target in exp.files:
-            entry = entries[target]
-            if arm == TREATMENT:
-                content = treatments[target]
-                assert content is not None
-                plan.writes.append(Write(target, content, hide=True))
-                written[target] = blob_id(content, entry.blob)
-            else:
-                if states[target] == OURS:
-                    plan.fetch[target] = entry.blob
-                plan.writes.append(Write(target, None, hide=False))
-                written[target] = entry.blob
-        unit = new_unit_id()
-        plan.assignments[exp.id] = Assignment(exp.id, unit, arm, now, written, branch, exp.foreground)
-        plan.events.append(ledger.make_event("assign", exp.id, arm=arm, unit=unit, branch=branch))
-        plan.started.append(exp)
-    return plan
 
 
 def current_branch(git: Git) -> str:
@@ -159,45 +35,34 @@ def current_branch(git: Git) -> str:
     return text[len(prefix) :] if text.startswith(prefix) else ""
 
 
-def apply_plan(git: Git, plan: Plan, entries: Mapping[str, IndexEntry], sdir: Path, head: str | None) -> None:
-    """Do what the plan says: keep copies of edits, write targets, save state, record events, tell the user."""
-    for exp_id, target, data in plan.edits:
-        cid = blob_id(data, entries[target].blob if target in entries else "")
-        key = f"edit:{exp_id}:{target}:{cid}"
-        if key in _warned(sdir):
-            continue
-        blob = keep_copy(git, exp_id, data)
+def conflict_line(exp_id: str, target: str) -> str:
+    return (f"{target}: the treatment of {exp_id} no longer applies to the committed file (both change the same "
+            f"lines); this worktree runs the control. Update .experiments/{exp_id}/{target} to the new control and "
+            "commit it")  # fmt: skip
+
+
+def tell(sdir: Path, result: Result, registry_status: dict[str, str]) -> None:
+    """Say what the user must know, once per thing (hooks that pre-commit runs show it with ``verbose``)."""
+    for line in result.messages:
+        hookenv.warn(line)
+    for exp_id, target, blob in result.edits:
         hookenv.warn_once(
-            str(sdir), key,
-            f"{target} holds an edit {exp_id} did not write: left as it is (copy kept as blob {blob[:12]}), "
-            f"{exp_id} paused in this worktree. Run `{hookenv.RESTORE_HINT} {exp_id}` to hand the file back to "
-            "git (your edit stays).",
+            str(sdir), f"edit:{exp_id}:{target}:{blob}",
+            f"{target} holds your edit: left as it is (copy kept as blob {blob[:12]}); {exp_id} pauses in this "
+            "worktree until a branch checkout finds the file unchanged (commit the edit: it is committed on top "
+            "of the control, never with the treatment)",
         )  # fmt: skip
-    blobs = dict(zip(plan.fetch, git.cat_batch(plan.fetch.values()), strict=True))
-    writes = [Write(w.target, blobs.get(w.target) if w.content is None else w.content, w.hide) for w in plan.writes]
-    apply_writes(git, writes, {t: e.skip_worktree for t, e in entries.items()})
-    previous = load_assignments(git)
-    merged = {k: v for k, v in previous.items() if k in plan.assignments}
-    merged.update(plan.assignments)
-    save_assignments(git, merged)
-    if plan.events and head:
-        ledger.append(git, plan.events, commit=head)
-    for exp in plan.started:  # said once per experiment and worktree, not on every checkout
+    for exp_id, target in result.conflicts:
+        hookenv.warn(conflict_line(exp_id, target))
+    for exp_id in result.ended:
+        status = registry_status.get(exp_id, "gone from the registry")
+        hookenv.warn(f"{exp_id} is {status.replace('_', ' ')}: this worktree no longer runs its variant")
+    for exp in result.started:  # said once per experiment and worktree, not on every checkout
         hookenv.warn_once(
             str(sdir), f"started:{exp.id}",
-            f"{exp.id} now swaps {', '.join(sorted(exp.files))} on branch checkouts (hidden from commits); if git "
-            f"refuses a checkout or merge over these files, run `{hookenv.RESTORE_HINT}`",
+            f"{exp.id} deploys a variant of {', '.join(sorted(exp.files))} on each branch checkout; git sees it as "
+            "unchanged, and pulls, merges and your edits go through as usual",
         )  # fmt: skip
-
-
-def _warned(sdir: Path) -> set[str]:
-    import json
-
-    try:
-        data = json.loads((sdir / "warned.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return set()
-    return set(data) if isinstance(data, dict) else set()
 
 
 def _let_measurements_finish(sdir: str, timeout: float) -> None:
@@ -210,6 +75,32 @@ def _let_measurements_finish(sdir: str, timeout: float) -> None:
         jobs.wait(sdir, timeout)
 
 
+def follow(git: Git, *, new_units: bool, head: str | None) -> int:
+    """Reconcile this worktree with the registry (new units on a branch checkout); tell the user."""
+    sdir = state_dir(git)
+    registry = load_registry(git.root, sdir)
+    running = registry.running()
+    if not running and not load_assignments(git) and not (sdir / "filter" / "deployed").exists():
+        return 0
+    if new_units:
+        _let_measurements_finish(str(sdir), max((e.timeout for e in running), default=0.0))
+    result = reconcile(git, registry, rng=make_rng() if new_units else None, now=format_ts(utc_now()),
+                       branch=current_branch(git), head=head)  # fmt: skip
+    if (result.migrated or result.configured) and git.out("remote"):
+        # first run here (also under pre-commit, where `install` never ran): plain `git fetch` brings the ledger;
+        # a clone of 0.1 loses the exact-name refspec that failed every fetch
+        from experiment_core import sync
+
+        sync.setup_remote(git, sync.default_remote(git, registry.settings.remote))
+    tell(sdir, result, {e.id: e.status for e in registry.experiments})
+    if result.conflicts and head:  # the team sees it too (status, report)
+        from experiment_core import ledger
+
+        ledger.append(git, [ledger.make_event("alert", exp_id, kind="treatment_conflict", message=conflict_line(
+            exp_id, target)) for exp_id, target in result.conflicts], commit=head)  # fmt: skip
+    return 0
+
+
 def run(git: Git, flag: str) -> int:
     """The whole post-checkout for a repository whose HEAD just moved."""
     if flag != "1":
@@ -219,21 +110,7 @@ def run(git: Git, flag: str) -> int:
         return 0
     if git.out("ls-files", "-u"):
         return 0  # unmerged paths (e.g. `checkout -m`): leave everything to the user
-    sdir = state_dir(git)
-    registry = load_registry(git.root, sdir)
-    previous = load_assignments(git)
-    running = registry.running()
-    if not running and not previous:
-        return 0
-    _let_measurements_finish(str(sdir), max((e.timeout for e in running), default=0.0))
-    targets = {t for e in running for t in e.files} | {t for a in previous.values() for t in a.written}
-    entries = index_entries(git, targets)
-    disk = {t: read_bytes(git.root / t) for t in targets}
-    treatments = {t: read_bytes(git.root / tr) for e in running for t, tr in e.files.items()}
-    plan = plan_checkout(running, previous, entries, disk, treatments, make_rng(), format_ts(utc_now()),
-                         current_branch(git))  # fmt: skip
-    apply_plan(git, plan, entries, sdir, head)
-    return 0
+    return follow(git, new_units=True, head=head)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -1,9 +1,9 @@
-"""Handing experimented files back to git: ``experiment-hook restore`` and the end of an experiment.
+"""Handing experimented files back to git: ``experiment-hook restore``.
 
-For every target: bytes the tool wrote go back to the committed content, and the skip-worktree bit is cleared,
-so git sees the file as it really is. A user's edit is never overwritten: a copy is kept as a blob and the file
-is left as it is, now visible to ``git status``. The experiment pauses in this worktree until the next branch
-checkout draws a new unit.
+For every target of the experiments named (default: all): the variant leaves the file through git (the filter's
+record goes, ``git checkout -- TARGET`` writes the committed content). A user's edit is never overwritten: the
+file gets what git would commit for it (the edit on top of the control), a copy of what it held is kept as a
+blob. The experiment pauses in this worktree until the next branch checkout draws a new unit.
 """
 
 from __future__ import annotations
@@ -11,68 +11,55 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from experiment_core.assign import load_assignments, save_assignments
+from experiment_core.assign import load_assignments
 from experiment_core.gitio import Git
-from experiment_core.post_checkout import CLEAN, OURS, classify, ours_for
-from experiment_core.spec import load_registry
+from experiment_core.spec import format_ts, load_registry, utc_now
 from experiment_core.state import state_dir
-from experiment_core.variants import Write, apply_writes, index_entries, keep_copy, read_bytes
+from experiment_core.variants import filter_state, index_entries, read_deployed
+from experiment_core.worktree import reconcile
 
 
 @dataclass(frozen=True)
 class Released:
     exp: str
     target: str
-    outcome: str  # "control restored", "already control", "your edit kept (blob X)", "not tracked here"
+    outcome: str  # "control restored", "already control", "your edit kept (copy: blob X)", "not tracked here"
 
 
 def restore(git: Git, exp_ids: Iterable[str] | None = None) -> list[Released]:
-    """Put control back into the targets of ``exp_ids`` (default: every experiment of the registry or of the
-    local state) and clear their skip-worktree bits. Returns what happened to each target."""
+    """Take the variants of ``exp_ids`` (default: every experiment of the registry or of the local state) out of
+    the work tree and pause them here. Returns what happened to each target."""
     registry = load_registry(git.root, state_dir(git))
     assignments = load_assignments(git)
-    wanted = set(exp_ids) if exp_ids is not None else {e.id for e in registry.experiments} | set(assignments)
+    records = read_deployed(filter_state(git))
+    known = {e.id for e in registry.experiments} | set(assignments) | {r.exp for r in records.values()}
+    wanted = set(exp_ids) if exp_ids is not None else known
     for exp_id in wanted:
-        if exp_id not in assignments:
+        if exp_id not in known:
             registry.get(exp_id)  # an unknown id is an error (names the known ones)
-    files: dict[str, dict[str, str | None]] = {}  # exp -> target -> treatment path
+    files: dict[str, set[str]] = {}
     for exp in registry.experiments:
         if exp.id in wanted:
-            files.setdefault(exp.id, {}).update(dict(exp.files))
+            files.setdefault(exp.id, set()).update(exp.files)
     for exp_id, a in assignments.items():
         if exp_id in wanted:
-            for target in a.written:
-                files.setdefault(exp_id, {}).setdefault(target, None)
-    entries = index_entries(git, {t for m in files.values() for t in m})
-    results: list[Released] = []
-    writes: list[Write] = []
-    fetch: dict[str, str] = {}
+            files.setdefault(exp_id, set()).update(a.written)
+    for target, record in records.items():
+        if record.exp in wanted:
+            files.setdefault(record.exp, set()).add(target)
+    entries = index_entries(git, {t for ts in files.values() for t in ts})
+    result = reconcile(git, registry, rng=None, now=format_ts(utc_now()), only=wanted, pause=wanted)
+    kept = {(exp, target): blob for exp, target, blob in result.edits}
+    out = []
     for exp_id, targets in sorted(files.items()):
-        prev = assignments.get(exp_id)
-        for target, treatment_path in sorted(targets.items()):
-            entry = entries.get(target)
-            if entry is None or entry.stage != 0:
-                results.append(Released(exp_id, target, "not tracked here"))
-                continue
-            current = read_bytes(git.root / target)
-            treatment = read_bytes(git.root / treatment_path) if treatment_path else None
-            state = classify(current, entry, ours_for(target, prev, treatment, entry))
-            if state == OURS:
-                fetch[target] = entry.blob
-                writes.append(Write(target, None, hide=False))
-                results.append(Released(exp_id, target, "control restored"))
-            elif state == CLEAN:
-                writes.append(Write(target, None, hide=False))
-                results.append(Released(exp_id, target, "already control"))
+        for target in sorted(targets):
+            if target not in entries or entries[target].stage != 0:
+                outcome = "not tracked here"
+            elif (exp_id, target) in kept:
+                outcome = f"your edit kept (copy: blob {kept[exp_id, target][:12]})"
+            elif target in records and records[target].exp == exp_id:
+                outcome = "control restored"
             else:
-                writes.append(Write(target, None, hide=False))  # unhide: git shows the user's edit again
-                blob = keep_copy(git, exp_id, current) if current is not None else "-"
-                results.append(Released(exp_id, target, f"your edit kept (copy: blob {blob[:12]})"))
-    blobs = dict(zip(fetch, git.cat_batch(fetch.values()), strict=True))
-    writes = [Write(w.target, blobs.get(w.target), w.hide) for w in writes]
-    apply_writes(git, writes, {t: e.skip_worktree for t, e in entries.items()})
-    for exp_id in files:
-        if exp_id in assignments:
-            assignments[exp_id] = assignments[exp_id].paused()
-    save_assignments(git, assignments)
-    return results
+                outcome = "already control"
+            out.append(Released(exp_id, target, outcome))
+    return out

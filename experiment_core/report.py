@@ -365,8 +365,8 @@ def experiment_status_markdown(
         lines.append("**Action**: None (experiment ended)")
     if exp.get("this_worktree"):
         files = ", ".join(exp.get("files", [])) or "its files"
-        lines.append(f"**This worktree**: {exp['this_worktree']} unit — if git refuses a checkout or merge over "
-                     f"{files}, run `experiment-hook restore {exp['id']}`")  # fmt: skip
+        lines.append(f"**This worktree**: {exp['this_worktree']} unit in {files} (deployed through git; "
+                     f"`experiment-hook restore {exp['id']}` takes it out)")  # fmt: skip
     for alert in exp.get("alerts", []):
         lines.append(f"⚠️  {alert}")
     lines += ["", "---", ""]

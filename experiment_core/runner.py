@@ -1,5 +1,6 @@
 """``experiment-hook run``: N timed runs of a command per arm, each randomized with balanced interleaving, trials
-recorded as they come, and the working tree put back exactly as it was afterwards (also on Ctrl-C or SIGTERM).
+recorded as they come, and the working tree put back exactly as it was afterwards (variants go in and out through
+git's filter driver, so git sees no change at any time) (also on Ctrl-C or SIGTERM).
 
 Each run is its own randomization unit; consecutive runs form pairs (one control, one treatment, in random
 order) whose trials share a ``pair`` id, so drift over time (a warming cache, a busy machine) hits both arms alike.
@@ -18,25 +19,32 @@ from dataclasses import dataclass
 from types import FrameType
 
 from experiment_core import ledger
-from experiment_core.assign import TREATMENT, balanced_order, load_assignments, make_rng
+from experiment_core.assign import TREATMENT, balanced_order, make_rng
 from experiment_core.errors import UserError
 from experiment_core.gitio import INTERNAL_ENV, Git
 from experiment_core.machine import machine_id
 from experiment_core.measure import CALIBRATION_FILE, Measurement, cached_shell_startup, time_command, timing_fields
-from experiment_core.post_checkout import CLEAN, OURS, classify, ours_for
 from experiment_core.spec import Experiment
 from experiment_core.state import state_dir
-from experiment_core.variants import IndexEntry, Write, apply_writes, index_entries, read_bytes
+from experiment_core.variants import (
+    Deployed,
+    IndexEntry,
+    ensure_filter,
+    filter_state,
+    index_entries,
+    modified,
+    read_deployed,
+    redeploy,
+)
+from experiment_core.worktree import desired_records
 
 
 @dataclass(frozen=True)
 class Arms:
-    """What each target holds now (to put back) and under each arm."""
+    """What each target's filter record is now (to put back) and under the treatment arm."""
 
-    original: Mapping[str, bytes]
-    skip: Mapping[str, bool]
-    control: Mapping[str, bytes]
-    treatment: Mapping[str, bytes]
+    original: Mapping[str, Deployed | None]
+    treatment: Mapping[str, Deployed]
 
 
 @dataclass(frozen=True)
@@ -52,27 +60,35 @@ class Interrupted(Exception):
 
 
 def read_arms(git: Git, exp: Experiment) -> Arms:
-    """Read every target's current bytes, bit, committed content and treatment; refuse a user's edit."""
+    """Read every target's current filter record and the treatment's; refuse a user's edit."""
     entries: dict[str, IndexEntry] = index_entries(git, exp.files)
-    prev = load_assignments(git).get(exp.id)
-    original: dict[str, bytes] = {}
-    treatment: dict[str, bytes] = {}
     for target, treatment_path in exp.files.items():
         entry = entries.get(target)
-        current = read_bytes(git.root / target)
-        content = read_bytes(git.root / treatment_path)
-        if entry is None or entry.stage != 0 or current is None:
+        if entry is None or entry.stage != 0 or not (git.root / target).exists():
             raise UserError(target, "not a tracked, merged file here", "check out a branch that has the experiment")
-        if content is None:
+        if not (git.root / treatment_path).is_file():
             raise UserError(treatment_path, "treatment file missing", "check out a branch that has the experiment")
-        if classify(current, entry, ours_for(target, prev, content, entry)) not in (CLEAN, OURS):
-            raise UserError(target, "holds an edit the experiment did not write",
-                            "commit or save it elsewhere, or run `experiment-hook restore` first")  # fmt: skip
-        original[target] = current
-        treatment[target] = content
-    blobs = git.cat_batch(entries[t].blob for t in exp.files)
-    control = {t: b for t, b in zip(exp.files, blobs, strict=True) if b is not None}
-    return Arms(original, {t: entries[t].skip_worktree for t in exp.files}, control, treatment)
+    for target in sorted(modified(git, exp.files)):
+        raise UserError(target, "holds an edit the experiment did not write",
+                        "commit or save it elsewhere, or run `experiment-hook restore` first")  # fmt: skip
+    records = read_deployed(filter_state(git))
+    treatment = desired_records(git, exp, entries)
+    assert treatment is not None  # usable: checked above
+    return Arms({t: records.get(t) for t in exp.files}, treatment)
+
+
+def deploy(git: Git, wanted: Mapping[str, Deployed | None]) -> None:
+    """Give each target the filter record ``wanted`` says (None: control), through git."""
+    state = filter_state(git)
+    before = read_deployed(state)
+    records = dict(before)
+    for target, record in wanted.items():
+        if record is None:
+            records.pop(target, None)
+        else:
+            records[target] = record
+    ensure_filter(git, wanted)
+    redeploy(git, state, before, records, wanted)
 
 
 @contextlib.contextmanager
@@ -116,9 +132,8 @@ def internal_env() -> Iterator[None]:
 
 
 def put_back(git: Git, arms: Arms) -> None:
-    """The tree exactly as before: the original bytes and the original skip-worktree bits."""
-    current = {t: e.skip_worktree for t, e in index_entries(git, arms.original).items()}
-    apply_writes(git, [Write(t, data, hide=arms.skip[t]) for t, data in arms.original.items()], current)
+    """The tree exactly as before: the original variant in every target, written through git."""
+    deploy(git, arms.original)
 
 
 def run_trials(
@@ -143,12 +158,8 @@ def run_trials(
     done: list[RunTrial] = []
     with signals_as_interrupts(), internal_env():
         try:
-            # Hide every target first: from here on nothing the runs write is visible to git.
-            apply_writes(git, [Write(t, None, hide=True) for t in arms.original], arms.skip)
-            for index, arm in enumerate(order):
-                content = arms.treatment if arm == TREATMENT else arms.control
-                apply_writes(git, [Write(t, content[t], hide=True) for t in arms.original],
-                             dict.fromkeys(arms.original, True))  # fmt: skip
+            for index, arm in enumerate(order):  # each variant goes in through git: git sees no change
+                deploy(git, {t: arms.treatment[t] if arm == TREATMENT else None for t in arms.original})
                 m = time_command(command, git.root, exp.timeout, startup)
                 event = ledger.make_event(
                     "trial", exp.id, arm=arm, metric=exp.metric.name, value=m.seconds,

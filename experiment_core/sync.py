@@ -63,7 +63,14 @@ def side_ref(remote: str) -> str:
 
 
 def fetch_refspecs(remote: str) -> list[str]:
+    """What sync fetches, after ``ls-remote`` showed the refs exist."""
     return [f"+{NOTES_REF}:{side_ref(remote)}", f"+{BACKUPS}/*:{REMOTE_BACKUPS}/{remote}/*"]
+
+
+def config_refspecs(remote: str) -> list[str]:
+    """What a plain ``git fetch REMOTE`` brings: glob refspecs, which match nothing silently while the remote has
+    no ledger (an exact name makes every fetch and pull fail with "couldn't find remote ref")."""
+    return [f"+{NOTES_REF}*:{side_ref(remote)}*", f"+{BACKUPS}/*:{REMOTE_BACKUPS}/{remote}/*"]
 
 
 # ---- choosing and preparing the remote -----------------------------------------------------------------
@@ -101,7 +108,11 @@ def setup_remote(git: Git, remote: str) -> bool:
     ledger.ensure_config(git)
     have = git.config_get_all(f"remote.{remote}.fetch")
     changed = False
-    for spec in fetch_refspecs(remote):
+    exact = fetch_refspecs(remote)[0]
+    if exact in have:  # what 0.1 configured: fails every fetch while the remote has no ledger
+        git.run("config", "--fixed-value", "--unset-all", f"remote.{remote}.fetch", exact)
+        changed = True
+    for spec in config_refspecs(remote):
         if spec not in have:
             git.run("config", "--add", f"remote.{remote}.fetch", spec)
             changed = True

@@ -1,19 +1,26 @@
-"""Control and treatment content of an experiment's files: backups as git blobs, the variant bytes, and putting a
-variant into the work tree (and back) without git ever seeing the swap (skip-worktree set before the write).
+"""Control and treatment content of an experiment's files: backups as git blobs, and deploying a variant
+through git's own filter driver (:mod:`experiment_core.filter_driver`), so git sees a deployed variant as clean
+and updates the file through every operation.
 
-Control in the work tree is the *committed* content (the index blob), so that restoring it leaves ``git status``
-clean even when the file changed since the experiment was created; the backup blob is the content at creation.
+Deploying = writing this worktree's ``deployed`` records, then ``git checkout -- TARGET`` (the smudge writes the
+treatment merged onto the committed content, and the index records the stat). Undeploying = removing the record,
+then the same checkout. What each worktree should run is decided in :mod:`experiment_core.worktree`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from experiment_core import filter_driver as fd
 from experiment_core.fsutil import atomic_write
 from experiment_core.gitio import Git
+from experiment_core.hookenv import STATE_DIR
 
 BACKUP_REFS = "refs/experiments/backups"
 KEPT_REFS = "refs/experiments/kept"
@@ -51,18 +58,18 @@ def read_bytes(path: Path) -> bytes | None:
         return None
 
 
-# ---- the index: blob ids and skip-worktree bits ---------------------------------------------------------
+# ---- the index ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IndexEntry:
     path: str
     blob: str
     mode: str
-    skip_worktree: bool
+    skip_worktree: bool  # only clones of the skip-worktree design (0.1) have it: see :func:`migrate`
     stage: int
 
 
 def parse_ls_files(text: str) -> dict[str, IndexEntry]:
-    """Parse ``git ls-files -s -v -z`` output: ``TAG MODE BLOB STAGE\\tPATH``; tag ``S`` = skip-worktree."""
+    """Parse ``git ls-files -s -v -z`` output: ``TAG MODE BLOB STAGE\tPATH``; tag ``S`` = skip-worktree."""
     entries: dict[str, IndexEntry] = {}
     for record in text.split("\0"):
         if not record:
@@ -87,12 +94,6 @@ def index_entries(git: Git, paths: Iterable[str]) -> dict[str, IndexEntry]:
     return parse_ls_files(out)
 
 
-def set_skip_worktree(git: Git, paths: Iterable[str], on: bool) -> None:
-    names = sorted(set(paths))
-    if names:
-        git.run("update-index", "--skip-worktree" if on else "--no-skip-worktree", "--", *names)
-
-
 def keep_copy(git: Git, exp_id: str, data: bytes) -> str:
     """Store ``data`` as a blob kept alive by ``refs/experiments/kept/<exp>/<blob>``; return the blob id."""
     blob = git.hash_object(data)
@@ -100,38 +101,205 @@ def keep_copy(git: Git, exp_id: str, data: bytes) -> str:
     return blob
 
 
-# ---- materialize and restore ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Write:
-    """One target to bring to ``content``; ``hide`` says whether it ends with skip-worktree set."""
-
-    target: str
-    content: bytes | None  # None: leave the bytes as they are (only the bit changes)
-    hide: bool
-
-
-def apply_writes(git: Git, writes: Iterable[Write], skip_now: Mapping[str, bool]) -> None:
-    """Bring targets to their content with the swap never visible to git: bits that must be set are set
-    *before* any write (pre-commit then neither reports nor stashes the swap), bits to clear are cleared
-    *after* the committed content is back. ``skip_now`` is each target's current bit."""
-    items = list(writes)
-    set_skip_worktree(git, [w.target for w in items if w.hide and not skip_now.get(w.target, False)], True)
-    for w in items:
-        if w.content is not None:
-            path = git.root / w.target
-            if read_bytes(path) != w.content:
-                atomic_write(path, w.content)
-    set_skip_worktree(git, [w.target for w in items if not w.hide and skip_now.get(w.target, False)], False)
-
-
-def materialize(git: Git, target: str, content: bytes) -> str:
-    """Write a variant into ``target`` hidden from commits (skip-worktree set before the atomic write).
-    Returns the content id of what was written."""
-    entry = index_entries(git, [target]).get(target)
-    apply_writes(git, [Write(target, content, hide=True)], {target: bool(entry and entry.skip_worktree)})
-    return blob_id(content, entry.blob if entry else "")
-
-
 def committed_content(git: Git, entry: IndexEntry) -> bytes:
     """The content git has for a target (its index blob: the committed content, whatever is on disk)."""
     return git.cat_blob(entry.blob)
+
+
+# ---- the filter driver: configuration ------------------------------------------------------------------
+ATTR_COMMENT = "# experiment-hook: experimented files (removed by `experiment-hook uninstall`)"
+RACY_BACKDATE_NS = 2_000_000_000
+FILTER_SCRIPT = "experiment-hook-filter.py"  # in the git common dir: no branch, venv or pip can remove it
+
+
+def attr_line(target: str) -> str:
+    escaped = "".join(f"\\{c}" if c in " \\*?[#!" else c for c in target)
+    return f"/{escaped} filter={fd.DRIVER}"
+
+
+def base_interpreter() -> str:
+    """The interpreter behind this one (a virtualenv's python is a link to it): stays when the venv goes."""
+    import sys
+
+    base = getattr(sys, "_base_executable", "") or sys.executable
+    return os.path.realpath(base if os.path.exists(base) else sys.executable)
+
+
+def filter_command(git: Git) -> str:
+    script = git.common_dir.resolve() / FILTER_SCRIPT
+    return f"{shlex.quote(base_interpreter())} -I -S {shlex.quote(str(script))}"
+
+
+def _attributes_path(git: Git) -> Path:
+    return git.common_dir.resolve() / "info" / "attributes"
+
+
+def ensure_filter(git: Git, targets: Iterable[str]) -> bool:
+    """Configure the filter for ``targets`` (local config, ``info/attributes``, the script in the common dir);
+    idempotent and cheap when already done (one git process). True when something changed.
+
+    ``required = true``: a clean that cannot run fails git's command (naming the file) instead of storing the
+    treatment; the command is an absolute interpreter and a stdlib-only script in the git dir, so it does not
+    vanish with a virtualenv, a package or a branch."""
+    changed = False
+    script = git.common_dir.resolve() / FILTER_SCRIPT
+    source = Path(fd.__file__).read_bytes()
+    if read_bytes(script) != source:
+        atomic_write(script, source)
+        changed = True
+    have = dict(
+        line.partition(" ")[::2]
+        for line in git.out("config", "--local", "--get-regexp", rf"^filter\.{fd.DRIVER}\.", check=False).splitlines()
+    )
+    want = {f"filter.{fd.DRIVER}.process": filter_command(git), f"filter.{fd.DRIVER}.required": "true"}
+    for key, value in want.items():
+        if have.get(key) != value:
+            git.run("config", "--local", key, value)
+            changed = True
+    path = _attributes_path(git)
+    text = (read_bytes(path) or b"").decode("utf-8", "surrogateescape")
+    lines = text.splitlines()
+    missing = [attr_line(t) for t in sorted(set(targets)) if attr_line(t) not in lines]
+    if missing:
+        head = [] if ATTR_COMMENT in lines else [ATTR_COMMENT]
+        body = text if not text or text.endswith("\n") else text + "\n"
+        atomic_write(path, (body + "\n".join(head + missing) + "\n").encode("utf-8", "surrogateescape"))
+        changed = True
+    return changed
+
+
+def remove_filter(git: Git) -> None:
+    """Take the filter out of the local config and ``info/attributes`` and delete the script."""
+    git.run("config", "--local", "--remove-section", f"filter.{fd.DRIVER}", check=False)
+    path = _attributes_path(git)
+    data = read_bytes(path)
+    if data is not None:
+        suffix = f" filter={fd.DRIVER}"
+        kept = [line for line in data.decode("utf-8", "surrogateescape").splitlines()
+                if line != ATTR_COMMENT and not line.endswith(suffix)]  # fmt: skip
+        atomic_write(path, ("".join(f"{line}\n" for line in kept)).encode("utf-8", "surrogateescape"))
+    with contextlib.suppress(FileNotFoundError):
+        (git.common_dir.resolve() / FILTER_SCRIPT).unlink()
+
+
+# ---- the filter driver: what this worktree deploys --------------------------------------------------------
+def filter_state(git: Git) -> fd.State:
+    return fd.State(str(git.git_path(STATE_DIR) / fd.FILTER_DIR))
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """A target whose treatment this worktree runs: the experiment, the base (backup) and the treatment."""
+
+    exp: str
+    base: str
+    treatment: str
+    on: bool = True  # False while the tool takes the variant out: smudge writes control, clean still maps back
+
+    def leaving(self) -> Deployed:
+        return Deployed(self.exp, self.base, self.treatment, on=False)
+
+
+def read_deployed(state: fd.State) -> dict[str, Deployed]:
+    """The records the tool wrote (a record being taken out does not count)."""
+    return {t: Deployed(*r[:3]) for t, r in state.deployed().items() if r[3]}
+
+
+def write_deployed(state: fd.State, records: Mapping[str, Deployed]) -> None:
+    """Write the ``deployed`` file, and trim the map to what clean may still need."""
+    text = "".join(f"{t}\t{r.exp}\t{r.base}\t{r.treatment}{'' if r.on else chr(9) + 'off'}\n"
+                   for t, r in sorted(records.items()))  # fmt: skip
+    atomic_write(Path(state.path(fd.DEPLOYED)), text.encode("utf-8", "surrogateescape"))
+    lines = fd._read_lines(state.path(fd.MAP))
+    kept: list[list[str]] = []
+    for target in records:
+        kept += [line for line in lines if line[0] == target][-fd.MAP_KEPT :]
+    if len(kept) != len(lines):
+        text = "".join("\t".join(x) + "\n" for x in kept)
+        atomic_write(Path(state.path(fd.MAP)), text.encode("utf-8", "surrogateescape"))
+
+
+def redeploy(git: Git, state: fd.State, before: Mapping[str, Deployed], after: Mapping[str, Deployed],
+             targets: Iterable[str]) -> None:
+    """Go from records ``before`` to ``after`` and rewrite ``targets`` through git. A record that goes is
+    marked as leaving until its file is rewritten: a crash in between never leaves git seeing the treatment."""
+    names = sorted(set(targets))
+    leaving = {t: before[t].leaving() for t in names if t in before and t not in after}
+    if leaving:
+        write_deployed(state, {**after, **leaving})
+    else:
+        write_deployed(state, after)
+    checkout(git, names)
+    if leaving:
+        write_deployed(state, after)
+
+
+def record_for(state: fd.State, exp: str, base: bytes, treatment: bytes) -> Deployed:
+    return Deployed(exp, state.put_blob(base), state.put_blob(treatment))
+
+
+def take_conflicts(state: fd.State) -> list[tuple[str, str]]:
+    """(target, experiment) pairs whose treatment did not merge onto the committed content since the last call."""
+    path = Path(state.path(fd.CONFLICTS))
+    lines = fd._read_lines(str(path))
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return sorted({(line[0], line[1]) for line in lines if len(line) == 3})
+
+
+def modified(git: Git, targets: Iterable[str]) -> set[str]:
+    """Targets git sees as changed against the index (through the filter: a deployed variant is unchanged; a
+    user's edit is changed). A target whose clean refuses (an edit over the treatment's lines) counts too."""
+    names = sorted(set(targets))
+    if not names:
+        return set()
+    # porcelain diff compares content when only the stat changed (plumbing diff-files would list such files)
+    proc = git.call("diff", "--no-ext-diff", "--no-textconv", "--name-only", "-z", "--", *names)
+    if proc.returncode == 0:
+        return {n for n in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if n}
+    if len(names) == 1:
+        return set(names)
+    return {n for n in names if modified(git, [n])}
+
+
+def checkout(git: Git, targets: Iterable[str]) -> None:
+    """Rewrite ``targets`` from the index through git (so the smudge runs and the index records the new stat).
+    The file's stat is made stale first: git skips a stat-clean file. Callers make sure no edit is in them.
+    No hook runs for it (pre-commit's post-checkout would stash and restore the whole work tree around it)."""
+    names = sorted(set(targets))
+    if not names:
+        return
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.utime(git.root / name, (1, 1), follow_symlinks=False)
+    git.run("-c", f"core.hooksPath={os.devnull}", "checkout", "--", *names)
+    unracy(git, names)
+
+
+def unracy(git: Git, targets: Iterable[str]) -> None:
+    """A file written in the same second as the index is "racily clean": git re-reads it on every command (here:
+    starts the filter, ~30 ms) until the index is written again in a later second, which `git status` and an
+    empty commit never do. Date such files a little back and let git record that once, here."""
+    try:
+        index_sec = int(git.git_path("index").stat().st_mtime)
+    except OSError:
+        return
+    racy = False
+    for name in sorted(set(targets)):
+        with contextlib.suppress(OSError):
+            st = os.stat(git.root / name, follow_symlinks=False)
+            if int(st.st_mtime) >= index_sec:
+                os.utime(git.root / name, ns=(st.st_atime_ns, st.st_mtime_ns - RACY_BACKDATE_NS),
+                         follow_symlinks=False)  # fmt: skip
+                racy = True
+    if racy:
+        git.call("-c", f"core.hooksPath={os.devnull}", "update-index", "-q", "--refresh")
+
+
+def cleaned(state: fd.State, target: str, data: bytes) -> bytes | None:
+    """What git stores for ``data`` in ``target`` (the user's edit on top of the control), or None when the edit
+    overlaps the treatment's lines."""
+    try:
+        return fd.clean(state, target, data)
+    except fd.Refused:
+        return None

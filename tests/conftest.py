@@ -30,7 +30,7 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def git(repo: Path, *args: str, check: bool = True, input: str | None = None) -> str:
     proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, env=cli_env(), input=input)
     if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}{proc.stdout}")
     return proc.stdout
 
 
@@ -118,6 +118,18 @@ def clones(tmp_path: Path) -> tuple[Path, list[Path]]:
     return make_clones(tmp_path, 3)
 
 
+def deploy_units(repo: Path, seed: str) -> None:
+    """What a branch checkout's hook does, in-process: a new unit of every running experiment, the arms drawn
+    from ``seed``, deployed through the filter driver (for tests that need a deployed variant without hooks)."""
+    import random
+
+    from experiment_core.gitio import Git
+    from experiment_core.spec import format_ts, load_registry, utc_now
+    from experiment_core.worktree import reconcile
+
+    reconcile(Git(repo), load_registry(repo), rng=random.Random(seed), now=format_ts(utc_now()))
+
+
 # ---- hooks: a pre-commit environment built once per test session (shared by the xdist workers) ------------
 SEED_TREATMENT = "treat"  # random.Random("treat").random() < 0.5: the first draw is treatment
 SEED_CONTROL = "b"  # random.Random("b").random() >= 0.5: the first draw is control
@@ -147,7 +159,10 @@ def pre_commit_hooks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, st
     Built once per session: the first xdist worker builds it under a file lock, the others reuse it."""
     import fcntl
 
-    shared = tmp_path_factory.getbasetemp().parent
+    base = tmp_path_factory.getbasetemp()
+    # xdist workers' basetemps share this session's dir; without xdist the parent is shared by *every* session
+    # (a stale snapshot of older code would be tested), so then the session's own basetemp
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     with open(shared / "pre-commit.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         hook_repo, home, done = shared / "hook-repo", shared / "pre-commit-home", shared / "pre-commit.ready"
@@ -163,7 +178,8 @@ def pre_commit_hooks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, st
 
 def pre_commit_config(hook_repo: Path, rev: str) -> str:
     return (
-        "default_install_hook_types: [post-checkout, post-commit, pre-push]\n"
+        "default_install_hook_types: [post-checkout, post-commit, pre-push, post-merge, post-rewrite]\n"
         f"repos:\n- repo: {hook_repo}\n  rev: {rev}\n  hooks:\n"
         "  - id: experiment-assign\n  - id: experiment-record\n  - id: experiment-decide\n"
+        "  - id: experiment-follow\n"
     )

@@ -16,3 +16,9 @@ def test_demo_ends_with_a_promotion_by_push(tmp_path: Path) -> None:
     assert subject.startswith("experiment: Promote exp-") and subject.endswith("to production")
     assert "status: promoted" in (work / "experiments.yaml").read_text()
     assert git(work, "status", "--porcelain") == ""
+    teammate = tmp_path / "demo" / "teammate"  # a second clone, its unit on the treatment, pulls the promotion
+    assert "Teammate's clone:" in out and "its unit runs the treatment; git status: clean" in out
+    assert "is promoted: this worktree no longer runs its variant" in out
+    assert "teammate's build.sh is the treatment; git status: clean" in out
+    assert git(teammate, "status", "--porcelain") == ""
+    assert git(teammate, "rev-parse", "HEAD:build.sh") == git(remote, "rev-parse", "main:build.sh")

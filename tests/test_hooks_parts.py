@@ -13,10 +13,10 @@ import pytest
 
 from experiment_core import hookenv
 from experiment_core.assign import balanced_order, draw_arm
-from experiment_core.post_checkout import CLEAN, EDITED, MISSING, OURS, classify
+from experiment_core.filter_driver import merge3
 from experiment_core.post_commit import find_git_dir, is_new_work, last_reflog
 from experiment_core.pre_push import parse_refs
-from experiment_core.variants import IndexEntry, blob_id, parse_ls_files
+from experiment_core.variants import blob_id, parse_ls_files
 from tests.conftest import PROJECT, SEED_TREATMENT, cli_env, git, run_cli
 
 HEAVY = ("scipy", "numpy", "git", "click", "ruamel", "ruamel.yaml")
@@ -45,14 +45,31 @@ def test_blob_id_is_gits(repo: Path) -> None:
     assert blob_id(data) == git(repo, "hash-object", "x.bin").strip()
 
 
-def test_classify_tells_ours_from_a_users_edit() -> None:
-    committed = b"a\n"
-    entry = IndexEntry("f", blob_id(committed), "100644", True, 0)
-    ours = {blob_id(b"treatment\n")}
-    assert classify(committed, entry, ours) == CLEAN
-    assert classify(b"treatment\n", entry, ours) == OURS
-    assert classify(b"treatment\nmine\n", entry, ours) == EDITED
-    assert classify(None, entry, ours) == MISSING
+MERGES = [  # (ours, base, theirs): changes apart from each other, and changes to the same lines
+    ("a\nb\nc\nd\ne\n", "a\nb\nc\nd\nE\n", "A\nb\nc\nd\ne\n"),
+    ("x\n1\n2\n3\n4\ny\n", "x\n1\n2\n3\n4\nY\nz\n", "X\nx\n1\n2\n3\n4\ny\n"),
+    ("k=1\nv=2\nw=3\nq=4\n", "k=1\nv=9\nw=3\nq=4\n", "k=1\nv=7\nw=3\nq=4\n"),
+    ("same\n", "changed\n", "changed\n"),
+    ("a\n", "b\n", "c\n"),
+]
+
+
+@pytest.mark.parametrize(("base", "ours", "theirs"), MERGES)
+def test_merge3_agrees_with_git_merge_file(tmp_path: Path, base: str, ours: str, theirs: str) -> None:
+    """Where git merge-file merges (changes apart) or conflicts (same lines), the filter's merge does the same."""
+    for name, text in (("o", ours), ("b", base), ("t", theirs)):
+        (tmp_path / name).write_text(text)
+    proc = subprocess.run(["git", "merge-file", "-p", "o", "b", "t"], cwd=tmp_path, capture_output=True)
+    got = merge3(ours.encode(), base.encode(), theirs.encode())
+    assert got == (proc.stdout if proc.returncode == 0 else None)
+
+
+def test_merge3_merges_changes_to_neighbouring_lines() -> None:
+    """git merge-file calls these a conflict; a teammate's change next to the treatment's line must flow in."""
+    assert merge3(b"a=2\nmode=control\n", b"a=1\nmode=control\n", b"a=1\nmode=treatment\n") == \
+        b"a=2\nmode=treatment\n"  # fmt: skip
+    assert merge3(b"workers = 1\n", b"workers = 8\n", b"workers = 8\n# mine\n") == b"workers = 1\n# mine\n"
+    assert merge3(b"workers = 1\n", b"workers = 8\n", b"workers = 4\n") is None
 
 
 def test_parse_ls_files_reads_skip_worktree_bits(repo: Path) -> None:

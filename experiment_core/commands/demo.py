@@ -90,6 +90,17 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
     _git(work, "commit", "-q", "-m", "experiment: one interpreter start in build.sh")
     click.echo(f"Created {exp_id}; the treatment is {treatment_file.relative_to(work)}")
     click.echo(_cli(work, "install").rstrip())
+    _git(work, "push", "-q", "origin", "main")
+    teammate = root / "teammate"
+    _git(root, "clone", "-q", str(remote), str(teammate))
+    _cli(teammate, "install")
+    for draw in range(1, 13):  # the teammate works on a branch whose unit drew the treatment
+        _git(teammate, "checkout", "-q", "-B", "feature", "origin/main",
+             seed=f"{seed if seed is not None else 'demo'}-teammate-{draw}")  # fmt: skip
+        if (teammate / "build.sh").read_text() == TREATMENT_SCRIPT:
+            break
+    click.echo(f"Teammate's clone: {teammate} (its unit runs {_variant(teammate)}; git status: "
+               f"{'clean' if not _porcelain(teammate) else 'changes'})")  # fmt: skip
     git = Git(work)
     units = {"control": 0, "treatment": 0}
     task = 0
@@ -133,6 +144,17 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
     click.echo("")
     click.echo(f"build.sh is now {'the treatment (promoted)' if promoted else 'unchanged (no decision yet)'}; "
                f"git status: {'clean' if not _porcelain(work) else 'changes'}")
+    click.echo("")
+    click.echo(f"$ cd {teammate} && git pull --no-rebase origin main   # the teammate takes the decision")
+    for line in _git(teammate, "pull", "--no-rebase", "--no-edit", "origin", "main").splitlines():
+        if line.startswith("experiment-hook"):
+            click.echo(f"  {line}")
+    click.echo(f"teammate's build.sh is {_variant(teammate)}; git status: "
+               f"{'clean' if not _porcelain(teammate) else 'changes'}")  # fmt: skip
+
+
+def _variant(cwd: Path) -> str:
+    return "the treatment" if (cwd / "build.sh").read_text() == TREATMENT_SCRIPT else "the control"
 
 
 def _porcelain(cwd: Path) -> str:

@@ -1,4 +1,4 @@
-"""``experiment-hook install``: write the post-checkout, post-commit and pre-push git hooks."""
+"""``experiment-hook install``: write the git hooks, configure the filter driver, make fetch bring the ledger."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from experiment_core.gitio import Git
 
 @click.command("install")
 def install() -> None:
-    """Install the three git hooks (for repositories without pre-commit), chaining any hook already there."""
+    """Install the git hooks (for repositories without pre-commit), chaining any hook already there."""
     git = Git.discover()
     for change in install_hooks(git):
         chained = change.action == "chained"
@@ -24,4 +24,8 @@ def install() -> None:
         remote = sync.default_remote(git)
         sync.setup_remote(git, remote)
         click.echo(f"{'fetch':>9}  {remote} now brings the team's ledger; run `experiment-hook sync` to merge it")
-    click.echo("Every branch checkout now starts a unit of each running experiment; commits record trials.")
+    from experiment_core.post_checkout import follow
+
+    follow(git, new_units=False, head=git.head())  # filter driver set up; a clone of 0.1 moves over
+    click.echo("Every branch checkout now starts a unit of each running experiment; commits record trials;")
+    click.echo("pulls, merges and rebases bring teammates' decisions into this work tree.")

@@ -1,5 +1,5 @@
-"""``experiment-hook restore [EXP]``: put control back and clear skip-worktree (the way on when git refuses a
-checkout, merge or pull over an experimented file)."""
+"""``experiment-hook restore [EXP]``: take the variant out of this worktree through git (the experiment pauses
+here until the next branch checkout; an edit stays, on top of the control)."""
 
 from __future__ import annotations
 
