@@ -35,7 +35,7 @@ Undefined numbers are None (JSON null), never NaN.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -171,21 +171,7 @@ def _seq_more_trials(
             bound = stats.z_to_t(bound, df)
         return math.sqrt(a + b) * bound < abs(diff)
 
-    lo = max(c.n, t.n, 2)
-    if ok(lo):
-        return lo
-    hi = lo * 2
-    while not ok(hi):
-        hi *= 2
-        if hi > 10**7:
-            return None
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return _smallest_ok(max(c.n, t.n, 2), ok)
 
 
 def _more_trials_scaled(estimate: float, se: float, n_min: int, df: float, n_planned: float,
@@ -199,7 +185,11 @@ def _more_trials_scaled(estimate: float, se: float, n_min: int, df: float, n_pla
         bound = stats.sequential_critical(2 * m, n_planned=n_planned, alpha=alpha, df=max(per_unit_df * m, 1.0))
         return se * math.sqrt(n_min / m) * bound < abs(estimate)
 
-    lo = max(n_min, 2)
+    return _smallest_ok(max(n_min, 2), ok)
+
+
+def _smallest_ok(lo: int, ok: Callable[[int], bool]) -> int | None:
+    """The smallest m ≥ ``lo`` with ``ok(m)``, for a monotone ``ok`` (doubling, then bisection); None past 10⁷."""
     if ok(lo):
         return lo
     hi = lo * 2
