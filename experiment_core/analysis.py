@@ -80,6 +80,10 @@ def _num(x: float | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _expm1(log_ratio: float) -> float:
+    return stats.exp_ratio(log_ratio, minus_one=True)
+
+
 def _iv(ci: Interval | None) -> list[float | None] | None:
     return None if ci is None else [_num(ci[0]), _num(ci[1])]
 
@@ -140,7 +144,7 @@ def seq_band(cmp_: _Comparison, alpha: float, n_planned: float) -> Interval | No
         if b.estimate is None or b.se is None or b.df is None or b.se <= 0:
             return None
         q = stats.sequential_critical(b.n, n_planned=n_planned, alpha=alpha, df=b.df)
-        return (math.expm1(b.estimate - q * b.se), math.expm1(b.estimate + q * b.se))
+        return (_expm1(b.estimate - q * b.se), _expm1(b.estimate + q * b.se))
     cm, tm = cmp_.cm, cmp_.tm
     if cm.mean is None or tm.mean is None or cm.var is None or tm.var is None:
         return None
@@ -151,7 +155,7 @@ def seq_band(cmp_: _Comparison, alpha: float, n_planned: float) -> Interval | No
     q = stats.sequential_critical(cm.n + tm.n, n_planned=n_planned, alpha=alpha, df=wdf)
     if cmp_.log_scale:
         d = tm.mean - cm.mean
-        return (math.expm1(d - q * se), math.expm1(d + q * se))
+        return (_expm1(d - q * se), _expm1(d + q * se))
     return stats.fieller_interval(cm, tm, q)  # Fieller's set at the sequence's boundary
 
 
@@ -275,8 +279,8 @@ def compare_arms(
     rel: float | None
     rel_ci: Interval | None
     if log_scale:
-        rel = None if tt.difference is None else math.expm1(tt.difference)
-        rel_ci = None if tt.ci is None else (math.expm1(tt.ci[0]), math.expm1(tt.ci[1]))
+        rel = None if tt.difference is None else _expm1(tt.difference)
+        rel_ci = None if tt.ci is None else (_expm1(tt.ci[0]), _expm1(tt.ci[1]))
     else:
         r = stats.relative_ci_fieller(cm, tm, alpha=alpha)
         rel, rel_ci = r.estimate, r.ci
@@ -319,7 +323,7 @@ def compare_arms(
     }  # fmt: skip
     blocked = dataclasses.replace(
         base, statistic=stat_b, df=b.df, p_value=float(2 * st.t.sf(abs(stat_b), b.df)),
-        rel=math.expm1(b.estimate), rel_ci=(math.expm1(b.estimate - q * b.se), math.expm1(b.estimate + q * b.se)),
+        rel=_expm1(b.estimate), rel_ci=(_expm1(b.estimate - q * b.se), _expm1(b.estimate + q * b.se)),
         seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
         more_trials=_more_trials_scaled(b.estimate, b.se, min(cm.n, tm.n), b.df, n_planned, alpha),
         blocking=name, blocked=b, pooled=pooled,

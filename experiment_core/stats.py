@@ -86,6 +86,15 @@ class Moments(NamedTuple):
     var: float | None
 
 
+def exp_ratio(log_ratio: float, minus_one: bool = False) -> float:
+    """``exp`` (or ``expm1``) of a log ratio, ``inf`` where it overflows: an interval of a ratio of geometric
+    means from a handful of trials can be unbounded above, and says so instead of raising."""
+    try:
+        return math.expm1(log_ratio) if minus_one else math.exp(log_ratio)
+    except OverflowError:
+        return math.inf
+
+
 def moments(values: Sequence[float]) -> Moments:
     n = len(values)
     if n == 0:
@@ -505,7 +514,7 @@ def paired_log_ratio(
     m = moments(logs)
     if m.mean is None:
         return PairedResult(0, None, None, None, None, None, None, None)
-    ratio = math.exp(m.mean)
+    ratio = exp_ratio(m.mean)
     if m.var is None or m.var == 0:
         return PairedResult(m.n, m.mean, None if m.var is None else 0.0, ratio, None, None, None, None)
     from scipy import stats as st
@@ -515,7 +524,7 @@ def paired_log_ratio(
     stat = m.mean / se
     p = float(2 * st.t.sf(abs(stat), df))
     q = float(st.t.ppf(1 - alpha / 2, df))
-    ci = (math.exp(m.mean - q * se), math.exp(m.mean + q * se))
+    ci = (exp_ratio(m.mean - q * se), exp_ratio(m.mean + q * se))
     return PairedResult(m.n, m.mean, math.sqrt(m.var), ratio, ci, stat, float(df), p)
 
 

@@ -464,6 +464,18 @@ def test_one_machine_or_none_falls_back_to_the_pooled_test() -> None:
         assert d["p_value"] == pooled["p_value"]
 
 
+def test_an_interval_too_wide_for_a_float_is_unbounded_not_an_error() -> None:
+    # two machines, two trials an arm, spread over six orders of magnitude: the always-valid band of the ratio
+    # of geometric means overflows a float above; it is shown unbounded (None), the analysis still decides
+    c, t = [0.001, 900.0], [800.0, 0.002]
+    d = analyze_samples(c, t, machines=(["a", "b"], ["a", "b"])).to_dict()
+    assert d["blocking"] == "machine"
+    lo, hi = d["sequential"]["relative_ci95"]
+    assert lo is None and hi is not None and 99.0 < hi <= 100.0  # improvement %: at most 100, unbounded below
+    assert d["sequential"]["p_value"] == 1.0 and d["decision"] != "promote"
+    assert math.isinf(stats.exp_ratio(1000.0)) and stats.exp_ratio(1.0) == math.e
+
+
 def test_collect_units_gives_each_units_first_machine_and_pairs_block_runs() -> None:
     events = [trial("control", 10.0, "u1"), trial("control", 11.0, "u1"), trial("treatment", 9.0, "u2")]
     events[0]["machine"], events[1]["machine"] = "fast", "slow"  # a unit's machine: that of its first trial
