@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -253,82 +253,105 @@ def compare_arms(
     a within-block comparison replaces the pooled test when possible (see :func:`choose_blocking`)."""
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; expected one of {', '.join(TESTS)}")
+    pooled = _pooled_comparison(control, treatment, alpha=alpha, test=test, log_scale=log_scale,
+                                n_planned=n_planned)  # fmt: skip
+    chosen = None if test == "mann-whitney" else choose_blocking(control, treatment, machines, pairs)
+    if chosen is None:
+        return pooled
+    return _within_blocks(pooled, *chosen, alpha=alpha, n_planned=n_planned)
+
+
+def _analysis_scale(
+    control: Sequence[float], treatment: Sequence[float], log_scale: bool
+) -> tuple[list[float], list[float]]:
+    """The values the tests run on: their logs on the log scale (which needs positive values)."""
+    if not log_scale:
+        return list(control), list(treatment)
+    if any(x <= 0 for x in control) or any(x <= 0 for x in treatment):
+        raise ValueError("log_scale needs positive values")
+    return [math.log(x) for x in control], [math.log(x) for x in treatment]
+
+
+def _pooled_comparison(control: Sequence[float], treatment: Sequence[float], *, alpha: float, test: str,
+                       log_scale: bool, n_planned: float) -> _Comparison:  # fmt: skip
+    """The pooled comparison: summaries, the difference and its interval, and the effect sizes on the raw values;
+    the test, the relative change and the always-valid inference on the analysis scale."""
     cs, ts = stats.summarize(control), stats.summarize(treatment)
     cm_raw, tm_raw = stats.moments(control), stats.moments(treatment)
-    if log_scale:
-        if any(x <= 0 for x in control) or any(x <= 0 for x in treatment):
-            raise ValueError("log_scale needs positive values")
-        cv = [math.log(x) for x in control]
-        tv = [math.log(x) for x in treatment]
-    else:
-        cv, tv = list(control), list(treatment)
+    cv, tv = _analysis_scale(control, treatment, log_scale)
     cm, tm = stats.moments(cv), stats.moments(tv)
+    equal_var = test == "student"
     difference = None if cm_raw.mean is None or tm_raw.mean is None else tm_raw.mean - cm_raw.mean
-    ci_raw = stats.t_test(cm_raw, tm_raw, equal_var=(test == "student"), alpha=alpha).ci
-
-    mw: stats.MannWhitneyResult | None = None
-    if cm.n and tm.n and (cm.n + tm.n) >= 3:
-        mw = stats.mann_whitney(cv, tv, alpha=alpha)
-    tt = stats.t_test(cm, tm, equal_var=(test == "student"), alpha=alpha)
-    if test == "mann-whitney":
-        statistic, df, p = (mw.statistic, None, mw.p_value) if mw else (None, None, None)
-    else:
-        statistic, df, p = tt.statistic, tt.df, tt.p_value
-
-    # relative change and its interval
-    rel: float | None
-    rel_ci: Interval | None
-    if log_scale:
-        rel = None if tt.difference is None else _expm1(tt.difference)
-        rel_ci = None if tt.ci is None else (_expm1(tt.ci[0]), _expm1(tt.ci[1]))
-    else:
-        r = stats.relative_ci_fieller(cm, tm, alpha=alpha)
-        rel, rel_ci = r.estimate, r.ci
-
-    base = _Comparison(
+    ci_raw = stats.t_test(cm_raw, tm_raw, equal_var=equal_var, alpha=alpha).ci
+    mw = stats.mann_whitney(cv, tv, alpha=alpha) if cm.n and tm.n and (cm.n + tm.n) >= 3 else None
+    tt = stats.t_test(cm, tm, equal_var=equal_var, alpha=alpha)
+    statistic, df, p = _chosen_test(test, tt, mw)
+    rel, rel_ci = _relative_change(cm, tm, tt, log_scale=log_scale, alpha=alpha)
+    fixed_look = _Comparison(
         control=cs, treatment=ts, difference=difference, test=test, statistic=statistic, df=df, p_value=p,
         effect_size=stats.cohens_d(cm_raw, tm_raw), hedges_g=stats.hedges_g(cm_raw, tm_raw), ci=ci_raw, rel=rel,
         rel_ci=rel_ci, seq_p=None, seq_ci=None, seq_rel_ci=None, seq_rho=None, mann_whitney=mw, more_trials=None,
         cm=cm, tm=tm, log_scale=log_scale,
     )  # fmt: skip
+    return _with_sequential(fixed_look, tt.difference, alpha=alpha, n_planned=n_planned)
 
-    # sequential (always-valid) inference
-    import dataclasses
 
-    if tt.difference is not None and cm.var is not None and tm.var is not None:
-        se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
-        n_total = cm.n + tm.n
-        wdf = stats.welch_df(cm, tm)
-        if se > 0 and wdf is not None:
-            sq = stats.sequential_test(tt.difference, se, n_total, n_planned=n_planned, alpha=alpha, df=wdf)
-            base = dataclasses.replace(
-                base, seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
-                more_trials=_seq_more_trials(cm, tm, tt.difference, n_planned, alpha),
-            )  # fmt: skip
-            base = dataclasses.replace(base, seq_rel_ci=seq_band(base, alpha, n_planned))
+def _chosen_test(test: str, tt: stats.TTestResult, mw: stats.MannWhitneyResult | None,
+                 ) -> tuple[float | None, float | None, float | None]:  # fmt: skip
+    """(statistic, df, p) of the test the experiment chose."""
+    if test != "mann-whitney":
+        return tt.statistic, tt.df, tt.p_value
+    return (mw.statistic, None, mw.p_value) if mw else (None, None, None)
 
-    chosen = None if test == "mann-whitney" else choose_blocking(control, treatment, machines, pairs)
-    if chosen is None:
-        return base
-    name, b = chosen
+
+def _relative_change(cm: stats.Moments, tm: stats.Moments, tt: stats.TTestResult, *, log_scale: bool,
+                     alpha: float) -> tuple[float | None, Interval | None]:  # fmt: skip
+    """(t − c)/|c| and its interval: the ratio of geometric means − 1 on the log scale, else Fieller's."""
+    if log_scale:
+        rel = None if tt.difference is None else _expm1(tt.difference)
+        return rel, None if tt.ci is None else (_expm1(tt.ci[0]), _expm1(tt.ci[1]))
+    r = stats.relative_ci_fieller(cm, tm, alpha=alpha)
+    return r.estimate, r.ci
+
+
+def _with_sequential(cmp_: _Comparison, difference: float | None, *, alpha: float, n_planned: float) -> _Comparison:
+    """``cmp_`` with the always-valid inference (Welch's SE and df): p, the confidence sequence, its band of the
+    relative change and the trials it would need; unchanged when the difference has no SE yet."""
+    cm, tm = cmp_.cm, cmp_.tm
+    if difference is None or cm.var is None or tm.var is None:
+        return cmp_
+    se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
+    wdf = stats.welch_df(cm, tm)
+    if not (se > 0 and wdf is not None):
+        return cmp_
+    sq = stats.sequential_test(difference, se, cm.n + tm.n, n_planned=n_planned, alpha=alpha, df=wdf)
+    out = replace(cmp_, seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
+                  more_trials=_seq_more_trials(cm, tm, difference, n_planned, alpha))  # fmt: skip
+    return replace(out, seq_rel_ci=seq_band(out, alpha, n_planned))
+
+
+def _within_blocks(pooled: _Comparison, name: str, b: stats.BlockedResult, *, alpha: float,
+                   n_planned: float) -> _Comparison:  # fmt: skip
+    """``pooled`` with its tests replaced by the within-block comparison ``b`` (blocks as fixed effects on the
+    log scale, t with the residual df); the pooled numbers it replaced are kept in ``pooled``."""
     assert b.estimate is not None and b.se is not None and b.df is not None
     from scipy import stats as st
 
     stat_b = b.estimate / b.se
     q = float(st.t.ppf(1 - alpha / 2, b.df))
     sq = stats.sequential_test(b.estimate, b.se, b.n, n_planned=n_planned, alpha=alpha, df=b.df)
-    pooled = {
-        "improvement_rel": base.rel, "relative_ci": base.rel_ci, "p_value": base.p_value,
-        "sequential_p_value": base.seq_p, "sequential_relative_ci": base.seq_rel_ci,
+    replaced = {
+        "improvement_rel": pooled.rel, "relative_ci": pooled.rel_ci, "p_value": pooled.p_value,
+        "sequential_p_value": pooled.seq_p, "sequential_relative_ci": pooled.seq_rel_ci,
     }  # fmt: skip
-    blocked = dataclasses.replace(
-        base, statistic=stat_b, df=b.df, p_value=float(2 * st.t.sf(abs(stat_b), b.df)),
+    blocked = replace(
+        pooled, statistic=stat_b, df=b.df, p_value=float(2 * st.t.sf(abs(stat_b), b.df)),
         rel=_expm1(b.estimate), rel_ci=(_expm1(b.estimate - q * b.se), _expm1(b.estimate + q * b.se)),
         seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
-        more_trials=_more_trials_scaled(b.estimate, b.se, min(cm.n, tm.n), b.df, n_planned, alpha),
-        blocking=name, blocked=b, pooled=pooled,
+        more_trials=_more_trials_scaled(b.estimate, b.se, min(pooled.cm.n, pooled.tm.n), b.df, n_planned, alpha),
+        blocking=name, blocked=b, pooled=replaced,
     )  # fmt: skip
-    return dataclasses.replace(blocked, seq_rel_ci=seq_band(blocked, alpha, n_planned))
+    return replace(blocked, seq_rel_ci=seq_band(blocked, alpha, n_planned))
 
 
 @dataclass(frozen=True)
