@@ -979,6 +979,14 @@ def _level_checks(m: Any, c2: _Comparison | None, n_t: int = 0,
 # ---------------------------------------------------------------------------------------------------------
 
 
+class _ArmArrays(NamedTuple):
+    """One arm's moments, as arrays (or scalars) that broadcast together."""
+
+    n: Any
+    mean: Any
+    var: Any
+
+
 def evidence_arrays(
     settings: Settings,
     *,
@@ -1002,34 +1010,14 @@ def evidence_arrays(
     """
     import numpy as np
 
-    seq = _arrays_one(
-        settings,
-        "sequential",
-        n_control=n_control,
-        mean_control=mean_control,
-        var_control=var_control,
-        n_treatment=n_treatment,
-        mean_treatment=mean_treatment,
-        var_treatment=var_treatment,
-        direction=direction,
-        equal_var=equal_var,
-    )
+    c, t = _ArmArrays(n_control, mean_control, var_control), _ArmArrays(n_treatment, mean_treatment, var_treatment)
+    seq = _arrays_one(settings, "sequential", c, t, direction=direction, equal_var=equal_var)
     if settings.mode == "sequential":
         return seq
     if fixed is None:
         raise ValueError("fixed mode needs the moments of the first sample_size units (fixed=...)")
-    fx = _arrays_one(
-        settings,
-        "fixed",
-        n_control=fixed[0],
-        mean_control=fixed[1],
-        var_control=fixed[2],
-        n_treatment=fixed[3],
-        mean_treatment=fixed[4],
-        var_treatment=fixed[5],
-        direction=direction,
-        equal_var=equal_var,
-    )
+    fc, ft = _ArmArrays(*fixed[:3]), _ArmArrays(*fixed[3:])
+    fx = _arrays_one(settings, "fixed", fc, ft, direction=direction, equal_var=equal_var)
     reached = np.minimum(np.asarray(n_control), np.asarray(n_treatment)) >= settings.sample_size
     out = dict(seq)
     out["improvement_pct"] = np.where(reached, fx["improvement_pct"], seq["improvement_pct"])
@@ -1037,57 +1025,27 @@ def evidence_arrays(
     return out
 
 
-def _arrays_one(
-    settings: Settings,
-    mode: str,
-    *,
-    direction: str,
-    n_control: Any,
-    mean_control: Any,
-    var_control: Any,
-    n_treatment: Any,
-    mean_treatment: Any,
-    var_treatment: Any,
-    equal_var: bool = False,
-) -> dict[str, Any]:
+def _arrays_one(settings: Settings, mode: str, c: _ArmArrays, t: _ArmArrays, *, direction: str,
+                equal_var: bool = False) -> dict[str, Any]:  # fmt: skip
     """Improvement, its interval and p for one evaluation mode (sequential: CS; fixed: t-test)."""
     import numpy as np
     from scipy import stats as st
 
-    nc = np.asarray(n_control, float)
-    nt = np.asarray(n_treatment, float)
-    mc, mt = np.asarray(mean_control, float), np.asarray(mean_treatment, float)
-    vc, vt = np.asarray(var_control, float), np.asarray(var_treatment, float)
+    nc, nt = np.asarray(c.n, float), np.asarray(t.n, float)
+    mc, mt = np.asarray(c.mean, float), np.asarray(t.mean, float)
+    vc, vt = np.asarray(c.var, float), np.asarray(t.var, float)
     alpha = settings.alpha
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = mt - mc
         a, b = vc / nc, vt / nt
         se = np.sqrt(a + b)
         welch_df = (a + b) ** 2 / (a * a / (nc - 1) + b * b / (nt - 1))
-        if equal_var:
-            df = nc + nt - 2
-            sp2 = ((nc - 1) * vc + (nt - 1) * vt) / df
-            se_t = np.sqrt(sp2 * (1 / nc + 1 / nt))
-        else:
-            df, se_t = welch_df, se
-        tstat = diff / se_t
-        naive_p = 2 * st.t.sf(np.abs(tstat), df)
+        naive_p = _t_test_p_arrays(diff, nc, nt, vc, vt, se, welch_df, equal_var)
         rel = diff / np.abs(mc)
         if mode == "sequential":
-            n_planned = 2.0 * max(settings.sample_size, 1)
-            la = -2 * math.log(alpha)
-            rho2 = (la + math.log(la + 1)) / n_planned
-            n = nc + nt
-            nr2 = n * rho2
-            z = st.norm.isf(st.t.sf(np.abs(diff / se), welch_df))  # small-sample correction (t -> z)
-            log_p = 0.5 * np.log(nr2 + 1) - z**2 * nr2 / (2 * (nr2 + 1))
-            p = np.exp(np.minimum(log_p, 0.0))
-            factor = np.sqrt(2 * (nr2 + 1) / nr2 * np.log(np.sqrt(nr2 + 1) / alpha))
-            q = st.t.isf(st.norm.sf(factor), welch_df)
-            p = np.where(se > 0, p, np.nan)
+            p, q = _sequential_arrays(settings, diff, se, welch_df, nc + nt)
         else:
-            p = naive_p
-            q = st.t.ppf(1 - alpha / 2, welch_df)
+            p, q = naive_p, st.t.ppf(1 - alpha / 2, welch_df)
         lo_rel, hi_rel = fieller_arrays(mc, mt, a, b, q)
         rel = np.where(mc != 0, rel, np.nan)
     if direction == "lower":
@@ -1103,6 +1061,39 @@ def _arrays_one(
         "p_value": np.where(np.isfinite(p), p, np.nan),
         "naive_p": naive_p,
     }
+
+
+def _t_test_p_arrays(diff: Any, nc: Any, nt: Any, vc: Any, vt: Any, se: Any, welch_df: Any, equal_var: bool) -> Any:
+    """The two-sided p of Welch's t-test (or Student's, with the pooled variance) at this look."""
+    import numpy as np
+    from scipy import stats as st
+
+    if equal_var:
+        df = nc + nt - 2
+        sp2 = ((nc - 1) * vc + (nt - 1) * vt) / df
+        se_t = np.sqrt(sp2 * (1 / nc + 1 / nt))
+    else:
+        df, se_t = welch_df, se
+    return 2 * st.t.sf(np.abs(diff / se_t), df)
+
+
+def _sequential_arrays(settings: Settings, diff: Any, se: Any, welch_df: Any, n: Any) -> tuple[Any, Any]:
+    """(always-valid p, critical value of the confidence sequence) at ``n`` units in all, as
+    :func:`experiment_core.stats.sequential_test` with the t -> z small-sample correction."""
+    import numpy as np
+    from scipy import stats as st
+
+    alpha = settings.alpha
+    n_planned = 2.0 * max(settings.sample_size, 1)
+    la = -2 * math.log(alpha)
+    rho2 = (la + math.log(la + 1)) / n_planned
+    nr2 = n * rho2
+    z = st.norm.isf(st.t.sf(np.abs(diff / se), welch_df))  # small-sample correction (t -> z)
+    log_p = 0.5 * np.log(nr2 + 1) - z**2 * nr2 / (2 * (nr2 + 1))
+    p = np.exp(np.minimum(log_p, 0.0))
+    factor = np.sqrt(2 * (nr2 + 1) / nr2 * np.log(np.sqrt(nr2 + 1) / alpha))
+    q = st.t.isf(st.norm.sf(factor), welch_df)
+    return np.where(se > 0, p, np.nan), q
 
 
 def fieller_arrays(mc: Any, mt: Any, vc_n: Any, vt_n: Any, q: Any) -> tuple[Any, Any]:
