@@ -4,6 +4,11 @@
 * :func:`analyze_experiment` — an experiment record and its ledger events (plain dicts): trials are grouped
   by arm and metric and averaged per randomization unit, so that ``n`` counts units.
 
+The steps, kept apart as in GrowthBook's gbstats (``_build`` calls them in order): each arm's sufficient
+statistics (:func:`stats.moments`) → one metric's tests (:func:`compare_arms`: pooled, or within machines or
+pairs; fixed-horizon and always-valid) → the :class:`~experiment_core.decide.Evidence` the rules read →
+:func:`~experiment_core.decide.decide` → the document, one function per section.
+
 All intervals are at level 1 − alpha (95 % with the default alpha; the ``ci95`` keys keep their names).
 Undefined numbers are None (JSON null), never NaN.
 
@@ -100,6 +105,12 @@ def improvement_interval(ci: Interval | None, direction: str) -> Interval | None
         return None
     lo, hi = 100.0 * ci[0], 100.0 * ci[1]
     return (-hi, -lo) if direction == "lower" else (lo, hi)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One metric's comparison: the tests on each arm's moments (pooled, or within blocks), at a fixed horizon and
+# always-valid
+# ---------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -433,6 +444,12 @@ class AnalysisResult:
         }
 
 
+# ---------------------------------------------------------------------------------------------------------
+# One analysis, in named steps (_build): the comparisons, the error rate and the sample ratio -> the evidence
+# -> the rules (decide) -> the document
+# ---------------------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class _Run:
     """The choices one metric's analysis runs with: the settings, its direction, the test and the scale."""
@@ -610,6 +627,9 @@ def _evidence(run: _Run, cmp_: _Comparison, fixed_cmp: _Comparison | None, n: tu
         error_p_value=error_p, srm_p_value=srm_p, more_trials=more,
         outliers=len(cmp_.control.outliers) + len(cmp_.treatment.outliers),
     )  # fmt: skip
+
+
+# The document's sections (JSON-ready: undefined numbers are None)
 
 
 def _sequential_section(run: _Run, cmp_: _Comparison, n_units: int) -> dict[str, Any]:
@@ -890,7 +910,7 @@ def analyze_data(
         unit_counts=data.unit_counts(), machines=_machines(u) if block else None, block_pairs=block,
     )  # fmt: skip
     means = (stats.moments(u.control).mean, stats.moments(u.treatment).mean)
-    levels = [*_level_checks(exp.metric, None, len(u.treatment), means), *secondary.levels]
+    levels = [*_level_checks(exp.metric, len(u.treatment), means), *secondary.levels]
     run = _Run(settings, exp.metric.direction or "lower", test, log_scale)
     return _build(primary, run, metric=exp.metric.name, experiment=exp.id, now=now,
                   secondary=secondary._replace(levels=levels), bootstrap=bootstrap)  # fmt: skip
@@ -921,7 +941,7 @@ def _secondary_metrics(exp: ExperimentLike, data: ExperimentData, settings: Sett
         if getattr(m, "guardrail", False):
             g, row["guardrail"] = _guardrail(m, run, c2, level)
             guardrails.append(g)
-        levels += _level_checks(m, c2)
+        levels += _level_checks(m, c2.treatment.n, (c2.control.mean, c2.treatment.mean))
         rows.append(row)
     adj = stats.holm([r["p_value"] for r in rows])
     for r, a in zip(rows, adj, strict=False):
@@ -962,14 +982,12 @@ def _machines(u: UnitData) -> Blocks | None:
     return (u.control_machines, u.treatment_machines)
 
 
-def _level_checks(m: Any, c2: _Comparison | None, n_t: int = 0,
-                  means: tuple[float | None, float | None] = (None, None)) -> list[LevelCheck]:  # fmt: skip
+def _level_checks(m: Any, n_treatment: int, means: tuple[float | None, float | None]) -> list[LevelCheck]:
+    """A metric's alert levels (``alert_below`` / ``alert_above``) with the (control, treatment) means."""
     below, above = getattr(m, "alert_below", None), getattr(m, "alert_above", None)
     if below is None and above is None:
         return []
-    if c2 is not None:
-        n_t, means = c2.treatment.n, (c2.control.mean, c2.treatment.mean)
-    return [LevelCheck(metric=m.name, n_treatment=n_t, treatment_mean=means[1], control_mean=means[0],
+    return [LevelCheck(metric=m.name, n_treatment=n_treatment, treatment_mean=means[1], control_mean=means[0],
                        alert_below=below, alert_above=above)]  # fmt: skip
 
 
