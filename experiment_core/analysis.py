@@ -4,6 +4,11 @@
 * :func:`analyze_experiment` — an experiment record and its ledger events (plain dicts): trials are grouped
   by arm and metric and averaged per randomization unit, so that ``n`` counts units.
 
+The steps, kept apart as in GrowthBook's gbstats (``_build`` calls them in order): each arm's sufficient
+statistics (:func:`stats.moments`) → one metric's tests (:func:`compare_arms`: pooled, or within machines or
+pairs; fixed-horizon and always-valid) → the :class:`~experiment_core.decide.Evidence` the rules read →
+:func:`~experiment_core.decide.decide` → the document, one function per section.
+
 All intervals are at level 1 − alpha (95 % with the default alpha; the ``ci95`` keys keep their names).
 Undefined numbers are None (JSON null), never NaN.
 
@@ -36,9 +41,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from . import stats
 from .decide import (
@@ -100,6 +105,12 @@ def improvement_interval(ci: Interval | None, direction: str) -> Interval | None
         return None
     lo, hi = 100.0 * ci[0], 100.0 * ci[1]
     return (-hi, -lo) if direction == "lower" else (lo, hi)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One metric's comparison: the tests on each arm's moments (pooled, or within blocks), at a fixed horizon and
+# always-valid
+# ---------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -253,82 +264,105 @@ def compare_arms(
     a within-block comparison replaces the pooled test when possible (see :func:`choose_blocking`)."""
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; expected one of {', '.join(TESTS)}")
+    pooled = _pooled_comparison(control, treatment, alpha=alpha, test=test, log_scale=log_scale,
+                                n_planned=n_planned)  # fmt: skip
+    chosen = None if test == "mann-whitney" else choose_blocking(control, treatment, machines, pairs)
+    if chosen is None:
+        return pooled
+    return _within_blocks(pooled, *chosen, alpha=alpha, n_planned=n_planned)
+
+
+def _analysis_scale(
+    control: Sequence[float], treatment: Sequence[float], log_scale: bool
+) -> tuple[list[float], list[float]]:
+    """The values the tests run on: their logs on the log scale (which needs positive values)."""
+    if not log_scale:
+        return list(control), list(treatment)
+    if any(x <= 0 for x in control) or any(x <= 0 for x in treatment):
+        raise ValueError("log_scale needs positive values")
+    return [math.log(x) for x in control], [math.log(x) for x in treatment]
+
+
+def _pooled_comparison(control: Sequence[float], treatment: Sequence[float], *, alpha: float, test: str,
+                       log_scale: bool, n_planned: float) -> _Comparison:  # fmt: skip
+    """The pooled comparison: summaries, the difference and its interval, and the effect sizes on the raw values;
+    the test, the relative change and the always-valid inference on the analysis scale."""
     cs, ts = stats.summarize(control), stats.summarize(treatment)
     cm_raw, tm_raw = stats.moments(control), stats.moments(treatment)
-    if log_scale:
-        if any(x <= 0 for x in control) or any(x <= 0 for x in treatment):
-            raise ValueError("log_scale needs positive values")
-        cv = [math.log(x) for x in control]
-        tv = [math.log(x) for x in treatment]
-    else:
-        cv, tv = list(control), list(treatment)
+    cv, tv = _analysis_scale(control, treatment, log_scale)
     cm, tm = stats.moments(cv), stats.moments(tv)
+    equal_var = test == "student"
     difference = None if cm_raw.mean is None or tm_raw.mean is None else tm_raw.mean - cm_raw.mean
-    ci_raw = stats.t_test(cm_raw, tm_raw, equal_var=(test == "student"), alpha=alpha).ci
-
-    mw: stats.MannWhitneyResult | None = None
-    if cm.n and tm.n and (cm.n + tm.n) >= 3:
-        mw = stats.mann_whitney(cv, tv, alpha=alpha)
-    tt = stats.t_test(cm, tm, equal_var=(test == "student"), alpha=alpha)
-    if test == "mann-whitney":
-        statistic, df, p = (mw.statistic, None, mw.p_value) if mw else (None, None, None)
-    else:
-        statistic, df, p = tt.statistic, tt.df, tt.p_value
-
-    # relative change and its interval
-    rel: float | None
-    rel_ci: Interval | None
-    if log_scale:
-        rel = None if tt.difference is None else _expm1(tt.difference)
-        rel_ci = None if tt.ci is None else (_expm1(tt.ci[0]), _expm1(tt.ci[1]))
-    else:
-        r = stats.relative_ci_fieller(cm, tm, alpha=alpha)
-        rel, rel_ci = r.estimate, r.ci
-
-    base = _Comparison(
+    ci_raw = stats.t_test(cm_raw, tm_raw, equal_var=equal_var, alpha=alpha).ci
+    mw = stats.mann_whitney(cv, tv, alpha=alpha) if cm.n and tm.n and (cm.n + tm.n) >= 3 else None
+    tt = stats.t_test(cm, tm, equal_var=equal_var, alpha=alpha)
+    statistic, df, p = _chosen_test(test, tt, mw)
+    rel, rel_ci = _relative_change(cm, tm, tt, log_scale=log_scale, alpha=alpha)
+    fixed_look = _Comparison(
         control=cs, treatment=ts, difference=difference, test=test, statistic=statistic, df=df, p_value=p,
         effect_size=stats.cohens_d(cm_raw, tm_raw), hedges_g=stats.hedges_g(cm_raw, tm_raw), ci=ci_raw, rel=rel,
         rel_ci=rel_ci, seq_p=None, seq_ci=None, seq_rel_ci=None, seq_rho=None, mann_whitney=mw, more_trials=None,
         cm=cm, tm=tm, log_scale=log_scale,
     )  # fmt: skip
+    return _with_sequential(fixed_look, tt.difference, alpha=alpha, n_planned=n_planned)
 
-    # sequential (always-valid) inference
-    import dataclasses
 
-    if tt.difference is not None and cm.var is not None and tm.var is not None:
-        se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
-        n_total = cm.n + tm.n
-        wdf = stats.welch_df(cm, tm)
-        if se > 0 and wdf is not None:
-            sq = stats.sequential_test(tt.difference, se, n_total, n_planned=n_planned, alpha=alpha, df=wdf)
-            base = dataclasses.replace(
-                base, seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
-                more_trials=_seq_more_trials(cm, tm, tt.difference, n_planned, alpha),
-            )  # fmt: skip
-            base = dataclasses.replace(base, seq_rel_ci=seq_band(base, alpha, n_planned))
+def _chosen_test(test: str, tt: stats.TTestResult, mw: stats.MannWhitneyResult | None,
+                 ) -> tuple[float | None, float | None, float | None]:  # fmt: skip
+    """(statistic, df, p) of the test the experiment chose."""
+    if test != "mann-whitney":
+        return tt.statistic, tt.df, tt.p_value
+    return (mw.statistic, None, mw.p_value) if mw else (None, None, None)
 
-    chosen = None if test == "mann-whitney" else choose_blocking(control, treatment, machines, pairs)
-    if chosen is None:
-        return base
-    name, b = chosen
+
+def _relative_change(cm: stats.Moments, tm: stats.Moments, tt: stats.TTestResult, *, log_scale: bool,
+                     alpha: float) -> tuple[float | None, Interval | None]:  # fmt: skip
+    """(t − c)/|c| and its interval: the ratio of geometric means − 1 on the log scale, else Fieller's."""
+    if log_scale:
+        rel = None if tt.difference is None else _expm1(tt.difference)
+        return rel, None if tt.ci is None else (_expm1(tt.ci[0]), _expm1(tt.ci[1]))
+    r = stats.relative_ci_fieller(cm, tm, alpha=alpha)
+    return r.estimate, r.ci
+
+
+def _with_sequential(cmp_: _Comparison, difference: float | None, *, alpha: float, n_planned: float) -> _Comparison:
+    """``cmp_`` with the always-valid inference (Welch's SE and df): p, the confidence sequence, its band of the
+    relative change and the trials it would need; unchanged when the difference has no SE yet."""
+    cm, tm = cmp_.cm, cmp_.tm
+    if difference is None or cm.var is None or tm.var is None:
+        return cmp_
+    se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
+    wdf = stats.welch_df(cm, tm)
+    if not (se > 0 and wdf is not None):
+        return cmp_
+    sq = stats.sequential_test(difference, se, cm.n + tm.n, n_planned=n_planned, alpha=alpha, df=wdf)
+    out = replace(cmp_, seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
+                  more_trials=_seq_more_trials(cm, tm, difference, n_planned, alpha))  # fmt: skip
+    return replace(out, seq_rel_ci=seq_band(out, alpha, n_planned))
+
+
+def _within_blocks(pooled: _Comparison, name: str, b: stats.BlockedResult, *, alpha: float,
+                   n_planned: float) -> _Comparison:  # fmt: skip
+    """``pooled`` with its tests replaced by the within-block comparison ``b`` (blocks as fixed effects on the
+    log scale, t with the residual df); the pooled numbers it replaced are kept in ``pooled``."""
     assert b.estimate is not None and b.se is not None and b.df is not None
     from scipy import stats as st
 
     stat_b = b.estimate / b.se
     q = float(st.t.ppf(1 - alpha / 2, b.df))
     sq = stats.sequential_test(b.estimate, b.se, b.n, n_planned=n_planned, alpha=alpha, df=b.df)
-    pooled = {
-        "improvement_rel": base.rel, "relative_ci": base.rel_ci, "p_value": base.p_value,
-        "sequential_p_value": base.seq_p, "sequential_relative_ci": base.seq_rel_ci,
+    replaced = {
+        "improvement_rel": pooled.rel, "relative_ci": pooled.rel_ci, "p_value": pooled.p_value,
+        "sequential_p_value": pooled.seq_p, "sequential_relative_ci": pooled.seq_rel_ci,
     }  # fmt: skip
-    blocked = dataclasses.replace(
-        base, statistic=stat_b, df=b.df, p_value=float(2 * st.t.sf(abs(stat_b), b.df)),
+    blocked = replace(
+        pooled, statistic=stat_b, df=b.df, p_value=float(2 * st.t.sf(abs(stat_b), b.df)),
         rel=_expm1(b.estimate), rel_ci=(_expm1(b.estimate - q * b.se), _expm1(b.estimate + q * b.se)),
         seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
-        more_trials=_more_trials_scaled(b.estimate, b.se, min(cm.n, tm.n), b.df, n_planned, alpha),
-        blocking=name, blocked=b, pooled=pooled,
+        more_trials=_more_trials_scaled(b.estimate, b.se, min(pooled.cm.n, pooled.tm.n), b.df, n_planned, alpha),
+        blocking=name, blocked=b, pooled=replaced,
     )  # fmt: skip
-    return dataclasses.replace(blocked, seq_rel_ci=seq_band(blocked, alpha, n_planned))
+    return replace(blocked, seq_rel_ci=seq_band(blocked, alpha, n_planned))
 
 
 @dataclass(frozen=True)
@@ -410,232 +444,259 @@ class AnalysisResult:
         }
 
 
+# ---------------------------------------------------------------------------------------------------------
+# One analysis, in named steps (_build): the comparisons, the error rate and the sample ratio -> the evidence
+# -> the rules (decide) -> the document
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The choices one metric's analysis runs with: the settings, its direction, the test and the scale."""
+
+    settings: Settings
+    direction: str
+    test: str
+    log_scale: bool
+
+    @property
+    def alpha(self) -> float:
+        return self.settings.alpha
+
+    @property
+    def n_planned(self) -> float:
+        """N* = 2·sample_size, the planned total the confidence sequence is tuned for."""
+        return 2.0 * max(self.settings.sample_size, 1)
+
+    def improvement(self, rel: float | None) -> float | None:
+        return improvement_from_rel(rel, self.direction)
+
+    def interval(self, ci: Interval | None) -> Interval | None:
+        return improvement_interval(ci, self.direction)
+
+    def compare(self, control: Sequence[float], treatment: Sequence[float], machines: Blocks | None = None,
+                pairs: tuple[Sequence[float], Sequence[float]] | None = None) -> _Comparison:  # fmt: skip
+        return compare_arms(control, treatment, alpha=self.alpha, test=self.test, log_scale=self.log_scale,
+                            n_planned=self.n_planned, machines=machines, pairs=pairs)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Primary:
+    """The primary metric's per-unit values and what else the analysis reads of its units."""
+
+    control: Sequence[float]
+    treatment: Sequence[float]
+    pairs: tuple[Sequence[float], Sequence[float]] | None = None  # for the paired analysis
+    errors: tuple[int, int, int, int] | None = None  # errors_c, trials_c, errors_t, trials_t
+    unit_counts: tuple[int, int] | None = None  # assigned units per arm (None: the values')
+    machines: Blocks | None = None
+    block_pairs: bool = False  # the pairs may also block the comparison
+
+    @property
+    def blocking_pairs(self) -> tuple[Sequence[float], Sequence[float]] | None:
+        return self.pairs if self.block_pairs else None
+
+
+class _Secondary(NamedTuple):
+    """The secondary metrics' rows of the document, the guardrails and the alert levels the rules read."""
+
+    rows: Sequence[dict[str, Any]] = ()
+    guardrails: Sequence[GuardrailEvidence] = ()
+    levels: Sequence[LevelCheck] = ()
+
+
+_NO_SECONDARY = _Secondary()
+
+
 def _build(
-    control: Sequence[float],
-    treatment: Sequence[float],
+    data: _Primary,
+    run: _Run,
     *,
-    settings: Settings,
-    direction: str,
-    test: str,
-    log_scale: bool,
     metric: str,
     experiment: str | None,
     now: datetime | None,
-    pairs: tuple[Sequence[float], Sequence[float]] | None = None,
-    errors: tuple[int, int, int, int] | None = None,  # errors_c, trials_c, errors_t, trials_t
-    unit_counts: tuple[int, int] | None = None,
-    secondary: Sequence[dict[str, Any]] = (),
+    secondary: _Secondary = _NO_SECONDARY,
     bootstrap: bool = False,
     seed: int = 0,
-    machines: Blocks | None = None,
-    block_pairs: bool = False,
-    guardrails: Sequence[GuardrailEvidence] = (),
-    levels: Sequence[LevelCheck] = (),
 ) -> AnalysisResult:
-    if direction not in DIRECTIONS:
-        raise ValueError(f"unknown direction {direction!r}; expected 'lower' or 'higher'")
-    if settings.mode not in MODES:
-        raise ValueError(f"unknown mode {settings.mode!r}; expected 'sequential' or 'fixed'")
-    alpha = settings.alpha
-    n_planned = 2.0 * max(settings.sample_size, 1)
-    bp = pairs if block_pairs else None
-    cmp_ = compare_arms(control, treatment, alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned,
-                        machines=machines, pairs=bp)  # fmt: skip
-    improvement = improvement_from_rel(cmp_.rel, direction)
-    rel_ci_pct = improvement_interval(cmp_.rel_ci, direction)
-    seq_rel_pct = improvement_interval(cmp_.seq_rel_ci, direction)
-    n_c, n_t = len(control), len(treatment)
-    n_min = min(n_c, n_t)
+    """The steps of one analysis: the primary comparison on all units and at the fixed horizon, the error rate
+    and the sample ratio, the evidence the rules read, then the document and the decision."""
+    if run.direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {run.direction!r}; expected 'lower' or 'higher'")
+    if run.settings.mode not in MODES:
+        raise ValueError(f"unknown mode {run.settings.mode!r}; expected 'sequential' or 'fixed'")
+    n_c, n_t = len(data.control), len(data.treatment)
+    cmp_ = run.compare(data.control, data.treatment, data.machines, data.blocking_pairs)
+    fixed_cmp = _fixed_comparison(run, data)
+    error_rate, error_p = _error_rate(run, data.errors)
+    units = data.unit_counts if data.unit_counts is not None else (n_c, n_t)
+    srm = stats.srm_test(units[0], units[1], run.settings.split)
+    more = _more_trials_needed(run, cmp_, min(n_c, n_t))
+    evidence = _evidence(run, cmp_, fixed_cmp, (n_c, n_t), error_rate=error_rate, error_p=error_p,
+                         srm_p=srm.p_value, more=more, secondary=secondary)  # fmt: skip
+    return AnalysisResult(
+        experiment=experiment, metric=metric, direction=run.direction, mode=run.settings.mode, alpha=run.alpha,
+        log_scale=run.log_scale, control=cmp_.control, treatment=cmp_.treatment,
+        improvement_pct=run.improvement(cmp_.rel), difference=cmp_.difference, test=run.test,
+        statistic=cmp_.statistic, df=cmp_.df, p_value=cmp_.p_value, effect_size=cmp_.effect_size,
+        hedges_g=cmp_.hedges_g, ci95=cmp_.ci, relative_ci95=run.interval(cmp_.rel_ci),
+        sequential=_sequential_section(run, cmp_, n_c + n_t), fixed=_fixed_section(run, fixed_cmp),
+        mann_whitney=_mann_whitney_section(cmp_.mann_whitney, run.log_scale),
+        paired=_paired_section(run, data.pairs), srm=_srm_section(srm, units, run.settings.split),
+        error_rate=error_rate, secondary=list(secondary.rows), more_trials_needed=more,
+        bootstrap=_bootstrap_section(data, run.alpha, seed) if bootstrap else None, evidence_=evidence,
+        decision=decide(run.settings, evidence, now), blocking=cmp_.blocking, blocks=cmp_.blocks,
+        pooled=None if cmp_.pooled is None else _pooled_dict(cmp_.pooled, run.direction),
+    )  # fmt: skip
 
-    sequential = {
+
+def _fixed_comparison(run: _Run, data: _Primary) -> _Comparison | None:
+    """The fixed-horizon comparison: the first sample_size units of each arm, once both arms have them."""
+    k = run.settings.sample_size
+    if min(len(data.control), len(data.treatment)) < k:
+        return None
+    m, bp = data.machines, data.blocking_pairs
+    return run.compare(data.control[:k], data.treatment[:k], None if m is None else (m[0][:k], m[1][:k]),
+                       None if bp is None else (bp[0][:k], bp[1][:k]))  # fmt: skip
+
+
+_ERROR_KEYS = ("control", "treatment", "p_value", "p_value_sequential", "errors", "trials")
+
+
+def _error_rate(run: _Run, errors: tuple[int, int, int, int] | None) -> tuple[dict[str, Any], float | None]:
+    """The error-rate section and the p the rollback rule reads (one-sided: the treatment's rate is higher)."""
+    if errors is None:
+        return dict.fromkeys(_ERROR_KEYS), None
+    ec, tc, et, tt = errors
+    pr = stats.two_proportion_test(ec, tc, et, tt, alternative="larger")
+    seq_p = _sequential_error_p(pr, tc + tt, run)
+    section = {"control": pr.rate_control, "treatment": pr.rate_treatment, "p_value": _num(pr.p_value),
+               "p_value_sequential": _num(seq_p), "errors": [ec, et], "trials": [tc, tt]}  # fmt: skip
+    if run.settings.mode == "sequential":
+        # the two-sided always-valid p used one-sidedly, and only when the treatment is the worse one
+        return section, seq_p if (pr.statistic or 0) > 0 else 1.0
+    return section, pr.p_value
+
+
+def _sequential_error_p(pr: stats.ProportionResult, n: int, run: _Run) -> float | None:
+    """The always-valid p of the difference of error rates (its SE recovered from the z statistic)."""
+    if pr.statistic is None or pr.rate_control is None or pr.rate_treatment is None:
+        return None
+    d = pr.rate_treatment - pr.rate_control
+    se = d / pr.statistic if pr.statistic != 0 else None
+    if se is not None and se > 0:
+        return stats.sequential_test(d, se, n, n_planned=run.n_planned, alpha=run.alpha).p_value
+    return 1.0 if pr.statistic == 0 else None
+
+
+def _more_trials_needed(run: _Run, cmp_: _Comparison, n_min: int) -> int | None:
+    """Trials per arm still needed: up to sample_size; in sequential mode, when the estimate reaches the target,
+    until the confidence sequence would exclude 0 (None when it already does not, with all trials in)."""
+    s = run.settings
+    more = s.sample_size - n_min if n_min < s.sample_size else None
+    improvement = run.improvement(cmp_.rel)
+    target_reachable = improvement is not None and improvement >= s.improvement_threshold
+    if s.mode == "sequential" and target_reachable and cmp_.more_trials is not None:
+        more = max(more or 0, cmp_.more_trials - n_min)
+        if more == 0 and (cmp_.seq_p is None or cmp_.seq_p >= run.alpha):
+            more = None
+    return more
+
+
+def _evidence(run: _Run, cmp_: _Comparison, fixed_cmp: _Comparison | None, n: tuple[int, int], *,
+              error_rate: Mapping[str, Any], error_p: float | None, srm_p: float | None, more: int | None,
+              secondary: _Secondary) -> Evidence:  # fmt: skip
+    """The numbers the rules read. The interval is the confidence sequence on all units in both modes (harm can
+    show at any look); promotion reads the always-valid p (sequential) or the fixed-horizon test on the first
+    sample_size units, once (fixed). With guardrails, the primary's regression band is at alpha / m."""
+    if run.settings.mode == "sequential":
+        p, improvement = cmp_.seq_p, run.improvement(cmp_.rel)
+    else:
+        p = fixed_cmp.p_value if fixed_cmp is not None else None
+        improvement = run.improvement((fixed_cmp if fixed_cmp is not None else cmp_).rel)
+    band = run.interval(cmp_.seq_rel_ci)
+    regression_hi: float | None = None
+    if secondary.guardrails:  # Bonferroni: the primary's regression test and each guardrail at alpha / m
+        regression = run.interval(seq_band(cmp_, run.alpha / (1 + len(secondary.guardrails)), run.n_planned))
+        regression_hi = None if regression is None else regression[1]
+    return Evidence(
+        mode=run.settings.mode, regression_hi_pct=regression_hi, guardrails=tuple(secondary.guardrails),
+        levels=tuple(secondary.levels), n_control=n[0], n_treatment=n[1], improvement_pct=improvement,
+        improvement_lo_pct=None if band is None else band[0], improvement_hi_pct=None if band is None else band[1],
+        p_value=p, error_rate_control=error_rate["control"], error_rate_treatment=error_rate["treatment"],
+        error_p_value=error_p, srm_p_value=srm_p, more_trials=more,
+        outliers=len(cmp_.control.outliers) + len(cmp_.treatment.outliers),
+    )  # fmt: skip
+
+
+# The document's sections (JSON-ready: undefined numbers are None)
+
+
+def _sequential_section(run: _Run, cmp_: _Comparison, n_units: int) -> dict[str, Any]:
+    return {
         "p_value": _num(cmp_.seq_p),
         "ci95": _iv(cmp_.seq_ci),
-        "relative_ci95": _iv(seq_rel_pct),
+        "relative_ci95": _iv(run.interval(cmp_.seq_rel_ci)),
         "rho": _num(cmp_.seq_rho),
-        "n_planned": n_planned,
-        "n": n_c + n_t if cmp_.blocked is None else cmp_.blocked.n,
-        "scale": "log" if log_scale or cmp_.blocked is not None else "linear",
+        "n_planned": run.n_planned,
+        "n": n_units if cmp_.blocked is None else cmp_.blocked.n,
+        "scale": "log" if run.log_scale or cmp_.blocked is not None else "linear",
     }
 
-    # fixed horizon: the first sample_size units of each arm, once both arms have them
-    fixed: dict[str, Any] = {
-        "n_per_arm": settings.sample_size,
-        "p_value": None,
-        "relative_ci95": None,
-        "improvement_pct": None,
-    }
-    fixed_cmp: _Comparison | None = None
-    if n_min >= settings.sample_size:
-        k = settings.sample_size
-        fixed_cmp = compare_arms(
-            control[:k], treatment[:k], alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned,
-            machines=None if machines is None else (machines[0][:k], machines[1][:k]),
-            pairs=None if bp is None else (bp[0][:k], bp[1][:k]),
-        )  # fmt: skip
-        fixed.update(
-            p_value=_num(fixed_cmp.p_value),
-            relative_ci95=_iv(improvement_interval(fixed_cmp.rel_ci, direction)),
-            improvement_pct=_num(improvement_from_rel(fixed_cmp.rel, direction)),
-        )
 
-    # guardrail: error rate
-    err: dict[str, Any] = {
-        "control": None,
-        "treatment": None,
-        "p_value": None,
-        "p_value_sequential": None,
-        "errors": None,
-        "trials": None,
-    }
-    err_p: float | None = None
-    if errors is not None:
-        ec, tc, et, tt_ = errors
-        pr = stats.two_proportion_test(ec, tc, et, tt_, alternative="larger")
-        seq_err_p: float | None = None
-        if pr.statistic is not None and pr.rate_control is not None and pr.rate_treatment is not None:
-            d = pr.rate_treatment - pr.rate_control
-            se = d / pr.statistic if pr.statistic != 0 else None
-            if se is not None and se > 0:
-                seq_err_p = stats.sequential_test(d, se, tc + tt_, n_planned=n_planned, alpha=alpha).p_value
-            elif pr.statistic == 0:
-                seq_err_p = 1.0
-        err.update(
-            control=pr.rate_control,
-            treatment=pr.rate_treatment,
-            p_value=_num(pr.p_value),
-            p_value_sequential=_num(seq_err_p),
-            errors=[ec, et],
-            trials=[tc, tt_],
-        )
-        if settings.mode == "sequential":
-            # the two-sided always-valid p used one-sidedly, and only when the treatment is the worse one
-            err_p = seq_err_p if (pr.statistic or 0) > 0 else 1.0
-        else:
-            err_p = pr.p_value
-
-    # sample ratio mismatch
-    uc = unit_counts if unit_counts is not None else (n_c, n_t)
-    srm_r = stats.srm_test(uc[0], uc[1], settings.split)
-    srm = {
-        "p_value": _num(srm_r.p_value),
-        "expected_split": settings.split,
-        "statistic": _num(srm_r.statistic),
-        "units": {"control": uc[0], "treatment": uc[1]},
-        "mismatch": bool(srm_r.p_value is not None and srm_r.p_value < SRM_ALPHA),
+def _fixed_section(run: _Run, fixed_cmp: _Comparison | None) -> dict[str, Any]:
+    return {
+        "n_per_arm": run.settings.sample_size,
+        "p_value": None if fixed_cmp is None else _num(fixed_cmp.p_value),
+        "relative_ci95": None if fixed_cmp is None else _iv(run.interval(fixed_cmp.rel_ci)),
+        "improvement_pct": None if fixed_cmp is None else _num(run.improvement(fixed_cmp.rel)),
     }
 
-    # paired
-    paired: dict[str, Any] | None = None
-    if pairs is not None and len(pairs[0]) >= 1:
-        pr_ = stats.paired_log_ratio(pairs[0], pairs[1], alpha=alpha)
-        rel_p = None if pr_.ratio is None else pr_.ratio - 1
-        paired = {
-            "n": pr_.n,
-            "ratio": _num(pr_.ratio),
-            "ratio_ci95": _iv(pr_.ci),
-            "improvement_pct": _num(improvement_from_rel(rel_p, direction)),
-            "relative_ci95": _iv(
-                improvement_interval(None if pr_.ci is None else (pr_.ci[0] - 1, pr_.ci[1] - 1), direction)
-            ),
-            "statistic": _num(pr_.statistic),
-            "df": _num(pr_.df),
-            "p_value": _num(pr_.p_value),
-        }
 
-    # more trials
-    more: int | None = None
-    target_reachable = improvement is not None and improvement >= settings.improvement_threshold
-    if n_min < settings.sample_size:
-        more = settings.sample_size - n_min
-    if settings.mode == "sequential" and target_reachable and cmp_.more_trials is not None:
-        more = max(more or 0, cmp_.more_trials - n_min)
-        if more == 0 and (cmp_.seq_p is None or cmp_.seq_p >= alpha):
-            more = None
+def _mann_whitney_section(mw: stats.MannWhitneyResult | None, log_scale: bool) -> dict[str, Any] | None:
+    if mw is None:
+        return None
+    return {
+        "statistic": _num(mw.statistic),
+        "p_value": _num(mw.p_value),
+        "hodges_lehmann": _num(mw.shift),
+        "ci95": _iv(mw.ci),
+        "scale": "log" if log_scale else "linear",
+    }
 
-    # decision evidence
-    if settings.mode == "sequential":
-        lo_hi = seq_rel_pct
-        p_dec = cmp_.seq_p
-        imp_dec = improvement
-    else:
-        # promotion: the fixed-horizon test on the first sample_size units, once; the guardrails (harm can
-        # show at any look) keep the confidence sequence on all units
-        lo_hi = seq_rel_pct
-        src = fixed_cmp if fixed_cmp is not None else cmp_
-        p_dec = fixed_cmp.p_value if fixed_cmp is not None else None
-        imp_dec = improvement_from_rel(src.rel, direction)
-    regression_hi: float | None = None
-    if guardrails:  # Bonferroni: the primary's regression test and each guardrail at alpha / m
-        band = improvement_interval(seq_band(cmp_, alpha / (1 + len(guardrails)), n_planned), direction)
-        regression_hi = None if band is None else band[1]
-    evidence = Evidence(
-        mode=settings.mode,
-        regression_hi_pct=regression_hi,
-        guardrails=tuple(guardrails),
-        levels=tuple(levels),
-        n_control=n_c,
-        n_treatment=n_t,
-        improvement_pct=imp_dec,
-        improvement_lo_pct=None if lo_hi is None else lo_hi[0],
-        improvement_hi_pct=None if lo_hi is None else lo_hi[1],
-        p_value=p_dec,
-        error_rate_control=err["control"],
-        error_rate_treatment=err["treatment"],
-        error_p_value=err_p,
-        srm_p_value=srm_r.p_value,
-        more_trials=more,
-        outliers=len(cmp_.control.outliers) + len(cmp_.treatment.outliers),
-    )
 
-    boot: dict[str, Any] | None = None
-    if bootstrap:
-        b = stats.bootstrap_ci(control, treatment, alpha=alpha, seed=seed)
-        boot = {"ci95": _iv(b.ci), "n_resamples": b.n_resamples, "seed": b.seed}
+def _paired_section(run: _Run, pairs: tuple[Sequence[float], Sequence[float]] | None) -> dict[str, Any] | None:
+    """The paired analysis: a one-sample t-test on the log ratio within each pair."""
+    if pairs is None or len(pairs[0]) < 1:
+        return None
+    pr = stats.paired_log_ratio(pairs[0], pairs[1], alpha=run.alpha)
+    rel = None if pr.ratio is None else pr.ratio - 1
+    rel_ci = None if pr.ci is None else (pr.ci[0] - 1, pr.ci[1] - 1)
+    return {
+        "n": pr.n,
+        "ratio": _num(pr.ratio),
+        "ratio_ci95": _iv(pr.ci),
+        "improvement_pct": _num(run.improvement(rel)),
+        "relative_ci95": _iv(run.interval(rel_ci)),
+        "statistic": _num(pr.statistic),
+        "df": _num(pr.df),
+        "p_value": _num(pr.p_value),
+    }
 
-    mw = cmp_.mann_whitney
-    result = AnalysisResult(
-        experiment=experiment,
-        metric=metric,
-        direction=direction,
-        mode=settings.mode,
-        alpha=alpha,
-        log_scale=log_scale,
-        control=cmp_.control,
-        treatment=cmp_.treatment,
-        improvement_pct=improvement,
-        difference=cmp_.difference,
-        test=test,
-        statistic=cmp_.statistic,
-        df=cmp_.df,
-        p_value=cmp_.p_value,
-        effect_size=cmp_.effect_size,
-        hedges_g=cmp_.hedges_g,
-        ci95=cmp_.ci,
-        relative_ci95=rel_ci_pct,
-        sequential=sequential,
-        fixed=fixed,
-        mann_whitney=None
-        if mw is None
-        else {
-            "statistic": _num(mw.statistic),
-            "p_value": _num(mw.p_value),
-            "hodges_lehmann": _num(mw.shift),
-            "ci95": _iv(mw.ci),
-            "scale": "log" if log_scale else "linear",
-        },
-        paired=paired,
-        srm=srm,
-        error_rate=err,
-        secondary=list(secondary),
-        more_trials_needed=more,
-        bootstrap=boot,
-        evidence_=evidence,
-        blocking=cmp_.blocking,
-        blocks=cmp_.blocks,
-        pooled=None if cmp_.pooled is None else _pooled_dict(cmp_.pooled, direction),
-    )
-    decision = decide(settings, evidence, now)
-    return _replace_decision(result, decision)
+
+def _srm_section(srm: stats.SRMResult, units: tuple[int, int], split: float) -> dict[str, Any]:
+    return {
+        "p_value": _num(srm.p_value),
+        "expected_split": split,
+        "statistic": _num(srm.statistic),
+        "units": {"control": units[0], "treatment": units[1]},
+        "mismatch": bool(srm.p_value is not None and srm.p_value < SRM_ALPHA),
+    }
+
+
+def _bootstrap_section(data: _Primary, alpha: float, seed: int) -> dict[str, Any]:
+    b = stats.bootstrap_ci(data.control, data.treatment, alpha=alpha, seed=seed)
+    return {"ci95": _iv(b.ci), "n_resamples": b.n_resamples, "seed": b.seed}
 
 
 def _pooled_dict(pooled: Mapping[str, Any], direction: str) -> dict[str, Any]:
@@ -646,12 +707,6 @@ def _pooled_dict(pooled: Mapping[str, Any], direction: str) -> dict[str, Any]:
         "sequential_p_value": _num(pooled["sequential_p_value"]),
         "sequential_relative_ci95": _iv(improvement_interval(pooled["sequential_relative_ci"], direction)),
     }
-
-
-def _replace_decision(result: AnalysisResult, decision: Decision) -> AnalysisResult:
-    import dataclasses
-
-    return dataclasses.replace(result, decision=decision)
 
 
 def analyze_samples(
@@ -691,34 +746,14 @@ def analyze_samples(
     if not all(math.isfinite(x) for x in (*c, *t)):
         raise ValueError("values must be finite numbers (no NaN or infinity)")
     settings = Settings(
-        alpha=alpha,
-        improvement_threshold=improvement_threshold,
-        max_regression=max_regression,
-        sample_size=sample_size,
-        max_duration_days=max_duration_days,
-        auto_promote=auto_promote,
-        auto_rollback=auto_rollback,
-        mode=mode,
-        on_expiry=on_expiry,
-        created=created,
-        split=split,
-    )
-    pairs = (c, t) if paired else None
-    return _build(
-        c,
-        t,
-        settings=settings,
-        direction=direction,
-        test=test,
-        log_scale=log_scale,
-        metric=metric,
-        experiment=experiment,
-        now=now,
-        pairs=pairs,
-        bootstrap=bootstrap,
-        seed=seed,
-        machines=None if machines is None else (list(machines[0]), list(machines[1])),
-    )
+        alpha=alpha, improvement_threshold=improvement_threshold, max_regression=max_regression,
+        sample_size=sample_size, max_duration_days=max_duration_days, auto_promote=auto_promote,
+        auto_rollback=auto_rollback, mode=mode, on_expiry=on_expiry, created=created, split=split,
+    )  # fmt: skip
+    data = _Primary(c, t, pairs=(c, t) if paired else None,
+                    machines=None if machines is None else (list(machines[0]), list(machines[1])))  # fmt: skip
+    return _build(data, _Run(settings, direction, test, log_scale), metric=metric, experiment=experiment, now=now,
+                  bootstrap=bootstrap, seed=seed)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -866,84 +901,79 @@ def analyze_data(
 ) -> AnalysisResult:
     """Analyze one experiment from its per-unit data (events or the ledger index)."""
     settings = Settings.of(exp)
-    metric = exp.metric.name
-    direction = exp.metric.direction or "lower"
     test = getattr(exp, "test", "welch") or "welch"
-    primary = data.units(metric)
-
     block = getattr(exp, "block_by", "machine") != "none"
-    n_planned = 2.0 * max(settings.sample_size, 1)
+    u = data.units(exp.metric.name)
+    secondary = _secondary_metrics(exp, data, settings, test=test, block=block)
+    primary = _Primary(
+        u.control, u.treatment, pairs=_positive_pairs(u), errors=u.errors if (u.errors[1] or u.errors[3]) else None,
+        unit_counts=data.unit_counts(), machines=_machines(u) if block else None, block_pairs=block,
+    )  # fmt: skip
+    means = (stats.moments(u.control).mean, stats.moments(u.treatment).mean)
+    levels = [*_level_checks(exp.metric, len(u.treatment), means), *secondary.levels]
+    run = _Run(settings, exp.metric.direction or "lower", test, log_scale)
+    return _build(primary, run, metric=exp.metric.name, experiment=exp.id, now=now,
+                  secondary=secondary._replace(levels=levels), bootstrap=bootstrap)  # fmt: skip
+
+
+def _positive_pairs(u: UnitData) -> tuple[list[float], list[float]] | None:
+    """The complete pairs, when there are any and all are positive (the log ratio needs positive values)."""
+    pairs = u.pairs if u.pairs[0] else None
+    if pairs is not None and (any(x <= 0 for x in pairs[0]) or any(x <= 0 for x in pairs[1])):
+        return None
+    return pairs
+
+
+def _secondary_metrics(exp: ExperimentLike, data: ExperimentData, settings: Settings, *, test: str,
+                       block: bool) -> _Secondary:  # fmt: skip
+    """Each secondary metric compared on the linear scale (within blocks when allowed), a guardrail's band at the
+    Bonferroni level over the rollback tests, its alert levels; then Holm's adjustment over all the p-values."""
     guarded = [m for m in exp.secondary if getattr(m, "guardrail", False)]
     level = settings.alpha / (1 + len(guarded))  # Bonferroni over the rollback tests
-    secondary: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     guardrails: list[GuardrailEvidence] = []
     levels: list[LevelCheck] = []
     for m in exp.secondary:
         u = data.units(m.name)
-        c2 = compare_arms(
-            u.control,
-            u.treatment,
-            alpha=settings.alpha,
-            test=test,
-            log_scale=False,
-            n_planned=n_planned,
-            machines=_machines(u) if block else None,
-            pairs=u.pairs if block else None,
-        )
-        row: dict[str, Any] = {
-            "metric": m.name,
-            "direction": m.direction,
-            "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
-            "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
-            "improvement_pct": _num(improvement_from_rel(c2.rel, m.direction)),
-            "relative_ci95": _iv(improvement_interval(c2.rel_ci, m.direction)),
-            "p_value": _num(c2.p_value),
-            "blocking": c2.blocking,
-            "blocks": c2.blocks,
-            "guardrail": None,
-        }
+        run = _Run(settings, m.direction, test, log_scale=False)
+        c2 = run.compare(u.control, u.treatment, _machines(u) if block else None, u.pairs if block else None)
+        row = _secondary_row(m.name, run, c2)
         if getattr(m, "guardrail", False):
-            own = getattr(m, "max_regression", None)
-            limit = own if own is not None else settings.max_regression
-            band = improvement_interval(seq_band(c2, level, n_planned), m.direction)
-            g = GuardrailEvidence(metric=m.name, max_regression=float(limit), n_control=c2.control.n,
-                                  n_treatment=c2.treatment.n, improvement_pct=row["improvement_pct"],
-                                  hi_pct=None if band is None else _num(band[1]), level=level)  # fmt: skip
+            g, row["guardrail"] = _guardrail(m, run, c2, level)
             guardrails.append(g)
-            row["guardrail"] = {"max_regression": g.max_regression, "level": level,
-                                "relative_ci": _iv(band)}  # fmt: skip
-        levels += _level_checks(m, c2)
-        secondary.append(row)
-    adj = stats.holm([s["p_value"] for s in secondary])
-    for s, a in zip(secondary, adj, strict=False):
-        s["p_holm"] = _num(a)
-        s["significant"] = a is not None and a < settings.alpha
+        levels += _level_checks(m, c2.treatment.n, (c2.control.mean, c2.treatment.mean))
+        rows.append(row)
+    adj = stats.holm([r["p_value"] for r in rows])
+    for r, a in zip(rows, adj, strict=False):
+        r["p_holm"] = _num(a)
+        r["significant"] = a is not None and a < settings.alpha
+    return _Secondary(rows, guardrails, levels)
 
-    pairs = primary.pairs if primary.pairs[0] else None
-    if pairs is not None and (any(x <= 0 for x in pairs[0]) or any(x <= 0 for x in pairs[1])):
-        pairs = None  # the log ratio needs positive values
-    primary_cmp_means = (stats.moments(primary.control).mean, stats.moments(primary.treatment).mean)
-    levels = _level_checks(exp.metric, None, len(primary.treatment), primary_cmp_means) + levels
-    return _build(
-        primary.control,
-        primary.treatment,
-        settings=settings,
-        direction=direction,
-        test=test,
-        log_scale=log_scale,
-        metric=metric,
-        experiment=exp.id,
-        now=now,
-        pairs=pairs,
-        errors=primary.errors if (primary.errors[1] or primary.errors[3]) else None,
-        unit_counts=data.unit_counts(),
-        secondary=secondary,
-        bootstrap=bootstrap,
-        machines=_machines(primary) if block else None,
-        block_pairs=block,
-        guardrails=guardrails,
-        levels=levels,
-    )
+
+def _secondary_row(name: str, run: _Run, c2: _Comparison) -> dict[str, Any]:
+    return {
+        "metric": name,
+        "direction": run.direction,
+        "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
+        "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
+        "improvement_pct": _num(run.improvement(c2.rel)),
+        "relative_ci95": _iv(run.interval(c2.rel_ci)),
+        "p_value": _num(c2.p_value),
+        "blocking": c2.blocking,
+        "blocks": c2.blocks,
+        "guardrail": None,
+    }
+
+
+def _guardrail(m: Any, run: _Run, c2: _Comparison, level: float) -> tuple[GuardrailEvidence, dict[str, Any]]:
+    """A guardrail metric's evidence (its always-valid band at ``level``) and its ``guardrail`` entry."""
+    own = getattr(m, "max_regression", None)
+    limit = own if own is not None else run.settings.max_regression
+    band = run.interval(seq_band(c2, level, run.n_planned))
+    g = GuardrailEvidence(metric=m.name, max_regression=float(limit), n_control=c2.control.n,
+                          n_treatment=c2.treatment.n, improvement_pct=_num(run.improvement(c2.rel)),
+                          hi_pct=None if band is None else _num(band[1]), level=level)  # fmt: skip
+    return g, {"max_regression": g.max_regression, "level": level, "relative_ci": _iv(band)}
 
 
 def _machines(u: UnitData) -> Blocks | None:
@@ -952,14 +982,12 @@ def _machines(u: UnitData) -> Blocks | None:
     return (u.control_machines, u.treatment_machines)
 
 
-def _level_checks(m: Any, c2: _Comparison | None, n_t: int = 0,
-                  means: tuple[float | None, float | None] = (None, None)) -> list[LevelCheck]:  # fmt: skip
+def _level_checks(m: Any, n_treatment: int, means: tuple[float | None, float | None]) -> list[LevelCheck]:
+    """A metric's alert levels (``alert_below`` / ``alert_above``) with the (control, treatment) means."""
     below, above = getattr(m, "alert_below", None), getattr(m, "alert_above", None)
     if below is None and above is None:
         return []
-    if c2 is not None:
-        n_t, means = c2.treatment.n, (c2.control.mean, c2.treatment.mean)
-    return [LevelCheck(metric=m.name, n_treatment=n_t, treatment_mean=means[1], control_mean=means[0],
+    return [LevelCheck(metric=m.name, n_treatment=n_treatment, treatment_mean=means[1], control_mean=means[0],
                        alert_below=below, alert_above=above)]  # fmt: skip
 
 
@@ -967,6 +995,14 @@ def _level_checks(m: Any, c2: _Comparison | None, n_t: int = 0,
 # Vectorized twin of the primary comparison (sequential or fixed, Welch/Student, linear scale), for
 # simulations; tested equal to analyze_samples(...).evidence().
 # ---------------------------------------------------------------------------------------------------------
+
+
+class _ArmArrays(NamedTuple):
+    """One arm's moments, as arrays (or scalars) that broadcast together."""
+
+    n: Any
+    mean: Any
+    var: Any
 
 
 def evidence_arrays(
@@ -992,34 +1028,14 @@ def evidence_arrays(
     """
     import numpy as np
 
-    seq = _arrays_one(
-        settings,
-        "sequential",
-        n_control=n_control,
-        mean_control=mean_control,
-        var_control=var_control,
-        n_treatment=n_treatment,
-        mean_treatment=mean_treatment,
-        var_treatment=var_treatment,
-        direction=direction,
-        equal_var=equal_var,
-    )
+    c, t = _ArmArrays(n_control, mean_control, var_control), _ArmArrays(n_treatment, mean_treatment, var_treatment)
+    seq = _arrays_one(settings, "sequential", c, t, direction=direction, equal_var=equal_var)
     if settings.mode == "sequential":
         return seq
     if fixed is None:
         raise ValueError("fixed mode needs the moments of the first sample_size units (fixed=...)")
-    fx = _arrays_one(
-        settings,
-        "fixed",
-        n_control=fixed[0],
-        mean_control=fixed[1],
-        var_control=fixed[2],
-        n_treatment=fixed[3],
-        mean_treatment=fixed[4],
-        var_treatment=fixed[5],
-        direction=direction,
-        equal_var=equal_var,
-    )
+    fc, ft = _ArmArrays(*fixed[:3]), _ArmArrays(*fixed[3:])
+    fx = _arrays_one(settings, "fixed", fc, ft, direction=direction, equal_var=equal_var)
     reached = np.minimum(np.asarray(n_control), np.asarray(n_treatment)) >= settings.sample_size
     out = dict(seq)
     out["improvement_pct"] = np.where(reached, fx["improvement_pct"], seq["improvement_pct"])
@@ -1027,57 +1043,27 @@ def evidence_arrays(
     return out
 
 
-def _arrays_one(
-    settings: Settings,
-    mode: str,
-    *,
-    direction: str,
-    n_control: Any,
-    mean_control: Any,
-    var_control: Any,
-    n_treatment: Any,
-    mean_treatment: Any,
-    var_treatment: Any,
-    equal_var: bool = False,
-) -> dict[str, Any]:
+def _arrays_one(settings: Settings, mode: str, c: _ArmArrays, t: _ArmArrays, *, direction: str,
+                equal_var: bool = False) -> dict[str, Any]:  # fmt: skip
     """Improvement, its interval and p for one evaluation mode (sequential: CS; fixed: t-test)."""
     import numpy as np
     from scipy import stats as st
 
-    nc = np.asarray(n_control, float)
-    nt = np.asarray(n_treatment, float)
-    mc, mt = np.asarray(mean_control, float), np.asarray(mean_treatment, float)
-    vc, vt = np.asarray(var_control, float), np.asarray(var_treatment, float)
+    nc, nt = np.asarray(c.n, float), np.asarray(t.n, float)
+    mc, mt = np.asarray(c.mean, float), np.asarray(t.mean, float)
+    vc, vt = np.asarray(c.var, float), np.asarray(t.var, float)
     alpha = settings.alpha
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = mt - mc
         a, b = vc / nc, vt / nt
         se = np.sqrt(a + b)
         welch_df = (a + b) ** 2 / (a * a / (nc - 1) + b * b / (nt - 1))
-        if equal_var:
-            df = nc + nt - 2
-            sp2 = ((nc - 1) * vc + (nt - 1) * vt) / df
-            se_t = np.sqrt(sp2 * (1 / nc + 1 / nt))
-        else:
-            df, se_t = welch_df, se
-        tstat = diff / se_t
-        naive_p = 2 * st.t.sf(np.abs(tstat), df)
+        naive_p = _t_test_p_arrays(diff, nc, nt, vc, vt, se, welch_df, equal_var)
         rel = diff / np.abs(mc)
         if mode == "sequential":
-            n_planned = 2.0 * max(settings.sample_size, 1)
-            la = -2 * math.log(alpha)
-            rho2 = (la + math.log(la + 1)) / n_planned
-            n = nc + nt
-            nr2 = n * rho2
-            z = st.norm.isf(st.t.sf(np.abs(diff / se), welch_df))  # small-sample correction (t -> z)
-            log_p = 0.5 * np.log(nr2 + 1) - z**2 * nr2 / (2 * (nr2 + 1))
-            p = np.exp(np.minimum(log_p, 0.0))
-            factor = np.sqrt(2 * (nr2 + 1) / nr2 * np.log(np.sqrt(nr2 + 1) / alpha))
-            q = st.t.isf(st.norm.sf(factor), welch_df)
-            p = np.where(se > 0, p, np.nan)
+            p, q = _sequential_arrays(settings, diff, se, welch_df, nc + nt)
         else:
-            p = naive_p
-            q = st.t.ppf(1 - alpha / 2, welch_df)
+            p, q = naive_p, st.t.ppf(1 - alpha / 2, welch_df)
         lo_rel, hi_rel = fieller_arrays(mc, mt, a, b, q)
         rel = np.where(mc != 0, rel, np.nan)
     if direction == "lower":
@@ -1093,6 +1079,39 @@ def _arrays_one(
         "p_value": np.where(np.isfinite(p), p, np.nan),
         "naive_p": naive_p,
     }
+
+
+def _t_test_p_arrays(diff: Any, nc: Any, nt: Any, vc: Any, vt: Any, se: Any, welch_df: Any, equal_var: bool) -> Any:
+    """The two-sided p of Welch's t-test (or Student's, with the pooled variance) at this look."""
+    import numpy as np
+    from scipy import stats as st
+
+    if equal_var:
+        df = nc + nt - 2
+        sp2 = ((nc - 1) * vc + (nt - 1) * vt) / df
+        se_t = np.sqrt(sp2 * (1 / nc + 1 / nt))
+    else:
+        df, se_t = welch_df, se
+    return 2 * st.t.sf(np.abs(diff / se_t), df)
+
+
+def _sequential_arrays(settings: Settings, diff: Any, se: Any, welch_df: Any, n: Any) -> tuple[Any, Any]:
+    """(always-valid p, critical value of the confidence sequence) at ``n`` units in all, as
+    :func:`experiment_core.stats.sequential_test` with the t -> z small-sample correction."""
+    import numpy as np
+    from scipy import stats as st
+
+    alpha = settings.alpha
+    n_planned = 2.0 * max(settings.sample_size, 1)
+    la = -2 * math.log(alpha)
+    rho2 = (la + math.log(la + 1)) / n_planned
+    nr2 = n * rho2
+    z = st.norm.isf(st.t.sf(np.abs(diff / se), welch_df))  # small-sample correction (t -> z)
+    log_p = 0.5 * np.log(nr2 + 1) - z**2 * nr2 / (2 * (nr2 + 1))
+    p = np.exp(np.minimum(log_p, 0.0))
+    factor = np.sqrt(2 * (nr2 + 1) / nr2 * np.log(np.sqrt(nr2 + 1) / alpha))
+    q = st.t.isf(st.norm.sf(factor), welch_df)
+    return np.where(se > 0, p, np.nan), q
 
 
 def fieller_arrays(mc: Any, mt: Any, vc_n: Any, vt_n: Any, q: Any) -> tuple[Any, Any]:

@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from experiment_core.spec import parse_ts
 
@@ -332,9 +332,38 @@ def level_alerts(levels: Sequence[LevelCheck]) -> list[str]:
     return out
 
 
+class _Guardrails(NamedTuple):
+    """What the guardrails say: failures (roll back), what keeps promotion back, and what holds."""
+
+    failures: list[str]
+    blocked: list[str]
+    held: list[str]
+
+
 def decide_evidence(settings: Settings, e: Evidence, *, age_days: float | None = None) -> Decision:
-    """The rules on plain numbers (see the module docstring)."""
+    """The rules on plain numbers, in order (see the module docstring)."""
     s = settings
+    g = _Guardrails(_guardrail_failures(s, e), *_guardrail_blockers(e))
+    srm = e.srm_p_value is not None and e.srm_p_value < SRM_ALPHA
+    alerts = _alerts(s, e)
+    expired = age_days is not None and age_days > s.max_duration_days
+    if expired:  # 1. expiry
+        assert age_days is not None
+        action, reasons = _on_expiry(s, e, age_days, g, srm)
+    elif srm:  # 2. sample ratio mismatch
+        action, reasons = "hold", [alerts[0], "decisions are held until the assignment is fixed"]
+    elif g.failures:  # 3. guardrails
+        action, reasons = "rollback", g.failures
+    else:  # 4. promotion, else 5. continue
+        ok, reasons = _promotion(s, e, g)
+        action = "promote" if ok else "continue"
+        if not ok:
+            reasons += _what_is_missing(s, e)
+    return Decision(action, reasons, alerts, allowed_automatically(action, s, expired=expired), expired=expired)
+
+
+def _alerts(s: Settings, e: Evidence) -> list[str]:
+    """Anomalies worth a person's look, whatever the action: SRM, error rate, outliers, alert levels."""
     alerts: list[str] = []
     if e.srm_p_value is not None and e.srm_p_value < SRM_ALPHA:
         alerts.append(
@@ -346,56 +375,29 @@ def decide_evidence(settings: Settings, e: Evidence, *, age_days: float | None =
         alerts.append(f"error rate {100 * rt:.0f} % in treatment vs {100 * rc:.0f} % in control (above 2x)")
     if e.outliers:
         alerts.append(f"{e.outliers} outlier trial(s) (modified z-score > 3.5)")
-    alerts += level_alerts(e.levels)
-    failures = _guardrail_failures(s, e)
-    blocked, held = _guardrail_blockers(e)
-    srm = e.srm_p_value is not None and e.srm_p_value < SRM_ALPHA
+    return alerts + level_alerts(e.levels)
+
+
+def _on_expiry(s: Settings, e: Evidence, age_days: float, g: _Guardrails, srm: bool) -> tuple[str, list[str]]:
+    """Rule 1: expire (restore control), or with ``promote_if_not_worse`` promote a treatment not worse."""
+    head = f"running for {age_days:.1f} days, past the maximum of {s.max_duration_days:g} days"
+    if s.on_expiry != "promote_if_not_worse":
+        return "expire", [head, "no decision was reached in time; restoring control"]
+    imp, lo = e.improvement_pct, e.improvement_lo_pct
+    if (min(e.n_control, e.n_treatment) >= 2 and not srm and not g.failures and not g.blocked and imp is not None
+            and imp >= 0 and lo is not None and lo > -s.max_regression):  # fmt: skip
+        return "promote", [
+            head,
+            f"not worse: improvement {_pct(imp)} % ≥ 0 and its lower bound "
+            f"{_pct(lo)} % > −{_pct(s.max_regression)} % (on_expiry: promote_if_not_worse)",
+        ]
+    why = g.failures[0] if g.failures else g.blocked[0] if g.blocked else "not shown to be not worse than control"
+    return "expire", [head, f"{why}; restoring control"]
+
+
+def _promotion(s: Settings, e: Evidence, g: _Guardrails) -> tuple[bool, list[str]]:
+    """Rule 4: whether to promote, and the reasons for and against."""
     n_min = min(e.n_control, e.n_treatment)
-
-    def done(action: str, reasons: list[str], expired: bool = False) -> Decision:
-        return Decision(
-            action, reasons, alerts, allowed_automatically(action, s, expired=expired), expired=expired
-        )
-
-    # 1. expiry
-    if age_days is not None and age_days > s.max_duration_days:
-        head = f"running for {age_days:.1f} days, past the maximum of {s.max_duration_days:g} days"
-        if s.on_expiry == "promote_if_not_worse":
-            lo = e.improvement_lo_pct
-            not_worse = (
-                n_min >= 2
-                and not srm
-                and not failures
-                and not blocked
-                and e.improvement_pct is not None
-                and e.improvement_pct >= 0
-                and lo is not None
-                and lo > -s.max_regression
-            )
-            if not_worse:
-                assert e.improvement_pct is not None and lo is not None
-                return done(
-                    "promote",
-                    [
-                        head,
-                        f"not worse: improvement {_pct(e.improvement_pct)} % ≥ 0 and its lower bound "
-                        f"{_pct(lo)} % > −{_pct(s.max_regression)} % (on_expiry: promote_if_not_worse)",
-                    ],
-                    expired=True,
-                )
-            why = failures[0] if failures else blocked[0] if blocked else "not shown to be not worse than control"
-            return done("expire", [head, f"{why}; restoring control"], expired=True)
-        return done("expire", [head, "no decision was reached in time; restoring control"], expired=True)
-
-    # 2. sample ratio mismatch
-    if srm:
-        return done("hold", [alerts[0], "decisions are held until the assignment is fixed"])
-
-    # 3. guardrails
-    if failures:
-        return done("rollback", failures)
-
-    # 4. promotion
     reasons: list[str] = []
     ok = True
     if n_min < s.sample_size:
@@ -407,39 +409,32 @@ def decide_evidence(settings: Settings, e: Evidence, *, age_days: float | None =
             reasons.append("the difference cannot be tested yet (no variation in the values)")
     else:
         label = "always-valid p" if e.mode == "sequential" else "p"
-        if e.p_value < s.alpha:
-            reasons.append(f"{label} = {fmt_p(e.p_value)} < {s.alpha:g}")
-        else:
-            ok = False
-            reasons.append(f"{label} = {fmt_p(e.p_value)} ≥ {s.alpha:g}, not significant")
-        if e.improvement_pct >= s.improvement_threshold:
-            reasons.append(
-                f"improvement {_pct(e.improvement_pct)} % ≥ target {_pct(s.improvement_threshold)} %"
-            )
-        else:
-            ok = False
-            reasons.append(
-                f"improvement {_pct(e.improvement_pct)} % < target {_pct(s.improvement_threshold)} %"
-            )
-    if blocked:
-        ok = False
-        reasons += blocked
+        significant = e.p_value < s.alpha
+        ok = ok and significant
+        reasons.append(f"{label} = {fmt_p(e.p_value)} < {s.alpha:g}" if significant
+                       else f"{label} = {fmt_p(e.p_value)} ≥ {s.alpha:g}, not significant")  # fmt: skip
+        reached = e.improvement_pct >= s.improvement_threshold
+        ok = ok and reached
+        reasons.append(f"improvement {_pct(e.improvement_pct)} % {'≥' if reached else '<'} target "
+                       f"{_pct(s.improvement_threshold)} %")  # fmt: skip
+    if g.blocked:
+        return False, reasons + g.blocked
     if ok:
-        if held:
-            reasons.append("guardrails hold: " + ", ".join(held))
-        else:
-            reasons.append("no regression beyond the limits; no guardrail metrics set")
-        return done("promote", reasons)
+        reasons.append("guardrails hold: " + ", ".join(g.held) if g.held
+                       else "no regression beyond the limits; no guardrail metrics set")  # fmt: skip
+    return ok, reasons
 
-    # 5. continue
-    if e.mode == "fixed" and n_min >= s.sample_size:
-        reasons.append(
+
+def _what_is_missing(s: Settings, e: Evidence) -> list[str]:
+    """Rule 5 (continue): when the fixed-horizon test is final, or how many more trials may be needed."""
+    if e.mode == "fixed" and min(e.n_control, e.n_treatment) >= s.sample_size:
+        return [
             f"the fixed-horizon test at {s.sample_size} units per arm is final; the experiment stays "
             f"running until it expires after {s.max_duration_days:g} days"
-        )
-    elif e.more_trials is not None and e.more_trials > 0:
-        reasons.append(f"≈ {e.more_trials} more trials per arm")
-    return done("continue", reasons)
+        ]
+    if e.more_trials is not None and e.more_trials > 0:
+        return [f"≈ {e.more_trials} more trials per arm"]
+    return []
 
 
 def decide(
@@ -495,16 +490,8 @@ def decide_vectorized(
                                 rt.shape, ep.shape, srm_p.shape, age.shape)
     n_min = np.minimum(nc, nt)
     reg_hi = hi if regression_hi_pct is None else np.asarray(regression_hi_pct, float)
-    g_fail: Any = False
-    g_block: Any = False
-    if guardrail_max_regression:
-        lim = np.asarray(guardrail_max_regression, float)
-        g_n = np.asarray(guardrail_n_min, float)
-        g_imp = np.asarray(guardrail_improvement_pct, float)
-        g_hi = np.asarray(guardrail_hi_pct, float)
-        with np.errstate(invalid="ignore"):
-            g_fail = (g_hi < -lim).any(axis=-1)
-            g_block = ((g_n < 2) | np.isnan(g_imp) | np.isnan(g_hi) | (g_imp < -lim)).any(axis=-1)
+    g_fail, g_block = _guardrails_vectorized(guardrail_n_min, guardrail_improvement_pct, guardrail_hi_pct,
+                                             guardrail_max_regression)  # fmt: skip
     with np.errstate(invalid="ignore"):
         srm = srm_p < SRM_ALPHA
         fail = (reg_hi < -s.max_regression) | ((rt > ERROR_RATE_FACTOR * rc) & (ep < s.alpha)) | g_fail
@@ -519,3 +506,20 @@ def decide_vectorized(
     exp_code = np.where(not_worse, 1, 3) if s.on_expiry == "promote_if_not_worse" else 3
     out[...] = np.where(expired, exp_code, out)
     return out
+
+
+def _guardrails_vectorized(n_min: npt.ArrayLike | None, improvement_pct: npt.ArrayLike | None,
+                           hi_pct: npt.ArrayLike | None, max_regression: Sequence[float]) -> tuple[Any, Any]:
+    """(a guardrail fails, a guardrail keeps promotion back) over the guardrails on the last axis."""
+    import numpy as np
+
+    if not max_regression:
+        return False, False
+    lim = np.asarray(max_regression, float)
+    g_n = np.asarray(n_min, float)
+    g_imp = np.asarray(improvement_pct, float)
+    g_hi = np.asarray(hi_pct, float)
+    with np.errstate(invalid="ignore"):
+        g_fail = (g_hi < -lim).any(axis=-1)
+        g_block = ((g_n < 2) | np.isnan(g_imp) | np.isnan(g_hi) | (g_imp < -lim)).any(axis=-1)
+    return g_fail, g_block

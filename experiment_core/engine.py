@@ -107,35 +107,50 @@ def evaluate(
     due = False
     for exp, analysis in zip(experiments, analyses, strict=True):
         decision = analysis.decision
-        data = analysis.to_dict()
-        verdict = Verdict(exp.id, decision.action, list(decision.reasons), decision.automatic, data)
+        verdict = Verdict(exp.id, decision.action, list(decision.reasons), decision.automatic, analysis.to_dict())
         result.verdicts.append(verdict)
         guardrail = decision.reasons[:1] if decision.action == "rollback" else []  # the regression itself
-        for message in [*decision.alerts, *guardrail, *_duration_alerts(exp, now)]:
-            kind = alert_kind(message)
-            result.alerts.append((exp.id, kind, message))
-            if (exp.id, kind) not in seen_alerts:
-                seen_alerts.add((exp.id, kind))
-                new_alerts.append(ledger.make_event("alert", exp.id, kind=kind, message=message))
+        messages = [*decision.alerts, *guardrail, *_duration_alerts(exp, now)]
+        new_alerts += _note_alerts(exp.id, messages, seen_alerts, result)
         if decision.action in lifecycle.FINAL_STATUS and decision.automatic:
             due = True
-            if dry_run:
-                continue
-            promote = decision.action == "promote"
-            action = "expire" if decision.expired else decision.action
-            try:
-                created = ledger_index.read_with(git, lambda index: index.events(exp.id, ("created",)))  # noqa: B023
-                outcome = lifecycle.apply(git, exp, action, data, verdict.reasons, created, promote=promote)
-            except UserError as exc:  # refused (a user's edit, staged changes...): say why, keep going
-                result.refused.append((exp.id, exc.line()))
-                continue
-            result.applied.append(outcome)
+            if not dry_run:
+                _apply(git, exp, verdict, expired=decision.expired, result=result)
     if new_alerts and not dry_run:
         ledger.append(git, new_alerts)
     if not due and not dry_run and only is None and not new_alerts:
         registry = load_registry(git.root, state_dir(git))
         write_json(state_dir(git) / CACHE, {"key": _cache_key(git, registry, notes_commit, now)})
     return result
+
+
+def _note_alerts(exp_id: str, messages: list[str], seen: set[tuple[str, str]], result: EngineResult,
+                 ) -> list[ledger.Event]:  # fmt: skip
+    """Each alert into ``result``; the ledger events of the kinds not yet recorded for this experiment."""
+    new: list[ledger.Event] = []
+    for message in messages:
+        kind = alert_kind(message)
+        result.alerts.append((exp_id, kind, message))
+        if (exp_id, kind) not in seen:
+            seen.add((exp_id, kind))
+            new.append(ledger.make_event("alert", exp_id, kind=kind, message=message))
+    return new
+
+
+def _apply(git: Git, exp: Experiment, verdict: Verdict, *, expired: bool, result: EngineResult) -> None:
+    """Apply an automatic decision into ``result``; a refusal (a user's edit, staged changes...) is recorded with
+    its reason, and the evaluation goes on."""
+    from experiment_core import ledger_index
+
+    action = "expire" if expired else verdict.action
+    try:
+        created = ledger_index.read_with(git, lambda index: index.events(exp.id, ("created",)))
+        outcome = lifecycle.apply(git, exp, action, verdict.analysis, verdict.reasons, created,
+                                  promote=verdict.action == "promote")  # fmt: skip
+    except UserError as exc:
+        result.refused.append((exp.id, exc.line()))
+        return
+    result.applied.append(outcome)
 
 
 ICON = {"promote": "✅", "rollback": "❌", "expire": "⏱️", "hold": "⚠️", "continue": "📊"}
