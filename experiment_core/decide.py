@@ -254,22 +254,25 @@ def _confidence(level: float) -> str:
     return f"{c:.0f}" if abs(c - round(c)) < 0.05 else f"{c:.2f}".rstrip("0").rstrip(".")
 
 
+def _worse(improvement_pct: float | None) -> str:
+    """``"12 % worse, and "`` before the bound of a regression; nothing when there is no point estimate."""
+    return "" if improvement_pct is None else f"{_pct(-improvement_pct)} % worse, and "
+
+
 def _guardrail_failures(s: Settings, e: Evidence) -> list[str]:
     out: list[str] = []
     m = 1 + len(e.guardrails)
     hi = e.regression_hi_pct if e.regression_hi_pct is not None or e.guardrails else e.improvement_hi_pct
     if hi is not None and hi < -s.max_regression:
-        worse = -e.improvement_pct if e.improvement_pct is not None else float("nan")
         out.append(
-            f"treatment is {_pct(worse)} % worse, and at least {_pct(-hi)} % worse with "
+            f"treatment is {_worse(e.improvement_pct)}at least {_pct(-hi)} % worse with "
             f"{_confidence(s.alpha / m)} % confidence, beyond the allowed regression of "
             f"{_pct(s.max_regression)} %"
         )
     for g in e.guardrails:
         if g.hi_pct is not None and g.hi_pct < -g.max_regression:
-            worse = -g.improvement_pct if g.improvement_pct is not None else float("nan")
             out.append(
-                f"guardrail {g.metric} is {_pct(worse)} % worse, and at least {_pct(-g.hi_pct)} % worse with "
+                f"guardrail {g.metric} is {_worse(g.improvement_pct)}at least {_pct(-g.hi_pct)} % worse with "
                 f"{_confidence(g.level)} % always-valid confidence (alpha {s.alpha:g} / {m} tests), beyond its "
                 f"limit of {_pct(g.max_regression)} % (n = {g.n_control}/{g.n_treatment})"
             )

@@ -264,6 +264,16 @@ def test_a_failing_guardrail_rolls_back_a_winner_and_names_its_numbers() -> None
                                Evidence(**PROMOTABLE, guardrails=(_guard(-50.0, -31.0),))).automatic  # type: ignore[arg-type]
 
 
+def test_a_regression_bound_without_a_point_estimate_still_rolls_back_and_says_the_bound() -> None:
+    # e.g. a control mean of exactly 0: no relative estimate, but the band's bound is past the limit
+    d = decide_evidence(Settings(), Evidence(**PROMOTABLE, guardrails=(_guard(None, -31.0),)))  # type: ignore[arg-type]
+    assert d.action == "rollback"
+    assert d.reasons[0].startswith("guardrail runtime is at least 31 % worse with 97.5 % always-valid confidence")
+    e = dict(PROMOTABLE, improvement_pct=None, regression_hi_pct=-25.0)
+    d = decide_evidence(Settings(), Evidence(**e))  # type: ignore[arg-type]
+    assert d.action == "rollback" and d.reasons[0].startswith("treatment is at least 25 % worse with 95 % confidence")
+
+
 @pytest.mark.parametrize(("guard", "words"), [
     (_guard(None, None, n=1), "guardrail runtime: too little data yet (n = 1/1)"),
     (_guard(-30.0, 5.0), "guardrail runtime is 30 % worse, beyond its limit of 10 % (not yet certain)"),
