@@ -36,6 +36,7 @@ from experiment_core.variants import (
     read_deployed,
     record_for,
     redeploy,
+    show_to_git,
     take_conflicts,
     unracy,
 )
@@ -96,6 +97,21 @@ def usable(git: Git, exp: Experiment, entries: Mapping[str, IndexEntry]) -> bool
     )
 
 
+def experimented_files(registry: Registry, assignments: Mapping[str, Assignment],
+                       records: Mapping[str, Deployed]) -> dict[str, set[str]]:  # fmt: skip
+    """Every target that is or was experimented on here, by experiment: the files of the registry's experiments
+    (any status), the targets this worktree's units wrote (0.1 kept its deploy records there too) and the
+    filter's ``deployed`` records. Nothing else in the work tree is the tool's to change."""
+    files: dict[str, set[str]] = {}
+    for exp in registry.experiments:
+        files.setdefault(exp.id, set()).update(exp.files)
+    for exp_id, a in assignments.items():
+        files.setdefault(exp_id, set()).update(a.written)
+    for target, record in records.items():
+        files.setdefault(record.exp, set()).add(target)
+    return files
+
+
 # ---- moving clones of the skip-worktree design over ----------------------------------------------------
 def migrate(git: Git, entries: Mapping[str, IndexEntry], assignments: Mapping[str, Assignment],
             result: Result) -> tuple[dict[str, Assignment], set[str]]:  # fmt: skip
@@ -136,7 +152,7 @@ def migrate(git: Git, entries: Mapping[str, IndexEntry], assignments: Mapping[st
         unhide.append(target)
     if unhide:
         result.migrated = True
-        git.run("update-index", "--no-skip-worktree", "--", *unhide)
+        show_to_git(git, unhide)
         git.call("update-index", "-q", "--refresh")
         result.messages.append(
             f"moved {', '.join(unhide)} from skip-worktree to the filter driver (git now sees variants as clean)"
