@@ -152,53 +152,12 @@ def plan(
     promote: bool,
 ) -> dict[str, Any]:
     """Validate and build every object the apply needs; return the journal. Raises UserError, changing nothing."""
-    if action not in FINAL_STATUS:
-        raise ValueError(action)
-    if not exp.running:
-        raise UserError(exp.id, f"is already {exp.status}", "nothing to do")
-    op = git.in_progress_operation()
-    if op:
-        raise UserError(str(git.root), f"a {op} is in progress", f"finish or abort the {op}, then retry")
-    backups = backups_of(events, exp.id)
     targets = sorted(exp.files)
-    paths = [*targets, REGISTRY_NAME]
-    staged = git.out("diff", "--cached", "--name-only", "--", *paths)
-    if staged:
-        first = staged.splitlines()[0]
-        raise UserError(first, "has staged changes", "commit or unstage them (git restore --staged), then retry")
-    from experiment_core.variants import modified
-
-    for target in sorted(modified(git, targets)):  # git's view through the filter: a deployed variant is unchanged
-        raise UserError(
-            target, "holds an edit experiment-hook did not write, refusing to overwrite it",
-            f"commit or save your edit (e.g. into {exp.files[target]}), then retry",
-        )  # fmt: skip
-    files: dict[str, dict[str, str]] = {}
-    for target in targets:
-        control = control_blob(git, exp, target, backups)
-        blob = treatment_blob(git, exp, target, control) if promote else control
-        files[target] = {"blob": blob, "mode": _mode(git, target)}
-        _checkpoint()
+    _check_can_apply(git, exp, action, targets)
+    files = _target_entries(git, exp, targets, backups_of(events, exp.id), promote)
     status = "promoted" if promote else FINAL_STATUS[action]  # promote_if_not_worse at expiry promotes
-    registry_path = git.root / REGISTRY_NAME
-    work_raw = registry_path.read_bytes() if registry_path.exists() else b""
-    head_reg = _head_blob(git, REGISTRY_NAME)
-    head_raw = git.cat_blob(head_reg) if head_reg else b""
-    change = status_change(exp.id, status)
-    new_work = edit_registry_text(git.root, work_raw, change).encode()
-    try:
-        new_head = edit_registry_text(git.root, head_raw, change).encode()
-    except UserError:
-        new_head = new_work  # the experiment is not committed yet: commit the working registry
-    work_blob = git.hash_object(new_work)
-    head_blob = git.hash_object(new_head)
+    work_blob, head_blob = _registry_blobs(git, exp.id, status)
     _checkpoint()
-    analysis_numbers = {
-        "improvement_pct": analysis.get("improvement_pct"),
-        "p_value": (analysis.get("sequential") or {}).get("p_value", analysis.get("p_value")),
-        "n_control": (analysis.get("control") or {}).get("n"),
-        "n_treatment": (analysis.get("treatment") or {}).get("n"),
-    }
     message = commit_message(exp, promote, action, analysis, reasons)
     head = git.head()
     branch = git.out("symbolic-ref", "-q", "HEAD", check=False) or None
@@ -209,13 +168,71 @@ def plan(
         _checkpoint()
     event = ledger.make_event(
         "decision", exp.id, action=action, reasons=list(reasons), status=status, promoted=promote,
-        commit=new_commit, **{k: v for k, v in analysis_numbers.items() if v is not None},
+        commit=new_commit, **{k: v for k, v in _analysis_numbers(analysis).items() if v is not None},
     )  # fmt: skip
     return {
         "exp": exp.id, "action": action, "status": status, "old_head": head, "branch": branch,
         "new_commit": new_commit, "files": files, "registry": {"work_blob": work_blob, "head_blob": head_blob},
         "event": event, "message": message,
     }  # fmt: skip
+
+
+def _check_can_apply(git: Git, exp: Experiment, action: str, targets: list[str]) -> None:
+    """Refuse (UserError) when the decision cannot be applied without touching the user's work."""
+    if action not in FINAL_STATUS:
+        raise ValueError(action)
+    if not exp.running:
+        raise UserError(exp.id, f"is already {exp.status}", "nothing to do")
+    op = git.in_progress_operation()
+    if op:
+        raise UserError(str(git.root), f"a {op} is in progress", f"finish or abort the {op}, then retry")
+    staged = git.out("diff", "--cached", "--name-only", "--", *targets, REGISTRY_NAME)
+    if staged:
+        first = staged.splitlines()[0]
+        raise UserError(first, "has staged changes", "commit or unstage them (git restore --staged), then retry")
+    from experiment_core.variants import modified
+
+    for target in sorted(modified(git, targets)):  # git's view through the filter: a deployed variant is unchanged
+        raise UserError(
+            target, "holds an edit experiment-hook did not write, refusing to overwrite it",
+            f"commit or save your edit (e.g. into {exp.files[target]}), then retry",
+        )  # fmt: skip
+
+
+def _target_entries(git: Git, exp: Experiment, targets: list[str], backups: Mapping[str, str],
+                    promote: bool) -> dict[str, dict[str, str]]:  # fmt: skip
+    """The index entry each target gets: the treatment merged onto the control (promote), else the control."""
+    files: dict[str, dict[str, str]] = {}
+    for target in targets:
+        control = control_blob(git, exp, target, backups)
+        blob = treatment_blob(git, exp, target, control) if promote else control
+        files[target] = {"blob": blob, "mode": _mode(git, target)}
+        _checkpoint()
+    return files
+
+
+def _registry_blobs(git: Git, exp_id: str, status: str) -> tuple[str, str]:
+    """Blobs of the registry with the new status: the working file's and the committed one's."""
+    registry_path = git.root / REGISTRY_NAME
+    work_raw = registry_path.read_bytes() if registry_path.exists() else b""
+    head_reg = _head_blob(git, REGISTRY_NAME)
+    head_raw = git.cat_blob(head_reg) if head_reg else b""
+    change = status_change(exp_id, status)
+    new_work = edit_registry_text(git.root, work_raw, change).encode()
+    try:
+        new_head = edit_registry_text(git.root, head_raw, change).encode()
+    except UserError:
+        new_head = new_work  # the experiment is not committed yet: commit the working registry
+    return git.hash_object(new_work), git.hash_object(new_head)
+
+
+def _analysis_numbers(analysis: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "improvement_pct": analysis.get("improvement_pct"),
+        "p_value": (analysis.get("sequential") or {}).get("p_value", analysis.get("p_value")),
+        "n_control": (analysis.get("control") or {}).get("n"),
+        "n_treatment": (analysis.get("treatment") or {}).get("n"),
+    }
 
 
 def _build_commit(git: Git, head: str, entries: Mapping[str, Mapping[str, str]], message: str) -> str:

@@ -16,7 +16,7 @@ from experiment_core.gitio import Git
 from experiment_core.spec import format_ts, load_registry, utc_now
 from experiment_core.state import state_dir
 from experiment_core.variants import filter_state, index_entries, read_deployed
-from experiment_core.worktree import reconcile
+from experiment_core.worktree import experimented_files, reconcile
 
 
 @dataclass(frozen=True)
@@ -32,21 +32,13 @@ def restore(git: Git, exp_ids: Iterable[str] | None = None) -> list[Released]:
     registry = load_registry(git.root, state_dir(git))
     assignments = load_assignments(git)
     records = read_deployed(filter_state(git))
-    known = {e.id for e in registry.experiments} | set(assignments) | {r.exp for r in records.values()}
+    everything = experimented_files(registry, assignments, records)
+    known = set(everything)
     wanted = set(exp_ids) if exp_ids is not None else known
     for exp_id in wanted:
         if exp_id not in known:
             registry.get(exp_id)  # an unknown id is an error (names the known ones)
-    files: dict[str, set[str]] = {}
-    for exp in registry.experiments:
-        if exp.id in wanted:
-            files.setdefault(exp.id, set()).update(exp.files)
-    for exp_id, a in assignments.items():
-        if exp_id in wanted:
-            files.setdefault(exp_id, set()).update(a.written)
-    for target, record in records.items():
-        if record.exp in wanted:
-            files.setdefault(record.exp, set()).add(target)
+    files = {k: v for k, v in everything.items() if k in wanted}
     entries = index_entries(git, {t for ts in files.values() for t in ts})
     result = reconcile(git, registry, rng=None, now=format_ts(utc_now()), only=wanted, pause=wanted)
     kept = {(exp, target): blob for exp, target, blob in result.edits}

@@ -298,15 +298,8 @@ def _level(ctx: _Ctx, where: str, value: Any) -> float | str | None:
     return _number(ctx, where, value)
 
 
-def _experiment(ctx: _Ctx, root: Path, where: str, data: Any) -> Experiment:
-    if not isinstance(data, Mapping):
-        raise ctx.fail(where, "expected a mapping (one experiment)", "see the README's experiments.yaml keys")
-    exp_id = data.get("id")
-    if not isinstance(exp_id, str) or not ID_RE.match(exp_id):
-        raise ctx.fail(f"{where}.id", f"{exp_id!r} is not a valid id", "use letters, digits, . _ -")
-    where = f"{where} ({exp_id})"
-    _check_keys(ctx, where, data, EXPERIMENT_KEYS)
-    files_raw = data.get("files")
+def _files(ctx: _Ctx, root: Path, where: str, files_raw: Any) -> dict[str, str]:
+    """An experiment's ``files``: target path -> treatment path, both inside the work tree and different."""
     if not isinstance(files_raw, Mapping) or not files_raw:
         raise ctx.fail(f"{where}.files", "expected a mapping target path -> treatment path", "list a file")
     files: dict[str, str] = {}
@@ -315,12 +308,15 @@ def _experiment(ctx: _Ctx, root: Path, where: str, data: Any) -> Experiment:
         files[t] = check_repo_path(root, treatment, f"{ctx.file}: {where}.files.{target}")
         if files[t] == t:
             raise ctx.fail(f"{where}.files.{target}", "treatment equals the target", "use .experiments/<id>/<path>")
-    targets_raw = data.get("targets", {}) or {}
+    return files
+
+
+def _targets(ctx: _Ctx, where: str, targets_raw: Any) -> Targets:
     if not isinstance(targets_raw, Mapping):
         raise ctx.fail(f"{where}.targets", "expected a mapping", f"keys: {', '.join(TARGET_KEYS)}")
     _check_keys(ctx, f"{where}.targets", targets_raw, TARGET_KEYS)
     d = Targets()
-    targets = Targets(
+    return Targets(
         improvement_threshold=_number(
             ctx, f"{where}.targets.improvement_threshold",
             targets_raw.get("improvement_threshold", d.improvement_threshold), lo=0,
@@ -330,6 +326,18 @@ def _experiment(ctx: _Ctx, root: Path, where: str, data: Any) -> Experiment:
         ),
         alpha=_number(ctx, f"{where}.targets.alpha", targets_raw.get("alpha", d.alpha), lo=1e-9, hi=0.5),
     )  # fmt: skip
+
+
+def _experiment(ctx: _Ctx, root: Path, where: str, data: Any) -> Experiment:
+    if not isinstance(data, Mapping):
+        raise ctx.fail(where, "expected a mapping (one experiment)", "see the README's experiments.yaml keys")
+    exp_id = data.get("id")
+    if not isinstance(exp_id, str) or not ID_RE.match(exp_id):
+        raise ctx.fail(f"{where}.id", f"{exp_id!r} is not a valid id", "use letters, digits, . _ -")
+    where = f"{where} ({exp_id})"
+    _check_keys(ctx, where, data, EXPERIMENT_KEYS)
+    files = _files(ctx, root, where, data.get("files"))
+    targets = _targets(ctx, where, data.get("targets", {}) or {})
     secondary_raw = data.get("secondary", []) or []
     if not isinstance(secondary_raw, list):
         raise ctx.fail(f"{where}.secondary", "expected a list of metrics", "write a YAML list")

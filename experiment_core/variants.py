@@ -94,6 +94,13 @@ def index_entries(git: Git, paths: Iterable[str]) -> dict[str, IndexEntry]:
     return parse_ls_files(out)
 
 
+def show_to_git(git: Git, paths: Iterable[str]) -> None:
+    """Clear the skip-worktree bits of ``paths`` (the mechanism of 0.1): git sees their content again."""
+    names = sorted(set(paths))
+    if names:
+        git.run("update-index", "--no-skip-worktree", "--", *names)
+
+
 def keep_copy(git: Git, exp_id: str, data: bytes) -> str:
     """Store ``data`` as a blob kept alive by ``refs/experiments/kept/<exp>/<blob>``; return the blob id."""
     blob = git.hash_object(data)

@@ -15,6 +15,7 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from experiment_core import filter_driver as fd
 from experiment_core import ledger
 from experiment_core.assign import TREATMENT, Assignment, draw_arm, load_assignments, new_unit_id, save_assignments
 from experiment_core.fsutil import atomic_write
@@ -36,6 +37,7 @@ from experiment_core.variants import (
     read_deployed,
     record_for,
     redeploy,
+    show_to_git,
     take_conflicts,
     unracy,
 )
@@ -96,6 +98,21 @@ def usable(git: Git, exp: Experiment, entries: Mapping[str, IndexEntry]) -> bool
     )
 
 
+def experimented_files(registry: Registry, assignments: Mapping[str, Assignment],
+                       records: Mapping[str, Deployed]) -> dict[str, set[str]]:  # fmt: skip
+    """Every target that is or was experimented on here, by experiment: the files of the registry's experiments
+    (any status), the targets this worktree's units wrote (0.1 kept its deploy records there too) and the
+    filter's ``deployed`` records. Nothing else in the work tree is the tool's to change."""
+    files: dict[str, set[str]] = {}
+    for exp in registry.experiments:
+        files.setdefault(exp.id, set()).update(exp.files)
+    for exp_id, a in assignments.items():
+        files.setdefault(exp_id, set()).update(a.written)
+    for target, record in records.items():
+        files.setdefault(record.exp, set()).add(target)
+    return files
+
+
 # ---- moving clones of the skip-worktree design over ----------------------------------------------------
 def migrate(git: Git, entries: Mapping[str, IndexEntry], assignments: Mapping[str, Assignment],
             result: Result) -> tuple[dict[str, Assignment], set[str]]:  # fmt: skip
@@ -136,7 +153,7 @@ def migrate(git: Git, entries: Mapping[str, IndexEntry], assignments: Mapping[st
         unhide.append(target)
     if unhide:
         result.migrated = True
-        git.run("update-index", "--no-skip-worktree", "--", *unhide)
+        show_to_git(git, unhide)
         git.call("update-index", "-q", "--refresh")
         result.messages.append(
             f"moved {', '.join(unhide)} from skip-worktree to the filter driver (git now sees variants as clean)"
@@ -161,7 +178,55 @@ def reconcile(
     ``rng`` given (a branch checkout): every running experiment starts a new unit with a freshly drawn arm.
     Without it (a pull, merge or rebase; a command): units stay; ended experiments leave the files, a changed
     treatment is deployed anew, and a treatment that no longer merges onto the control pauses its unit.
-    ``pause``: experiments to stop here (restore). ``only``: leave other experiments as they are."""
+    ``pause``: experiments to stop here (restore). ``only``: leave other experiments as they are.
+
+    The steps, in this order (a crash between any two leaves nothing git would commit as the treatment):
+    migrate 0.1 and configure the filter; decide the units and the records wanted; leave users' edits alone;
+    rewrite the changed targets through git (records, then checkout); pause treatments that did not merge;
+    note what the targets hold; save the units and record the new ones in the ledger."""
+    p = _begin(git, registry, now=now, branch=branch, only=only, pause=pause)
+    _choose_units(p, rng)
+    _keep_paused_treatments(p)
+    changing = {t for t in set(p.records) | set(p.desired) if p.records.get(t) != p.desired.get(t)}
+    edited = _leave_edits_alone(p, changing)
+    rewrite = sorted(t for t in changing if t in p.entries and p.entries[t].stage == 0 and t not in edited)
+    redeploy(git, p.state, p.records, p.desired, rewrite)
+    had = {r.exp for r in p.records.values()} | {a.exp for a in p.assignments.values()}
+    p.result.ended = sorted(e for e in had if p.mine(e) and e not in p.running)
+    _pause_conflicts(p, changing, edited)
+    _note_written(p)
+    unracy(git, [t for e in p.running.values() for t in e.files if t in p.entries])
+    _save_units(p, head)
+    return p.result
+
+
+@dataclass
+class _Pass:
+    """One reconcile's working state: what this worktree deploys and runs now, and what it will."""
+
+    git: Git
+    state: fd.State
+    now: str
+    branch: str
+    records: dict[str, Deployed]  # the filter's records as found
+    assignments: dict[str, Assignment]  # this worktree's units as found (after migration)
+    running: dict[str, Experiment]  # running experiments not paused or frozen here
+    entries: Mapping[str, IndexEntry]
+    stop: set[str]  # experiments to pause here (restore)
+    limit: set[str] | None  # None: every experiment
+    frozen: set[str]  # 0.1 edits left hidden under pre-commit: their experiments are not touched
+    result: Result
+    desired: dict[str, Deployed] = field(default_factory=dict)  # the records wanted
+    units: dict[str, Assignment] = field(default_factory=dict)  # the units kept
+    fresh: dict[str, Assignment] = field(default_factory=dict)  # the units drawn now
+
+    def mine(self, exp_id: str) -> bool:
+        return (self.limit is None or exp_id in self.limit) and exp_id not in self.frozen
+
+
+def _begin(git: Git, registry: Registry, *, now: str, branch: str, only: Iterable[str] | None,
+           pause: Iterable[str]) -> _Pass:  # fmt: skip
+    """Read the records and units, move a 0.1 clone over and make sure the filter is configured."""
     result = Result()
     state = filter_state(git)
     records = read_deployed(state)
@@ -176,117 +241,141 @@ def reconcile(
     running = {k: e for k, e in running.items() if k not in frozen}
     if running:
         result.configured = ensure_filter(git, {t for e in running.values() for t in e.files} | set(records))
+    p = _Pass(git, state, now, branch, records, assignments, running, entries, stop, limit, frozen, result)
+    p.desired = {t: r for t, r in records.items() if not p.mine(r.exp)}
+    p.units = {k: v for k, v in assignments.items() if not p.mine(k)}
+    return p
 
-    def mine(exp_id: str) -> bool:
-        return (limit is None or exp_id in limit) and exp_id not in frozen
 
-    desired: dict[str, Deployed] = {t: r for t, r in records.items() if not mine(r.exp)}
-    new_assignments = {k: v for k, v in assignments.items() if not mine(k)}
-    fresh: dict[str, Assignment] = {}
-    for exp in running.values():
-        if not mine(exp.id):
+def _choose_units(p: _Pass, rng: random.Random | None) -> None:
+    """Each running experiment of ours: a new unit with a drawn arm (``rng``), else the unit it has; the
+    treatment's records are wanted where the arm is the treatment."""
+    for exp in p.running.values():
+        if not p.mine(exp.id):
             continue
-        prev = assignments.get(exp.id)
-        if not usable(git, exp, entries):
+        prev = p.assignments.get(exp.id)
+        if not usable(p.git, exp, p.entries):
             continue  # this branch does not have the experiment's files: no unit here
         arm: str | None
         if rng is not None:
             arm = draw_arm(exp.split, rng)
-            fresh[exp.id] = Assignment(exp.id, new_unit_id(), arm, now, {}, branch, exp.foreground)
+            p.fresh[exp.id] = Assignment(exp.id, new_unit_id(), arm, p.now, {}, p.branch, exp.foreground)
         elif prev is not None:
-            new_assignments[exp.id] = prev
+            p.units[exp.id] = prev
             arm = prev.arm if prev.active else None
         else:
             continue
         if arm == TREATMENT:
-            got = desired_records(git, exp, entries)
+            got = desired_records(p.git, exp, p.entries)
             if got is not None:
-                desired.update(got)
-    for target, record in records.items():  # a paused unit keeps a treatment that holds a user's edit
-        if mine(record.exp) and record.exp in running and target not in desired \
-                and record.exp not in fresh and record.exp not in stop:  # fmt: skip
-            prev = assignments.get(record.exp)
+                p.desired.update(got)
+
+
+def _keep_paused_treatments(p: _Pass) -> None:
+    """A paused unit keeps a treatment that holds a user's edit."""
+    for target, record in p.records.items():
+        if p.mine(record.exp) and record.exp in p.running and target not in p.desired \
+                and record.exp not in p.fresh and record.exp not in p.stop:  # fmt: skip
+            prev = p.assignments.get(record.exp)
             if prev is not None and not prev.active:
-                desired[target] = record
-    changing = {t for t in set(records) | set(desired) if records.get(t) != desired.get(t)}
-    starting = {t for exp_id in fresh for t in running[exp_id].files}  # a new unit starts only on unedited files
-    edited = modified(git, {t for t in changing | starting if t in entries})
+                p.desired[target] = record
+
+
+def _leave_edits_alone(p: _Pass, changing: set[str]) -> set[str]:
+    """The targets to change (or to start a unit on) that hold a user's edit: never rewritten. Returns them."""
+    starting = {t for exp_id in p.fresh for t in p.running[exp_id].files}  # a new unit starts only on unedited files
+    edited = modified(p.git, {t for t in changing | starting if t in p.entries})
     for target in sorted(edited):
-        old = records.get(target)
-        exp_id = old.exp if old else (desired[target].exp if target in desired else "")
-        data = read_bytes(git.root / target)
-        if exp_id in fresh or (exp_id in running and exp_id not in stop):
-            # a new unit cannot start over a user's edit: the experiment pauses here, the file stays as it is
-            if old is not None:
-                desired[target] = old
+        old = p.records.get(target)
+        exp_id = old.exp if old else (p.desired[target].exp if target in p.desired else "")
+        data = read_bytes(p.git.root / target)
+        if exp_id in p.fresh or (exp_id in p.running and exp_id not in p.stop):
+            _pause_over_edit(p, target, old, exp_id, data, edited)
+        else:
+            _end_over_edit(p, target, old, exp_id, data)
+    return edited
+
+
+def _pause_over_edit(p: _Pass, target: str, old: Deployed | None, exp_id: str, data: bytes | None,
+                     edited: set[str]) -> None:  # fmt: skip
+    """A new unit cannot start over a user's edit: the experiment pauses here, the file stays as it is."""
+    if old is not None:
+        p.desired[target] = old
+    else:
+        p.desired.pop(target, None)
+    p.fresh.pop(exp_id, None)
+    prev = p.assignments.get(exp_id)
+    p.units[exp_id] = (prev or Assignment(exp_id, None, None, p.now)).paused()
+    for other, rec in list(p.desired.items()):
+        if rec.exp == exp_id and other not in edited and p.records.get(other) != rec:
+            if other in p.records:
+                p.desired[other] = p.records[other]
             else:
-                desired.pop(target, None)
-            fresh.pop(exp_id, None)
-            prev = assignments.get(exp_id)
-            new_assignments[exp_id] = (prev or Assignment(exp_id, None, None, now)).paused()
-            for other, rec in list(desired.items()):
-                if rec.exp == exp_id and other not in edited and records.get(other) != rec:
-                    if other in records:
-                        desired[other] = records[other]
-                    else:
-                        desired.pop(other)
-            if data is not None:
-                result.edits.append((exp_id, target, keep_copy(git, exp_id, data)))
-            continue
-        # the experiment ended here (or restore): the file gets what git would commit for it, the record goes
-        if old is not None and data is not None:
-            commit_view = cleaned(state, target, data)
-            if commit_view is None and exp_id in stop:  # restore: git sees the file as it is (edit + treatment)
-                result.edits.append((exp_id, target, keep_copy(git, exp_id, data)))
-                continue
-            if commit_view is None:
-                desired[target] = old
-                result.messages.append(
-                    f"{target}: your edit overlaps the treatment of {exp_id}, which ended here; the file stays as "
-                    f"it is (treatment and edit): run `experiment-hook restore {exp_id}` after saving your edit"
-                )
-                continue
-            atomic_write(git.root / target, commit_view)
-            if data is not None:
-                result.edits.append((exp_id, target, keep_copy(git, exp_id, data)))
-    rewrite = sorted(t for t in changing if t in entries and entries[t].stage == 0 and t not in edited)
-    redeploy(git, state, records, desired, rewrite)
-    had = {r.exp for r in records.values()} | {a.exp for a in assignments.values()}
-    result.ended = sorted(e for e in had if mine(e) and e not in running)
-    for target, exp_id in take_conflicts(state):
-        got_rec = desired.get(target)
+                p.desired.pop(other)
+    if data is not None:
+        p.result.edits.append((exp_id, target, keep_copy(p.git, exp_id, data)))
+
+
+def _end_over_edit(p: _Pass, target: str, old: Deployed | None, exp_id: str, data: bytes | None) -> None:
+    """The experiment ended here (or restore): the file gets what git would commit for it, the record goes."""
+    if old is None or data is None:
+        return
+    commit_view = cleaned(p.state, target, data)
+    if commit_view is None and exp_id in p.stop:  # restore: git sees the file as it is (edit + treatment)
+        p.result.edits.append((exp_id, target, keep_copy(p.git, exp_id, data)))
+        return
+    if commit_view is None:
+        p.desired[target] = old
+        p.result.messages.append(
+            f"{target}: your edit overlaps the treatment of {exp_id}, which ended here; the file stays as "
+            f"it is (treatment and edit): run `experiment-hook restore {exp_id}` after saving your edit"
+        )
+        return
+    atomic_write(p.git.root / target, commit_view)
+    p.result.edits.append((exp_id, target, keep_copy(p.git, exp_id, data)))
+
+
+def _pause_conflicts(p: _Pass, changing: set[str], edited: set[str]) -> None:
+    """A treatment the smudge could not merge onto the committed content: its unit runs the control here."""
+    for target, exp_id in take_conflicts(p.state):
+        got_rec = p.desired.get(target)
         if got_rec is None or got_rec.exp != exp_id:
             continue
-        for other in [t for t, r in desired.items() if r.exp == exp_id]:
-            del desired[other]
-        result.conflicts.append((exp_id, target))
-        fresh.pop(exp_id, None)
-        prev = new_assignments.get(exp_id) or assignments.get(exp_id)
+        for other in [t for t, r in p.desired.items() if r.exp == exp_id]:
+            del p.desired[other]
+        p.result.conflicts.append((exp_id, target))
+        p.fresh.pop(exp_id, None)
+        prev = p.units.get(exp_id) or p.assignments.get(exp_id)
         if prev is not None:
-            new_assignments[exp_id] = prev.paused()
-    if result.conflicts:
-        before = read_deployed(state)
-        conflicted = {t for _, t in result.conflicts}
-        redeploy(git, state, before, desired, [t for t in changing | set(records) if t in entries
-                                               and t not in desired and t not in conflicted and t not in edited])
-    for exp_id in list(fresh):
-        exp = running[exp_id]
-        fresh[exp_id] = _with_written(git, fresh[exp_id], exp.files)
-        result.started.append(exp)
-    for exp_id, a in list(new_assignments.items()):
-        if a.active and exp_id in running:
-            new_assignments[exp_id] = _with_written(git, a, running[exp_id].files)
-        elif exp_id not in running and mine(exp_id):
-            del new_assignments[exp_id]
-    unracy(git, [t for e in running.values() for t in e.files if t in entries])
-    new_assignments.update(fresh)
-    if new_assignments != assignments:
-        save_assignments(git, new_assignments)
-    if fresh and head:
-        events = [ledger.make_event("assign", a.exp, arm=a.arm, unit=a.unit, branch=branch)
-                  for a in fresh.values()]  # fmt: skip
-        ledger.append(git, events, commit=head)
-    return result
+            p.units[exp_id] = prev.paused()
+    if p.result.conflicts:
+        before = read_deployed(p.state)
+        conflicted = {t for _, t in p.result.conflicts}
+        redeploy(p.git, p.state, before, p.desired, [t for t in changing | set(p.records) if t in p.entries
+                 and t not in p.desired and t not in conflicted and t not in edited])  # fmt: skip
+
+
+def _note_written(p: _Pass) -> None:
+    """Active units note what their targets hold now; units of experiments that ended here go."""
+    for exp_id in list(p.fresh):
+        exp = p.running[exp_id]
+        p.fresh[exp_id] = _with_written(p.git, p.fresh[exp_id], exp.files)
+        p.result.started.append(exp)
+    for exp_id, a in list(p.units.items()):
+        if a.active and exp_id in p.running:
+            p.units[exp_id] = _with_written(p.git, a, p.running[exp_id].files)
+        elif exp_id not in p.running and p.mine(exp_id):
+            del p.units[exp_id]
+
+
+def _save_units(p: _Pass, head: str | None) -> None:
+    p.units.update(p.fresh)
+    if p.units != p.assignments:
+        save_assignments(p.git, p.units)
+    if p.fresh and head:
+        events = [ledger.make_event("assign", a.exp, arm=a.arm, unit=a.unit, branch=p.branch)
+                  for a in p.fresh.values()]  # fmt: skip
+        ledger.append(p.git, events, commit=head)
 
 
 def _with_written(git: Git, a: Assignment, files: Iterable[str]) -> Assignment:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from experiment_core.spec import set_status
 from tests.conftest import SEED_CONTROL, SEED_TREATMENT, cli_env, git, make_clones, pre_commit_config, run_cli
 
 CONTROL = "a=1\nmode=control\nz=9\n"
@@ -400,3 +401,23 @@ def test_a_skip_worktree_clone_moves_over_on_its_first_hook_run(team: Team, edit
         clean(team)
     assert team.git(team.b, "fetch").returncode == 0  # the exact refspec is gone
     treatment_free(team.b)
+
+
+@pytest.mark.parametrize("status", ["running", "rolled_back"])
+def test_uninstall_clears_only_the_bits_of_experimented_files(team: Team, status: str) -> None:
+    """A skip-worktree bit the user set on a file of their own survives uninstall (it is theirs: a local change
+    git must not see); the bit 0.1 set on an experimented target goes, and the target holds the committed content
+    again — also when its experiment has ended."""
+    (team.b / "other.txt").write_text("shared=1\n")
+    team.git(team.b, "add", "other.txt")
+    team.git(team.b, "commit", "-qm", "a file of the user's")
+    git(team.b, "update-index", "--skip-worktree", "other.txt")
+    (team.b / "other.txt").write_text("shared=1\nlocal=1\n")  # the user's local change, hidden from git on purpose
+    make_it_a_0_1_clone(team, TREATMENT)
+    if status != "running":
+        set_status(team.b, team.exp, status)
+    run_cli(team.b, "uninstall")
+    assert git(team.b, "ls-files", "-v", "other.txt") == "S other.txt\n"
+    assert (team.b / "other.txt").read_text() == "shared=1\nlocal=1\n"
+    assert git(team.b, "ls-files", "-v", "cfg.txt") == "H cfg.txt\n"
+    assert team.cfg() == CONTROL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from experiment_core.spec import (
     DEFAULT_METRIC,
     DIRECTIONS,
     METRIC_NAME_RE,
+    Registry,
     add_experiment,
     check_repo_path,
     format_ts,
@@ -93,37 +95,13 @@ def create(
     guardrails: tuple[str, ...] = (),
 ) -> None:
     """Create an experiment on one or more files of this repository."""
-    secondary = [parse_guardrail(g, primary_metric) for g in guardrails]
-    if len({m["name"] for m in secondary}) < len(secondary):
-        raise UserError("--guardrail", "a metric is named twice", "name each guardrail once")
+    secondary = _guardrail_metrics(guardrails, primary_metric)
     git = Git.discover()
     registry = load_registry(git.root)  # validate the existing file before touching anything
-    targets: list[str] = []
-    for raw in files:
-        target = check_repo_path(git.root, raw, f"--file {raw}")
-        if not (git.root / target).is_file():
-            raise UserError(f"--file {raw}", "no such file", "name an existing, committed file")
-        if not git.out("ls-files", "--", target):
-            raise UserError(f"--file {raw}", "not tracked by git", f"git add {target} && git commit, then retry")
-        if target in targets:
-            raise UserError(f"--file {raw}", "named twice", "name each file once")
-        targets.append(target)
-    busy = {t: e.id for e in registry.running() for t in e.files}
-    for target in targets:
-        if target in busy:
-            raise UserError(f"--file {target}", f"already in running experiment {busy[target]}", "end that one first")
-    if git.head() is None:
-        raise UserError(str(git.root), "the repository has no commit yet", "make a first commit, then retry")
+    targets = _checked_targets(git, registry, files)
     now = utc_now()
-    backup_refs = git.out("for-each-ref", "--format=%(refname)", "refs/experiments/backups").split()
-    existing = {e.id for e in registry.experiments} | {ref.rsplit("/", 2)[-2] for ref in backup_refs}
-    exp_id = new_id(existing, now.strftime("%Y%m%d-%H%M%S"))
-    mapping = {t: treatment_path(exp_id, t) for t in targets}
-    for treatment in mapping.values():
-        check_repo_path(git.root, treatment, f"treatment path {treatment}")
-        if (git.root / treatment).exists():
-            raise UserError(treatment, "already exists", "remove it or pick another id")
-
+    exp_id = _fresh_id(git, registry, now)
+    mapping = _treatment_paths(git, exp_id, targets)
     entry: dict[str, Any] = {
         "id": exp_id,
         "name": name,
@@ -143,13 +121,7 @@ def create(
         "auto_promote": not no_auto_promote,
         "auto_rollback": not no_auto_rollback,
     }
-    backups = backup_targets(git, exp_id, targets)  # backup before anything is deployed
-    for target, treatment in mapping.items():
-        source = git.root / target
-        atomic_write(git.root / treatment, source.read_bytes(), mode=source.stat().st_mode & 0o7777)
-    add_experiment(git.root, entry)
-    ledger.ensure_config(git)
-    ledger.append(git, [ledger.make_event("created", exp_id, files=mapping, backups=backups)])
+    _add(git, exp_id, targets, mapping, entry)
     if as_json:
         click.echo(json.dumps({"schema": 1, "id": exp_id, "files": mapping}))
         return
@@ -157,3 +129,58 @@ def create(
     for target, treatment in mapping.items():
         click.echo(f"  {target}  ->  edit the treatment in {treatment}")
     click.echo("Next: edit the treatment, then `git add experiments.yaml .experiments && git commit`.")
+
+
+def _guardrail_metrics(guardrails: tuple[str, ...], primary: str) -> list[dict[str, Any]]:
+    secondary = [parse_guardrail(g, primary) for g in guardrails]
+    if len({m["name"] for m in secondary}) < len(secondary):
+        raise UserError("--guardrail", "a metric is named twice", "name each guardrail once")
+    return secondary
+
+
+def _checked_targets(git: Git, registry: Registry, files: tuple[str, ...]) -> list[str]:
+    """The ``--file`` paths as targets: existing, tracked, named once, in no running experiment; and a HEAD."""
+    targets: list[str] = []
+    for raw in files:
+        target = check_repo_path(git.root, raw, f"--file {raw}")
+        if not (git.root / target).is_file():
+            raise UserError(f"--file {raw}", "no such file", "name an existing, committed file")
+        if not git.out("ls-files", "--", target):
+            raise UserError(f"--file {raw}", "not tracked by git", f"git add {target} && git commit, then retry")
+        if target in targets:
+            raise UserError(f"--file {raw}", "named twice", "name each file once")
+        targets.append(target)
+    busy = {t: e.id for e in registry.running() for t in e.files}
+    for target in targets:
+        if target in busy:
+            raise UserError(f"--file {target}", f"already in running experiment {busy[target]}", "end that one first")
+    if git.head() is None:
+        raise UserError(str(git.root), "the repository has no commit yet", "make a first commit, then retry")
+    return targets
+
+
+def _fresh_id(git: Git, registry: Registry, now: dt.datetime) -> str:
+    """An id no experiment of the registry and no backup ref (an experiment created elsewhere) has."""
+    backup_refs = git.out("for-each-ref", "--format=%(refname)", "refs/experiments/backups").split()
+    existing = {e.id for e in registry.experiments} | {ref.rsplit("/", 2)[-2] for ref in backup_refs}
+    return new_id(existing, now.strftime("%Y%m%d-%H%M%S"))
+
+
+def _treatment_paths(git: Git, exp_id: str, targets: list[str]) -> dict[str, str]:
+    mapping = {t: treatment_path(exp_id, t) for t in targets}
+    for treatment in mapping.values():
+        check_repo_path(git.root, treatment, f"treatment path {treatment}")
+        if (git.root / treatment).exists():
+            raise UserError(treatment, "already exists", "remove it or pick another id")
+    return mapping
+
+
+def _add(git: Git, exp_id: str, targets: list[str], mapping: dict[str, str], entry: dict[str, Any]) -> None:
+    """Back up the targets, copy them to the treatment paths, add the registry entry and the ledger event."""
+    backups = backup_targets(git, exp_id, targets)  # backup before anything is deployed
+    for target, treatment in mapping.items():
+        source = git.root / target
+        atomic_write(git.root / treatment, source.read_bytes(), mode=source.stat().st_mode & 0o7777)
+    add_experiment(git.root, entry)
+    ledger.ensure_config(git)
+    ledger.append(git, [ledger.make_event("created", exp_id, files=mapping, backups=backups)])

@@ -76,6 +76,15 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
     _git(work, "remote", "add", "origin", str(remote))
     _git(work, "push", "-q", "-u", "origin", "main")
     click.echo(f"Scratch repository: {work} (remote: {remote})")
+    exp_id = _create_experiment(work, trials)
+    teammate = _teammate_on_the_treatment(root, remote, seed)
+    _push_until_decided(work, exp_id, trials, seed)
+    _show_the_decision(work)
+    _teammate_pulls(teammate)
+
+
+def _create_experiment(work: Path, trials: int) -> str:
+    """Create the experiment on build.sh, write its treatment, commit, install the hooks, push; return its id."""
     import json
 
     created = json.loads(_cli(
@@ -83,7 +92,7 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
         "Starting python once instead of twice makes the build faster", "--file", "build.sh",
         "--command", "sh build.sh", "--sample-size", str(trials), "--json",
     ))  # fmt: skip
-    exp_id = created["id"]
+    exp_id = str(created["id"])
     treatment_file = work / created["files"]["build.sh"]
     treatment_file.write_text(TREATMENT_SCRIPT)
     _git(work, "add", "-A")
@@ -91,6 +100,11 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
     click.echo(f"Created {exp_id}; the treatment is {treatment_file.relative_to(work)}")
     click.echo(_cli(work, "install").rstrip())
     _git(work, "push", "-q", "origin", "main")
+    return exp_id
+
+
+def _teammate_on_the_treatment(root: Path, remote: Path, seed: int | None) -> Path:
+    """A teammate's clone with the hooks, on a branch whose unit drew the treatment."""
     teammate = root / "teammate"
     _git(root, "clone", "-q", str(remote), str(teammate))
     _cli(teammate, "install")
@@ -101,6 +115,11 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
             break
     click.echo(f"Teammate's clone: {teammate} (its unit runs {_variant(teammate)}; git status: "
                f"{'clean' if not _porcelain(teammate) else 'changes'})")  # fmt: skip
+    return teammate
+
+
+def _push_until_decided(work: Path, exp_id: str, trials: int, seed: int | None) -> None:
+    """Units on task branches until each arm has ``trials``, then a push; again (two more each) while undecided."""
     git = Git(work)
     units = {"control": 0, "treatment": 0}
     task = 0
@@ -108,20 +127,7 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
     for attempt in range(1, 6):
         while min(units.values()) < target and task < 10 * trials:
             task += 1
-            # Each branch checkout is a new unit (the post-checkout hook draws the arm and swaps build.sh);
-            # each commit is a trial (the post-commit hook times `sh build.sh` in the background).
-            _git(work, "checkout", "-q", "-b", f"task-{task}", "main",
-                 seed=None if seed is None else f"{seed}-{task}")  # fmt: skip
-            (work / "notes.txt").write_text(f"task {task}\n")
-            _git(work, "add", "notes.txt")
-            _git(work, "commit", "-q", "-m", f"task {task}")
-            _cli(work, "wait")
-            current = current_assignment(git, exp_id)
-            if current and current.arm:
-                units[current.arm] += 1
-            variant = "the treatment" if (work / "build.sh").read_text() == TREATMENT_SCRIPT else "the control"
-            click.echo(f"  task {task:>2}  {current.arm if current else 'paused':<9}  build.sh is {variant:<13}"
-                       f"   (units: {units['control']} control, {units['treatment']} treatment)")
+            _one_task(work, git, exp_id, task, units, seed)
         _git(work, "checkout", "-q", "main")
         if attempt == 1:
             click.echo("")
@@ -135,6 +141,26 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
             break
         target += 2  # not decided yet (a noisy machine): more work, then push again
         click.echo("  (no decision yet: two more units per arm, then push again)")
+
+
+def _one_task(work: Path, git: Git, exp_id: str, task: int, units: dict[str, int], seed: int | None) -> None:
+    # Each branch checkout is a new unit (the post-checkout hook draws the arm and swaps build.sh);
+    # each commit is a trial (the post-commit hook times `sh build.sh` in the background).
+    _git(work, "checkout", "-q", "-b", f"task-{task}", "main",
+         seed=None if seed is None else f"{seed}-{task}")  # fmt: skip
+    (work / "notes.txt").write_text(f"task {task}\n")
+    _git(work, "add", "notes.txt")
+    _git(work, "commit", "-q", "-m", f"task {task}")
+    _cli(work, "wait")
+    current = current_assignment(git, exp_id)
+    if current and current.arm:
+        units[current.arm] += 1
+    variant = "the treatment" if (work / "build.sh").read_text() == TREATMENT_SCRIPT else "the control"
+    click.echo(f"  task {task:>2}  {current.arm if current else 'paused':<9}  build.sh is {variant:<13}"
+               f"   (units: {units['control']} control, {units['treatment']} treatment)")
+
+
+def _show_the_decision(work: Path) -> None:
     _git(work, "push", "-q", "origin", "main")
     click.echo("$ git push origin main   # publishes the decision commit")
     click.echo("")
@@ -144,6 +170,9 @@ def demo(directory: Path | None, trials: int, seed: int | None) -> None:
     click.echo("")
     click.echo(f"build.sh is now {'the treatment (promoted)' if promoted else 'unchanged (no decision yet)'}; "
                f"git status: {'clean' if not _porcelain(work) else 'changes'}")
+
+
+def _teammate_pulls(teammate: Path) -> None:
     click.echo("")
     click.echo(f"$ cd {teammate} && git pull --no-rebase origin main   # the teammate takes the decision")
     for line in _git(teammate, "pull", "--no-rebase", "--no-edit", "origin", "main").splitlines():

@@ -1,8 +1,9 @@
 """``experiment-hook uninstall``: leave the repository as git alone would have it.
 
 Every worktree's experimented files get their committed content back through git (a user's edit stays, on top
-of the control), then the filter driver leaves the local config and ``info/attributes``, any skip-worktree bit of
-0.1 is cleared, and the hooks ``install`` wrote are removed (hooks they chained are put back).
+of the control), then the filter driver leaves the local config and ``info/attributes``, the skip-worktree bits
+0.1 set on experimented files are cleared (a bit the user set on a file of their own stays), and the hooks
+``install`` wrote are removed (hooks they chained are put back).
 """
 
 from __future__ import annotations
@@ -11,15 +12,26 @@ from pathlib import Path
 
 import click
 
+from experiment_core.assign import load_assignments
 from experiment_core.githooks import uninstall as uninstall_hooks
 from experiment_core.gitio import Git
 from experiment_core.release import restore
-from experiment_core.variants import remove_filter
+from experiment_core.spec import load_registry
+from experiment_core.state import state_dir
+from experiment_core.variants import filter_state, index_entries, read_deployed, remove_filter, show_to_git
+from experiment_core.worktree import experimented_files
 
 
 def worktrees(git: Git) -> list[Path]:
     out = git.out("worktree", "list", "--porcelain")
     return [Path(line[len("worktree ") :]) for line in out.splitlines() if line.startswith("worktree ")]
+
+
+def experimented_targets(tree: Git) -> set[str]:
+    """The files of this worktree that are or were experimented on (read before restore forgets ended units)."""
+    registry = load_registry(tree.root, state_dir(tree))
+    files = experimented_files(registry, load_assignments(tree), read_deployed(filter_state(tree)))
+    return {t for targets in files.values() for t in targets}
 
 
 @click.command("uninstall")
@@ -30,12 +42,11 @@ def uninstall() -> None:
         if not root.is_dir():
             continue
         tree = Git(root)
+        ours = experimented_targets(tree)
         for r in restore(tree):
             if r.outcome != "already control":
                 click.echo(f"{'restored':>9}  {root / r.target}: {r.outcome}")
-        hidden = [line[2:] for line in tree.out("ls-files", "-v").splitlines() if line.startswith("S ")]
-        if hidden:
-            tree.run("update-index", "--no-skip-worktree", "--", *hidden)
+        show_to_git(tree, [t for t, e in index_entries(tree, ours).items() if e.skip_worktree])
     remove_filter(git)
     click.echo(f"{'removed':>9}  filter driver (local config and info/attributes)")
     for change in uninstall_hooks(git):
