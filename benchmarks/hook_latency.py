@@ -172,7 +172,7 @@ def main() -> None:
     foreground = new_repo(base / "foreground")
     with_experiment(foreground, src)
     sys.path.insert(0, str(PROJECT))
-    from experiment_core.spec import edit_registry
+    from experiment_core.store.spec import edit_registry
 
     edit_registry(foreground, lambda doc: doc["experiments"][0].__setitem__("foreground", True))
     sh(foreground, sys.executable, "-m", "experiment_core", "install", extra=src)

@@ -39,7 +39,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from experiment_core import ledger  # noqa: E402
+from experiment_core.store import ledger  # noqa: E402
 
 ENV_IDENT = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
              "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}  # fmt: skip
@@ -259,9 +259,9 @@ def bench(base: Path, n: int, n_exps: int, per_note: int, repeat: int) -> dict[s
 INDEX_READS = """
 import sys, time
 from pathlib import Path
-from experiment_core import ledger_index
+from experiment_core.store import ledger_index
 from experiment_core.gitio import Git
-from experiment_core.spec import load_registry
+from experiment_core.store.spec import load_registry
 g = Git(Path(sys.argv[1]))
 exps = load_registry(g.root).running()
 t = time.perf_counter()

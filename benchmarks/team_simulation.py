@@ -2,10 +2,10 @@
 
 Every simulated experiment receives one unit per arm per push (a look every 2 units), up to ``--max-n`` per
 arm, and stops at its first promote or rollback. Units are timings (lower is better). The decisions are made by
-``experiment_core.decide.decide_vectorized`` on evidence computed here, vectorized over experiments and looks,
+``experiment_core.evidence.decide.decide_vectorized`` on evidence computed here, vectorized over experiments and looks,
 by the formulas ``analyze`` uses:
 
-* pooled — ``experiment_core.analysis.evidence_arrays`` (Welch, Fieller's always-valid band, linear scale);
+* pooled — ``experiment_core.evidence.analysis.evidence_arrays`` (Welch, Fieller's always-valid band, linear scale);
 * machine-aware — OLS of log(value) on arm + machine dummies in closed form (the estimator of
   ``stats.blocked_difference``) fed to the same confidence sequence, falling back to pooled while fewer than
   two machines hold both arms (as ``analysis.choose_blocking``);
@@ -34,9 +34,9 @@ from scipy import stats as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiment_core.analysis import analyze_experiment, analyze_samples, evidence_arrays
-from experiment_core.decide import ACTIONS, Settings, decide_vectorized
-from experiment_core.spec import Experiment, Metric, Targets
+from experiment_core.evidence.analysis import analyze_experiment, analyze_samples, evidence_arrays
+from experiment_core.evidence.decide import ACTIONS, Settings, decide_vectorized
+from experiment_core.store.spec import Experiment, Metric, Targets
 
 Arr = np.ndarray[Any, Any]
 PROMOTE, ROLLBACK = ACTIONS.index("promote"), ACTIONS.index("rollback")

@@ -30,7 +30,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from experiment_core.measure import Measurement, measure_shell_startup, time_command  # noqa: E402
+from experiment_core.measure.timing import Measurement, measure_shell_startup, time_command  # noqa: E402
 
 # (command, runs per round)
 PYTHON = shlex.quote(sys.executable)  # the interpreter itself, not a pyenv shim (a shell script: ~80 ms more)

@@ -13,12 +13,12 @@ __version__ = "0.1.0"
 __all__ = ["AnalysisResult", "analyze_experiment", "analyze_samples"]
 
 if TYPE_CHECKING:
-    from .analysis import AnalysisResult, analyze_experiment, analyze_samples
+    from experiment_core.evidence.analysis import AnalysisResult, analyze_experiment, analyze_samples
 
 
 def __getattr__(name: str) -> Any:
     if name in ("analyze_samples", "analyze_experiment", "AnalysisResult"):
-        from . import analysis
+        from experiment_core.evidence import analysis
 
         return getattr(analysis, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

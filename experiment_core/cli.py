@@ -61,7 +61,7 @@ def _finish_interrupted_decision() -> None:
         git = Git.discover()
     except UserError:
         return  # not in a repository (e.g. `demo`)
-    from experiment_core import lifecycle
+    from experiment_core.apply import lifecycle
 
     done = lifecycle.recover(git)
     if done:

@@ -1,8 +1,8 @@
-"""post-rewrite entry (git hook or pre-commit ``experiment-follow-rewrite``): see experiment_core.post_merge."""
+"""post-rewrite entry (git hook or pre-commit ``experiment-follow``): see experiment_core.hookpaths.post_merge."""
 
 import sys
 
-from experiment_core.post_merge import main
+from experiment_core.hookpaths.post_merge import main
 
 if __name__ == "__main__":
     sys.exit(main("post-rewrite", sys.argv[1:]))

@@ -123,9 +123,10 @@ def deploy_units(repo: Path, seed: str) -> None:
     from ``seed``, deployed through the filter driver (for tests that need a deployed variant without hooks)."""
     import random
 
+    from experiment_core.clock import format_ts, utc_now
+    from experiment_core.deploy.worktree import reconcile
     from experiment_core.gitio import Git
-    from experiment_core.spec import format_ts, load_registry, utc_now
-    from experiment_core.worktree import reconcile
+    from experiment_core.store.spec import load_registry
 
     reconcile(Git(repo), load_registry(repo), rng=random.Random(seed), now=format_ts(utc_now()))
 

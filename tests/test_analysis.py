@@ -16,10 +16,11 @@ import pytest
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
-from experiment_core import analyze_samples, stats
-from experiment_core.analysis import analyze_experiment, collect_units, evidence_arrays
-from experiment_core.decide import Settings
-from experiment_core.spec import Experiment, Metric
+from experiment_core import analyze_samples
+from experiment_core.evidence import stats
+from experiment_core.evidence.analysis import analyze_experiment, collect_units, evidence_arrays
+from experiment_core.evidence.decide import Settings
+from experiment_core.store.spec import Experiment, Metric
 
 SEED_C = [45.0, 52.0, 38.0, 58.0, 32.0, 44.0, 47.0]
 SEED_T = [27.0, 30.0, 21.0, 35.0, 25.0, 28.0, 26.0]
@@ -65,7 +66,7 @@ def same(a: float | None, b: float) -> bool:
 
 def test_package_import_is_cheap() -> None:
     code = (
-        "import sys, experiment_core, experiment_core.stats, experiment_core.decide;"
+        "import sys, experiment_core, experiment_core.evidence.stats, experiment_core.evidence.decide;"
         "assert 'scipy' not in sys.modules and 'numpy' not in sys.modules, 'heavy import';"
         "from experiment_core import analyze_samples; assert callable(analyze_samples)"
     )

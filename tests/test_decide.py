@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from experiment_core.decide import (
+from experiment_core.evidence.decide import (
     ACTIONS,
     Decision,
     Evidence,
@@ -22,7 +22,7 @@ from experiment_core.decide import (
     decide_vectorized,
     parse_ts,
 )
-from experiment_core.spec import Experiment
+from experiment_core.store.spec import Experiment
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
 

@@ -41,7 +41,7 @@ def setup_experiment(tmp_path: Path, control: str, treatment: str, sample_size: 
 
 def run_units(repo: Path, exp: str, per_arm: int, start: int = 0) -> dict[str, int]:
     """Branch checkouts and commits, as a developer works, until each arm has ``per_arm`` units."""
-    from experiment_core.assign import current_assignment
+    from experiment_core.deploy.assign import current_assignment
     from experiment_core.gitio import Git
 
     units = {"control": 0, "treatment": 0}

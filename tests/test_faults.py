@@ -12,15 +12,15 @@ import time
 from pathlib import Path
 
 from benchmarks.ledger_scale import build_ledger
-from experiment_core import ledger
 from experiment_core.gitio import Git
+from experiment_core.store import ledger
 from tests.conftest import PROJECT, cli_env
 
 APPENDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from experiment_core import ledger
+    from experiment_core.store import ledger
     from experiment_core.gitio import Git
     g, log = Git(Path(sys.argv[1])), Path(sys.argv[2])
     i = 0
@@ -37,7 +37,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from experiment_core import ledger
+    from experiment_core.store import ledger
     from experiment_core.gitio import Git
     with ledger.ledger_lock(Git(Path(sys.argv[1]))):
         print("locked", flush=True)
@@ -103,7 +103,7 @@ def test_flock_of_a_killed_holder_is_released(repo: Path) -> None:
         """
         import sys
         from pathlib import Path
-        from experiment_core import ledger
+        from experiment_core.store import ledger
         from experiment_core.gitio import Git
         ledger.append(Git(Path(sys.argv[1])), [ledger.make_event("trial", "exp-1", arm="control", metric="t",
                                                                   value=1.0, unit="w")])

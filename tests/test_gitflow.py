@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from experiment_core.spec import set_status
+from experiment_core.store.spec import set_status
 from tests.conftest import SEED_CONTROL, SEED_TREATMENT, cli_env, git, make_clones, pre_commit_config, run_cli
 
 CONTROL = "a=1\nmode=control\nz=9\n"

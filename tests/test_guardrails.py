@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from experiment_core.gitio import Git
-from experiment_core.machine import machine_id
+from experiment_core.measure.machine import machine_id
 from tests.conftest import git, make_clones, run_cli
 from tests.test_decide_push import push
 
@@ -40,7 +40,7 @@ def test_create_guardrail_writes_the_registry_entry(repo: Path, create_exp: Call
     exp = create_exp("--guardrail", "runtime:5", "--guardrail", "memory")
     text = (repo / "experiments.yaml").read_text()
     assert "guardrail: true" in text and "max_regression: 5.0" in text
-    from experiment_core.spec import load_registry
+    from experiment_core.store.spec import load_registry
 
     e = load_registry(repo).get(exp)
     assert [(m.name, m.guardrail, m.max_regression) for m in e.guardrails] == [("runtime", True, 5.0),

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from experiment_core import ledger
 from experiment_core.gitio import Git
+from experiment_core.store import ledger
 from tests.conftest import (
     SEED_CONTROL,
     SEED_TREATMENT,

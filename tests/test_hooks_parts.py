@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from experiment_core import hookenv
-from experiment_core.assign import balanced_order, draw_arm
-from experiment_core.filter_driver import merge3
-from experiment_core.post_commit import find_git_dir, is_new_work, last_reflog
-from experiment_core.pre_push import parse_refs
-from experiment_core.variants import blob_id, parse_ls_files
+from experiment_core.deploy.assign import balanced_order, draw_arm
+from experiment_core.deploy.filter_driver import merge3
+from experiment_core.deploy.variants import blob_id, parse_ls_files
+from experiment_core.hookpaths.post_commit import find_git_dir, is_new_work, last_reflog
+from experiment_core.hookpaths.pre_push import parse_refs
 from tests.conftest import PROJECT, SEED_TREATMENT, cli_env, git, run_cli
 
 HEAVY = ("scipy", "numpy", "git", "click", "ruamel", "ruamel.yaml")
@@ -149,7 +149,7 @@ def _active_repo(repo: Path) -> str:
 PROBE = """
 import os, sys
 sys.argv = ["hook", "0" * 40, sys.argv[1], "1"]
-from experiment_core.{module} import main
+from experiment_core.hookpaths.{module} import main
 assert main(sys.argv[1:]) == 0
 heavy = [m for m in {heavy!r} if m in sys.modules]
 print(",".join(heavy))
@@ -199,9 +199,9 @@ def test_pre_push_is_a_seam_that_lets_the_push_through(repo: Path, tmp_path: Pat
 
 
 def test_foreground_failure_is_recorded_and_shown(repo: Path) -> None:
-    from experiment_core import ledger
     from experiment_core.gitio import Git
-    from experiment_core.spec import edit_registry
+    from experiment_core.store import ledger
+    from experiment_core.store.spec import edit_registry
 
     out = run_cli(repo, "create", "--name", "t", "--file", "tool.cfg", "--command", "echo boom; exit 3",
                   "--json").stdout  # fmt: skip

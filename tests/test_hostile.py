@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from experiment_core import ledger, sync
 from experiment_core.gitio import Git
+from experiment_core.store import ledger, sync
 from tests.conftest import PROJECT, cli_env, git, make_clones, run_cli, snapshot
 from tests.test_index import assert_index_equals_notes
 
@@ -216,9 +216,9 @@ def test_nothing_from_the_ledger_reaches_a_shell(tmp_path: Path) -> None:
     assert "subprocess.Popen" in logged  # the hook saw our git processes
     assert marker not in logged  # ... and not one carried ledger text
     assert not list(victim.rglob(f"*{marker}*")) and not list(Path.cwd().glob(f"*{marker}*"))
-    # the only shell in the package runs the registry's metric command (measure.time_command)
+    # the only shell in the package runs the registry's metric command (timing.time_command)
     shells = [p.name for p in (PROJECT / "experiment_core").rglob("*.py") if "shell=True" in p.read_text()]
-    assert shells == ["measure.py"]
+    assert shells == ["timing.py"]
 
 
 def test_cases_cover_the_issue() -> None:

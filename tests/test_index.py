@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from experiment_core import ledger, ledger_index, sync
-from experiment_core.analysis import collect_units
+from experiment_core.evidence.analysis import collect_units
 from experiment_core.gitio import Git
+from experiment_core.store import ledger, ledger_index, sync
 from tests.conftest import PROJECT, cli_env, git, init_repo
 
 EXPS = ("exp-1", "exp-2")
@@ -47,7 +47,7 @@ def assert_index_equals_notes(g: Git) -> None:
 
 
 def _check(index: ledger_index.LedgerIndex, full: ledger.LedgerRead) -> None:
-    from experiment_core.spec import parse_ts
+    from experiment_core.clock import parse_ts
 
     assert index.notes_commit == full.notes_commit
     assert index.skipped == full.skipped
@@ -152,7 +152,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from experiment_core import ledger, ledger_index
+    from experiment_core.store import ledger, ledger_index
     from experiment_core.gitio import Git
     g = Git(Path(sys.argv[1]))
     for i in range(int(sys.argv[3])):
@@ -180,7 +180,7 @@ BUILDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from experiment_core import ledger_index
+    from experiment_core.store import ledger_index
     from experiment_core.gitio import Git
     print("open", flush=True)
     ledger_index.open_index(Git(Path(sys.argv[1]))).close()

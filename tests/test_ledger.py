@@ -7,8 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from experiment_core import ledger, ledger_index
 from experiment_core.gitio import Git
+from experiment_core.store import ledger, ledger_index
 from tests.conftest import PROJECT, cli_env, git
 
 
@@ -35,7 +35,7 @@ COUNT_PROCESSES = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from experiment_core import ledger
+    from experiment_core.store import ledger
     from experiment_core.gitio import Git
     g = Git(Path(sys.argv[1]))
     g.common_dir, g.git_path("experiment-hook")  # path lookups are cached per Git: not part of a read
@@ -117,7 +117,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from experiment_core import ledger
+    from experiment_core.store import ledger
     from experiment_core.gitio import Git
     g = Git(Path(sys.argv[1]))
     for i in range(int(sys.argv[3])):

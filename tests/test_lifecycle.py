@@ -72,8 +72,8 @@ def test_promote_by_hand_commits_only_the_experiment(repo: Path, create_exp: Cal
 
 
 def _events(repo: Path) -> list[dict[str, object]]:
-    from experiment_core import ledger
     from experiment_core.gitio import Git
+    from experiment_core.store import ledger
 
     return ledger.read(Git(repo)).events
 

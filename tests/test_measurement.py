@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from experiment_core.measure import (
+from experiment_core.measure.timing import (
     DIRECT,
     SHELL,
     TIMEOUT_EXIT,
@@ -113,8 +113,8 @@ def test_checkout_waits_for_the_running_measurement(repo: Path) -> None:
     subprocess.run(["git", "checkout", "-q", "main"], cwd=repo, check=True,
                    env=cli_env({"EXPERIMENT_HOOK_SEED": SEED_TREATMENT}))  # fmt: skip
     run_cli(repo, "wait")
-    from experiment_core import ledger
     from experiment_core.gitio import Git
+    from experiment_core.store import ledger
 
     events = ledger.read(Git(repo)).events
     trials = [e for e in events if e["type"] == "trial" and e["metric"] == "time_to_complete"]
@@ -135,8 +135,8 @@ def test_secondary_metrics_with_a_command_are_timed_too(repo: Path) -> None:
     subprocess.run(["git", "checkout", "-q", "-b", "t"], cwd=repo, check=True, env=cli_env())
     git(repo, "commit", "-q", "--allow-empty", "-m", "work")
     run_cli(repo, "wait")
-    from experiment_core import ledger
     from experiment_core.gitio import Git
+    from experiment_core.store import ledger
 
     trials = [e for e in ledger.read(Git(repo)).events if e["type"] == "trial" and e["exp"] == exp]
     by_metric = {t["metric"]: t for t in trials}
@@ -160,8 +160,8 @@ def test_post_commit_subtracts_the_cached_shell_start_up_and_analyze_says_so(rep
     (state / "shell-startup").write_text(f"0.9 {time.time()}\n")
     git(repo, "commit", "-q", "--allow-empty", "-m", "work")
     run_cli(repo, "wait")
-    from experiment_core import ledger
     from experiment_core.gitio import Git
+    from experiment_core.store import ledger
 
     trials = [e for e in ledger.read(Git(repo)).events if e["type"] == "trial" and e["metric"] == "time_to_complete"]
     assert [(t["timing"], t["startup"], t["value"]) for t in trials] == [("shell", 0.9, 0.0)]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from experiment_core.report import metric_cells, metric_rows, verdict_line
+from experiment_core.reports.report import metric_cells, metric_rows, verdict_line
 from tests.conftest import run_cli
 
 NOW = {"EXPERIMENT_HOOK_NOW": "2026-01-02T12:00:00Z"}
@@ -274,7 +274,7 @@ def test_report_renders_in_a_real_headless_browser(repo: Path, exp_with_data: st
 
 # ---- terminal ----------------------------------------------------------------------------------------------
 def test_static_lines_follow_pre_commits_rhythm() -> None:
-    from experiment_core.terminal import experiment_line, static_line
+    from experiment_core.reports.terminal import experiment_line, static_line
 
     assert static_line("check yaml", "Passed") == "check yaml" + "." * 63 + "Passed"
     row = {"id": "exp-1", "name": "x" * 200, "status": "running", "sample_size": 10,
@@ -318,8 +318,9 @@ def test_status_on_a_terminal_is_a_table_and_honours_no_color(repo: Path, exp_wi
 
 
 def test_renderers_do_not_import_rich_or_plotting() -> None:
-    code = ("import sys, experiment_core.report, experiment_core.terminal, experiment_core.report_html, "
-            "experiment_core.exports; bad = [m for m in ('rich', 'matplotlib') if m in sys.modules]; "
+    code = ("import sys, experiment_core.reports.report, experiment_core.reports.terminal, "
+            "experiment_core.reports.report_html, experiment_core.reports.exports; "
+            "bad = [m for m in ('rich', 'matplotlib') if m in sys.modules]; "
             "assert not bad, bad")  # fmt: skip
     import sys
 
@@ -329,9 +330,9 @@ def test_renderers_do_not_import_rich_or_plotting() -> None:
 def test_sequential_path_ends_at_analyzes_always_valid_interval() -> None:
     import math
 
-    from experiment_core.analysis import analyze_experiment
-    from experiment_core.history import sequential_path, trials_in_order
-    from experiment_core.spec import Experiment
+    from experiment_core.evidence.analysis import analyze_experiment
+    from experiment_core.reports.history import sequential_path, trials_in_order
+    from experiment_core.store.spec import Experiment
 
     rng = random.Random(1)
     events = []

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from experiment_core import ledger
 from experiment_core.gitio import Git
+from experiment_core.store import ledger
 from tests.conftest import SEED_TREATMENT, cli_env, git, run_cli, snapshot
 
 TREATMENT = "workers = 8\n"

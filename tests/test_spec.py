@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from experiment_core.errors import UserError
-from experiment_core.spec import load_registry, parse_registry, set_status
+from experiment_core.store.spec import load_registry, parse_registry, set_status
 from tests.conftest import run_cli, snapshot
 
 COMMENTED = """\

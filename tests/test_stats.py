@@ -1,4 +1,4 @@
-"""experiment_core.stats against independent oracles: scipy, statsmodels, gbstats 0.8.0, hand math."""
+"""experiment_core.evidence.stats against independent oracles: scipy, statsmodels, gbstats 0.8.0, hand math."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower
 from statsmodels.stats.proportion import proportions_ztest
 
-from experiment_core import stats
+from experiment_core.evidence import stats
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOL = 1e-9

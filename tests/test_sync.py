@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from experiment_core import ledger, sync
 from experiment_core.gitio import Git
+from experiment_core.store import ledger, sync
 from tests.conftest import cli_env, git, make_clones, run_cli
 
 

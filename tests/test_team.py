@@ -8,16 +8,16 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from experiment_core import ledger, ledger_index, sync
 from experiment_core.gitio import Git
 from experiment_core.state import state_dir
+from experiment_core.store import ledger, ledger_index, sync
 from tests.conftest import PROJECT, cli_env, git
 
 WRITER = textwrap.dedent(
     """
     import random, sys, time
     from pathlib import Path
-    from experiment_core import ledger
+    from experiment_core.store import ledger
     from experiment_core.gitio import Git
     repo, tag, count, log = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
     g = Git(repo)
@@ -36,7 +36,7 @@ SYNCER = textwrap.dedent(
     """
     import random, sys, time
     from pathlib import Path
-    from experiment_core import sync
+    from experiment_core.store import sync
     from experiment_core.errors import UserError
     from experiment_core.gitio import Git
     repo, rounds, seed = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -115,7 +115,7 @@ def test_worktrees_share_the_ledger_but_not_local_state(repo: Path, tmp_path: Pa
         """
         import sys
         from pathlib import Path
-        from experiment_core import ledger
+        from experiment_core.store import ledger
         from experiment_core.gitio import Git
         g = Git(Path(sys.argv[1]))
         for i in range(10):

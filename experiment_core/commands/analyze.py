@@ -10,12 +10,13 @@ from typing import Any
 
 import click
 
-from experiment_core import ledger_index
+from experiment_core.clock import utc_now
 from experiment_core.errors import UserError
 from experiment_core.gitio import Git
-from experiment_core.report import analysis_markdown
-from experiment_core.spec import load_registry, utc_now
+from experiment_core.reports.report import analysis_markdown
 from experiment_core.state import state_dir
+from experiment_core.store import ledger_index
+from experiment_core.store.spec import load_registry
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
@@ -45,7 +46,7 @@ def analyze(exp_id: str, as_json: bool, as_markdown: bool = False) -> None:
         raise UserError("analyze", "--json and --markdown exclude each other", "pick one")
     git = Git.discover()
     exp = load_registry(git.root, state_dir(git)).get(exp_id)
-    from experiment_core.report_data import analysis_dict
+    from experiment_core.reports.report_data import analysis_dict
 
     now = utc_now()
 
@@ -58,7 +59,7 @@ def analyze(exp_id: str, as_json: bool, as_markdown: bool = False) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))
     elif as_markdown:
-        from experiment_core.exports import summary_markdown
+        from experiment_core.reports.exports import summary_markdown
 
         text = summary_markdown(exp.id, exp.name, result, exp.metric.unit, alerts)
         click.echo(text, nl=False)

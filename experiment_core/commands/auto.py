@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from experiment_core import engine
+from experiment_core.apply import engine
+from experiment_core.clock import utc_now
 from experiment_core.gitio import Git
-from experiment_core.spec import utc_now
 
 
 @click.command("auto")

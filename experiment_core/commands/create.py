@@ -8,23 +8,22 @@ from typing import Any
 
 import click
 
-from experiment_core import ledger
+from experiment_core.clock import format_ts, utc_now
+from experiment_core.deploy.variants import backup_targets
 from experiment_core.errors import UserError
 from experiment_core.fsutil import atomic_write
 from experiment_core.gitio import Git
-from experiment_core.spec import (
+from experiment_core.store import ledger
+from experiment_core.store.spec import (
     DEFAULT_METRIC,
     DIRECTIONS,
     METRIC_NAME_RE,
     Registry,
     add_experiment,
     check_repo_path,
-    format_ts,
     load_registry,
     treatment_path,
-    utc_now,
 )
-from experiment_core.variants import backup_targets
 
 
 def new_id(existing: set[str], stamp: str) -> str:

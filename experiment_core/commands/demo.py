@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from experiment_core.assign import current_assignment
+from experiment_core.deploy.assign import current_assignment
 from experiment_core.gitio import Git
 
 CONTROL_SCRIPT = """#!/bin/sh

@@ -7,13 +7,21 @@ from pathlib import Path
 
 import click
 
-from experiment_core import ledger_index
+from experiment_core.clock import utc_now
 from experiment_core.errors import UserError
-from experiment_core.exports import FORMATS, analysis_json, events_jsonl, pick_format, summary_markdown, trials_csv
 from experiment_core.fsutil import atomic_write_text
 from experiment_core.gitio import Git
-from experiment_core.spec import load_registry, utc_now
+from experiment_core.reports.exports import (
+    FORMATS,
+    analysis_json,
+    events_jsonl,
+    pick_format,
+    summary_markdown,
+    trials_csv,
+)
 from experiment_core.state import state_dir
+from experiment_core.store import ledger_index
+from experiment_core.store.spec import load_registry
 
 
 @click.command("export")
@@ -34,8 +42,8 @@ def export(exp_id: str, output: str, fmt: str | None) -> None:
     elif chosen == "jsonl":
         text = events_jsonl(events)
     else:
-        from experiment_core.analysis import EventData
-        from experiment_core.report_data import analysis_dict
+        from experiment_core.evidence.analysis import EventData
+        from experiment_core.reports.report_data import analysis_dict
 
         analysis = analysis_dict(exp, EventData(events, exp.id), utc_now(), skipped, events)
         if chosen == "json":

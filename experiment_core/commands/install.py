@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from experiment_core import ledger
-from experiment_core.githooks import install as install_hooks
 from experiment_core.gitio import Git
+from experiment_core.hookpaths.githooks import install as install_hooks
+from experiment_core.store import ledger
 
 
 @click.command("install")
@@ -19,12 +19,12 @@ def install() -> None:
         click.echo(f"{change.action:>9}  {change.path}{note}")
     ledger.ensure_config(git)
     if git.out("remote"):  # a clone: make plain `git fetch` bring the team's ledger (notes are not fetched by default)
-        from experiment_core import sync
+        from experiment_core.store import sync
 
         remote = sync.default_remote(git)
         sync.setup_remote(git, remote)
         click.echo(f"{'fetch':>9}  {remote} now brings the team's ledger; run `experiment-hook sync` to merge it")
-    from experiment_core.post_checkout import follow
+    from experiment_core.hookpaths.post_checkout import follow
 
     follow(git, new_units=False, head=git.head())  # filter driver set up; a clone of 0.1 moves over
     click.echo("Every branch checkout now starts a unit of each running experiment; commits record trials;")

@@ -6,7 +6,7 @@ import math
 
 import click
 
-from experiment_core import stats
+from experiment_core.evidence import stats
 
 
 def plan_line(n: int, *, mde: float, cv: float, alpha: float, power: float, source: str = "") -> str:
@@ -23,10 +23,10 @@ def cv_from_experiment(exp_id: str) -> tuple[float, float, str]:
     The CV is the control arm's sd/mean when it has ≥ 2 units, else that of both arms together. This is the
     only function that touches the repository (registry and ledger); it imports them lazily.
     """
-    from experiment_core import ledger_index  # type: ignore[attr-defined,unused-ignore]
     from experiment_core.gitio import Git  # type: ignore[import-not-found,unused-ignore]
-    from experiment_core.spec import load_registry  # type: ignore[import-not-found,unused-ignore]
     from experiment_core.state import state_dir  # type: ignore[import-not-found,unused-ignore]
+    from experiment_core.store import ledger_index  # type: ignore[attr-defined,unused-ignore]
+    from experiment_core.store.spec import load_registry  # type: ignore[import-not-found,unused-ignore]
 
     git = Git.discover()
     exp = load_registry(git.root, state_dir(git)).get(exp_id)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import click
 
-from experiment_core import ledger
+from experiment_core.clock import format_ts, parse_ts
 from experiment_core.errors import UserError
 from experiment_core.gitio import Git
-from experiment_core.spec import METRIC_NAME_RE, Experiment, format_ts, load_registry, parse_ts
 from experiment_core.state import state_dir
+from experiment_core.store import ledger
+from experiment_core.store.spec import METRIC_NAME_RE, Experiment, load_registry
 
 CSV_REQUIRED = ("arm", "value")
 # `export -o FILE.csv` writes them all

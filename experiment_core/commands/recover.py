@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from experiment_core import lifecycle
+from experiment_core.apply import lifecycle
 from experiment_core.gitio import Git
 
 

@@ -8,12 +8,14 @@ from typing import Any
 
 import click
 
-from experiment_core import __version__, ledger_index
+from experiment_core import __version__
+from experiment_core.clock import utc_now
 from experiment_core.errors import UserError
 from experiment_core.fsutil import atomic_write_text
 from experiment_core.gitio import Git
-from experiment_core.spec import load_registry, utc_now
 from experiment_core.state import state_dir
+from experiment_core.store import ledger_index
+from experiment_core.store.spec import load_registry
 
 FORMATS = ("html", "png")
 
@@ -43,7 +45,7 @@ def report(exp_id: str | None, output: Path, fmt: str | None) -> None:
     if fmt == "png" and not experiments:
         raise UserError("report", "no experiments yet", "create one first")
     now = utc_now()
-    from experiment_core.report_data import analysis_dict, experiment_report
+    from experiment_core.reports.report_data import analysis_dict, experiment_report
 
     def read(index: ledger_index.LedgerIndex) -> list[Any]:
         reports = []
@@ -55,12 +57,12 @@ def report(exp_id: str | None, output: Path, fmt: str | None) -> None:
 
     reports = ledger_index.read_with(git, read, progress=True)
     if fmt == "png":
-        from experiment_core.report_png import write_png
+        from experiment_core.reports.report_png import write_png
 
         write_png(reports if exp_id is None else reports[:1], output)
     else:
-        from experiment_core.report_html import experiment_html, index_html
-        from experiment_core.spec import format_ts
+        from experiment_core.clock import format_ts
+        from experiment_core.reports.report_html import experiment_html, index_html
 
         html = experiment_html(reports[0]) if exp_id else index_html(reports, generated=format_ts(now),
                                                                      version=__version__)  # fmt: skip

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
+from experiment_core.deploy.release import restore as restore_files
 from experiment_core.gitio import Git
-from experiment_core.release import restore as restore_files
 
 
 @click.command("restore")

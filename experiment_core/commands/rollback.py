@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from experiment_core.manual import decide_by_hand
+from experiment_core.apply.manual import decide_by_hand
 
 
 @click.command("rollback")

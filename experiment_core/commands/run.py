@@ -11,10 +11,10 @@ import click
 
 from experiment_core.errors import UserError
 from experiment_core.gitio import Git
-from experiment_core.measure import timing_words
-from experiment_core.runner import Interrupted, RunTrial, run_trials
-from experiment_core.spec import Experiment, load_registry
+from experiment_core.measure.run_trials import Interrupted, RunTrial, run_trials
+from experiment_core.measure.timing import timing_words
 from experiment_core.state import state_dir
+from experiment_core.store.spec import Experiment, load_registry
 
 
 def pick_experiment(running: list[Experiment], exp_id: str | None) -> Experiment:
@@ -63,7 +63,7 @@ def run(exp_id: str | None, n: int, seed: str | None, command: tuple[str, ...]) 
     else:
         raise UserError("run", f"{exp.id} has no metric command", "give one after --: run -- CMD ...")
     total = 2 * n
-    from experiment_core import terminal
+    from experiment_core.reports import terminal
 
     live = not terminal.is_static(sys.stderr)
     failures: list[RunTrial] = []

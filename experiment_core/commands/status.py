@@ -7,12 +7,13 @@ from typing import Any
 
 import click
 
-from experiment_core import ledger, ledger_index
-from experiment_core.assign import current_assignment
+from experiment_core.clock import utc_now
+from experiment_core.deploy.assign import current_assignment
 from experiment_core.gitio import Git
-from experiment_core.report import experiment_status_markdown, progress, summary_markdown, verdict_line
-from experiment_core.spec import Experiment, load_registry, utc_now
+from experiment_core.reports.report import experiment_status_markdown, progress, summary_markdown, verdict_line
 from experiment_core.state import state_dir
+from experiment_core.store import ledger, ledger_index
+from experiment_core.store.spec import Experiment, load_registry
 
 TrialSpan = tuple[int, "float | None", "float | None"]  # trials, epoch seconds of the first and the last
 
@@ -86,7 +87,7 @@ def status(exp_id: str | None = None, as_json: bool = False, as_markdown: bool =
     rows: list[dict[str, Any]] = []
     skipped = 0
     if experiments:
-        from experiment_core.analysis import analyze_data
+        from experiment_core.evidence.analysis import analyze_data
 
         now = utc_now()
 
@@ -109,14 +110,14 @@ def status(exp_id: str | None = None, as_json: bool = False, as_markdown: bool =
     if not rows:
         click.echo("No experiments yet. Start one with `experiment-hook create --help`.")
         return
-    from experiment_core import terminal
+    from experiment_core.reports import terminal
 
     if not as_markdown and terminal.is_static():
         for row in rows:  # under pre-commit or in a pipe: one static line per experiment, pre-commit's rhythm
             click.echo(terminal.experiment_line(row))
         return
     if not as_markdown:
-        from experiment_core.report import warnings
+        from experiment_core.reports.report import warnings
 
         found = {r["id"]: warnings(r["analysis"], r["alerts"]) for r in rows}
         terminal.print_status_table(rows, {k: v for k, v in found.items() if v}, summary_line(summary))

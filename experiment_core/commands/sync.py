@@ -6,8 +6,8 @@ import json
 
 import click
 
-from experiment_core import ledger_index
 from experiment_core.gitio import Git
+from experiment_core.store import ledger_index
 
 
 @click.command("sync")
@@ -20,9 +20,9 @@ def sync(remote: str | None, no_push: bool, as_json: bool) -> None:
     REMOTE defaults to settings.remote in experiments.yaml, else the branch's remote, else origin. The first
     sync also configures REMOTE so a plain `git fetch` brings the ledger (fresh clones fetch no notes).
     """
-    from experiment_core import sync as sync_mod
-    from experiment_core.spec import load_registry
     from experiment_core.state import state_dir
+    from experiment_core.store import sync as sync_mod
+    from experiment_core.store.spec import load_registry
 
     git = Git.discover()
     registry = load_registry(git.root, state_dir(git))

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import click
 
-from experiment_core.assign import load_assignments
-from experiment_core.githooks import uninstall as uninstall_hooks
+from experiment_core.deploy.assign import load_assignments
+from experiment_core.deploy.release import restore
+from experiment_core.deploy.variants import filter_state, index_entries, read_deployed, remove_filter, show_to_git
+from experiment_core.deploy.worktree import experimented_files
 from experiment_core.gitio import Git
-from experiment_core.release import restore
-from experiment_core.spec import load_registry
+from experiment_core.hookpaths.githooks import uninstall as uninstall_hooks
 from experiment_core.state import state_dir
-from experiment_core.variants import filter_state, index_entries, read_deployed, remove_filter, show_to_git
-from experiment_core.worktree import experimented_files
+from experiment_core.store.spec import load_registry
 
 
 def worktrees(git: Git) -> list[Path]:

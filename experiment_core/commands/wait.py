@@ -6,7 +6,7 @@ import click
 
 from experiment_core.errors import UserError
 from experiment_core.gitio import Git
-from experiment_core.jobs import wait as wait_jobs
+from experiment_core.measure.jobs import wait as wait_jobs
 from experiment_core.state import state_dir
 
 

@@ -1,0 +1,1131 @@
+"""Analysis glue, still pure (no git, no files): arrays or ledger events in, AnalysisResult out.
+
+* :func:`analyze_samples` — two arrays (one value per independent unit) and the registry defaults.
+* :func:`analyze_experiment` — an experiment record and its ledger events (plain dicts): trials are grouped
+  by arm and metric and averaged per randomization unit, so that ``n`` counts units.
+
+The steps, kept apart as in GrowthBook's gbstats (``_build`` calls them in order): each arm's sufficient
+statistics (:func:`stats.moments`) → one metric's tests (:func:`compare_arms`: pooled, or within machines or
+pairs; fixed-horizon and always-valid) → the :class:`~experiment_core.evidence.decide.Evidence` the rules read →
+:func:`~experiment_core.evidence.decide.decide` → the document, one function per section.
+
+All intervals are at level 1 − alpha (95 % with the default alpha; the ``ci95`` keys keep their names).
+Undefined numbers are None (JSON null), never NaN.
+
+``AnalysisResult.to_dict()`` (the ``analyze --json`` document; keys are kept, new ones may be added):
+
+* ``schema`` (1), ``experiment`` (id or None), ``metric``, ``direction`` ("lower" | "higher"), ``mode``
+  ("sequential" | "fixed"), ``alpha``, ``confidence_level``, ``log_scale``;
+* ``control`` / ``treatment``: ``n`` (units), ``mean``, ``std``, ``min``, ``median``, ``max``, ``outliers``
+  (indices, in unit order, of values whose modified z-score exceeds 3.5);
+* ``improvement_pct`` (positive = better whatever the direction; ratio of geometric means on the log scale),
+  ``difference`` (treatment mean − control mean), ``test``, ``statistic``, ``df``, ``p_value`` (of ``test``),
+  ``effect_size`` (Cohen's d, treatment − control over the pooled sd), ``hedges_g``, ``ci95`` (of the
+  difference), ``relative_ci95`` (of the improvement, in %);
+* ``sequential``: ``p_value`` (always-valid), ``ci95`` (confidence sequence of the difference; of the
+  difference of log means on the log scale), ``relative_ci95`` (in % improvement), ``rho``, ``n_planned``
+  (N* = 2·sample_size), ``n``, ``scale``;
+* ``fixed``: ``n_per_arm``, ``p_value``, ``relative_ci95``, ``improvement_pct`` (first sample_size units);
+* ``mann_whitney`` (``statistic``, ``p_value``, ``hodges_lehmann``, ``ci95``), ``paired`` (None, or ``n``,
+  ``ratio``, ``ratio_ci95``, ``improvement_pct``, ``relative_ci95``, ``statistic``, ``df``, ``p_value``),
+  ``srm`` (``p_value``, ``expected_split``, ``statistic``, ``units``, ``mismatch``), ``error_rate``
+  (``control``, ``treatment``, ``p_value``, ``p_value_sequential``, ``errors``, ``trials``), ``secondary``
+  (per metric: ``metric``, ``direction``, ``control``, ``treatment``, ``improvement_pct``, ``relative_ci95``,
+  ``p_value``, ``p_holm``, ``significant``), ``more_trials_needed`` (per arm, or None), ``bootstrap``;
+* ``blocking`` ("machine" | "pair" | "none"), ``blocks``, ``pooled`` (the pooled numbers a within-block
+  comparison replaced, or None); secondary rows add ``blocking``, ``blocks`` and ``guardrail``;
+* ``decision``: ``action``, ``reasons`` (sentences), ``alerts``, ``automatic``, ``expired``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+from experiment_core.evidence import stats
+from experiment_core.evidence.decide import (
+    SRM_ALPHA,
+    Decision,
+    Evidence,
+    ExperimentLike,
+    GuardrailEvidence,
+    LevelCheck,
+    Settings,
+    decide,
+)
+
+__all__ = [
+    "SCHEMA",
+    "AnalysisResult",
+    "EventData",
+    "ExperimentData",
+    "UnitData",
+    "analyze_data",
+    "analyze_experiment",
+    "analyze_samples",
+    "collect_units",
+]
+
+SCHEMA = 1
+DEFAULT_METRIC = "time_to_complete"
+TESTS = ("welch", "student", "mann-whitney")
+MODES = ("sequential", "fixed")
+DIRECTIONS = ("lower", "higher")
+
+Interval = tuple[float, float]
+
+
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _expm1(log_ratio: float) -> float:
+    return stats.exp_ratio(log_ratio, minus_one=True)
+
+
+def _iv(ci: Interval | None) -> list[float | None] | None:
+    return None if ci is None else [_num(ci[0]), _num(ci[1])]
+
+
+def improvement_from_rel(rel: float | None, direction: str) -> float | None:
+    """Relative change (t − c)/|c| as a fraction -> improvement in %, positive = better."""
+    if rel is None:
+        return None
+    return 100.0 * (-rel if direction == "lower" else rel)
+
+
+def improvement_interval(ci: Interval | None, direction: str) -> Interval | None:
+    if ci is None:
+        return None
+    lo, hi = 100.0 * ci[0], 100.0 * ci[1]
+    return (-hi, -lo) if direction == "lower" else (lo, hi)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One metric's comparison: the tests on each arm's moments (pooled, or within blocks), at a fixed horizon and
+# always-valid
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """Every number of one metric's comparison."""
+
+    control: stats.Summary
+    treatment: stats.Summary
+    difference: float | None
+    test: str
+    statistic: float | None
+    df: float | None
+    p_value: float | None
+    effect_size: float | None
+    hedges_g: float | None
+    ci: Interval | None
+    rel: float | None  # relative change (t − c)/|c| (ratio of geometric means − 1 on the log scale)
+    rel_ci: Interval | None
+    seq_p: float | None
+    seq_ci: Interval | None  # of the difference (of log means on the log scale or when blocked)
+    seq_rel_ci: Interval | None
+    seq_rho: float | None
+    mann_whitney: stats.MannWhitneyResult | None
+    more_trials: int | None
+    cm: stats.Moments  # moments on the analysis scale (log values on the log scale)
+    tm: stats.Moments
+    log_scale: bool
+    blocking: str = "none"  # "machine" | "pair" | "none"
+    blocked: stats.BlockedResult | None = None
+    pooled: dict[str, Any] | None = None  # the pooled numbers, when a blocked comparison replaced them
+
+    @property
+    def blocks(self) -> int:
+        return self.blocked.blocks if self.blocked is not None else 0
+
+
+def seq_band(cmp_: _Comparison, alpha: float, n_planned: float) -> Interval | None:
+    """The always-valid band of the relative change at level ``alpha``, on the comparison's own scale: it
+    excludes 0 exactly when the always-valid p at that level is below it."""
+    b = cmp_.blocked
+    if b is not None:
+        if b.estimate is None or b.se is None or b.df is None or b.se <= 0:
+            return None
+        q = stats.sequential_critical(b.n, n_planned=n_planned, alpha=alpha, df=b.df)
+        return (_expm1(b.estimate - q * b.se), _expm1(b.estimate + q * b.se))
+    cm, tm = cmp_.cm, cmp_.tm
+    if cm.mean is None or tm.mean is None or cm.var is None or tm.var is None:
+        return None
+    wdf = stats.welch_df(cm, tm)
+    se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
+    if wdf is None or se <= 0:
+        return None
+    q = stats.sequential_critical(cm.n + tm.n, n_planned=n_planned, alpha=alpha, df=wdf)
+    if cmp_.log_scale:
+        d = tm.mean - cm.mean
+        return (_expm1(d - q * se), _expm1(d + q * se))
+    return stats.fieller_interval(cm, tm, q)  # Fieller's set at the sequence's boundary
+
+
+def _seq_more_trials(
+    c: stats.Moments, t: stats.Moments, diff: float, n_planned: float, alpha: float
+) -> int | None:
+    """Smallest n per arm at which the CS would exclude 0 if the estimate and the variances stayed as now."""
+    if c.var is None or t.var is None or diff == 0:
+        return None
+    rho = stats.sequential_rho(alpha, n_planned)
+
+    def ok(m: int) -> bool:
+        a, b = c.var / m, t.var / m  # type: ignore[operator]
+        df = stats.welch_df(stats.Moments(m, 0.0, c.var), stats.Moments(m, 0.0, t.var))
+        bound = stats.sequential_halfwidth(1.0, 2 * m, rho, alpha)
+        if df is not None:
+            bound = stats.z_to_t(bound, df)
+        return math.sqrt(a + b) * bound < abs(diff)
+
+    return _smallest_ok(max(c.n, t.n, 2), ok)
+
+
+def _more_trials_scaled(estimate: float, se: float, n_min: int, df: float, n_planned: float,
+                        alpha: float) -> int | None:  # fmt: skip
+    """Smallest n per arm at which the CS would exclude 0 if the estimate stayed and the SE shrank as 1/√n."""
+    if estimate == 0 or se <= 0 or n_min < 1:
+        return None
+    per_unit_df = df / n_min
+
+    def ok(m: int) -> bool:
+        bound = stats.sequential_critical(2 * m, n_planned=n_planned, alpha=alpha, df=max(per_unit_df * m, 1.0))
+        return se * math.sqrt(n_min / m) * bound < abs(estimate)
+
+    return _smallest_ok(max(n_min, 2), ok)
+
+
+def _smallest_ok(lo: int, ok: Callable[[int], bool]) -> int | None:
+    """The smallest m ≥ ``lo`` with ``ok(m)``, for a monotone ``ok`` (doubling, then bisection); None past 10⁷."""
+    if ok(lo):
+        return lo
+    hi = lo * 2
+    while not ok(hi):
+        hi *= 2
+        if hi > 10**7:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+Blocks = tuple[Sequence[str], Sequence[str]]
+
+
+def choose_blocking(
+    control: Sequence[float],
+    treatment: Sequence[float],
+    machines: Blocks | None,
+    pairs: tuple[Sequence[float], Sequence[float]] | None,
+) -> tuple[str, stats.BlockedResult] | None:
+    """Blocks as fixed effects on the log scale: run's pairs, or machines — whichever compares more units —
+    when at least two blocks hold both arms (and every value is positive); None: the pooled test."""
+    options: list[tuple[str, stats.BlockedResult]] = []
+    if pairs is not None and len(pairs[0]) >= 2 and all(x > 0 for x in (*pairs[0], *pairs[1])):
+        k = len(pairs[0])
+        r = stats.blocked_difference([math.log(x) for x in (*pairs[0], *pairs[1])], [False] * k + [True] * k,
+                                     [str(i) for i in range(k)] * 2)  # fmt: skip
+        options.append(("pair", r))
+    if machines is not None and all(x > 0 for x in (*control, *treatment)):
+        r = stats.blocked_difference([math.log(x) for x in (*control, *treatment)],
+                                     [False] * len(control) + [True] * len(treatment),
+                                     [*machines[0], *machines[1]])  # fmt: skip
+        options.append(("machine", r))
+    usable = [(name, r) for name, r in options if r.blocks >= 2 and r.se is not None and r.se > 0]
+    if not usable:
+        return None
+    return max(usable, key=lambda o: (o[1].n, o[0] == "pair"))
+
+
+def compare_arms(
+    control: Sequence[float],
+    treatment: Sequence[float],
+    *,
+    alpha: float,
+    test: str,
+    log_scale: bool,
+    n_planned: float,
+    machines: Blocks | None = None,
+    pairs: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> _Comparison:
+    """One metric's comparison. With ``machines`` (each unit's machine, aligned with the values) or ``pairs``,
+    a within-block comparison replaces the pooled test when possible (see :func:`choose_blocking`)."""
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; expected one of {', '.join(TESTS)}")
+    pooled = _pooled_comparison(control, treatment, alpha=alpha, test=test, log_scale=log_scale,
+                                n_planned=n_planned)  # fmt: skip
+    chosen = None if test == "mann-whitney" else choose_blocking(control, treatment, machines, pairs)
+    if chosen is None:
+        return pooled
+    return _within_blocks(pooled, *chosen, alpha=alpha, n_planned=n_planned)
+
+
+def _analysis_scale(
+    control: Sequence[float], treatment: Sequence[float], log_scale: bool
+) -> tuple[list[float], list[float]]:
+    """The values the tests run on: their logs on the log scale (which needs positive values)."""
+    if not log_scale:
+        return list(control), list(treatment)
+    if any(x <= 0 for x in control) or any(x <= 0 for x in treatment):
+        raise ValueError("log_scale needs positive values")
+    return [math.log(x) for x in control], [math.log(x) for x in treatment]
+
+
+def _pooled_comparison(control: Sequence[float], treatment: Sequence[float], *, alpha: float, test: str,
+                       log_scale: bool, n_planned: float) -> _Comparison:  # fmt: skip
+    """The pooled comparison: summaries, the difference and its interval, and the effect sizes on the raw values;
+    the test, the relative change and the always-valid inference on the analysis scale."""
+    cs, ts = stats.summarize(control), stats.summarize(treatment)
+    cm_raw, tm_raw = stats.moments(control), stats.moments(treatment)
+    cv, tv = _analysis_scale(control, treatment, log_scale)
+    cm, tm = stats.moments(cv), stats.moments(tv)
+    equal_var = test == "student"
+    difference = None if cm_raw.mean is None or tm_raw.mean is None else tm_raw.mean - cm_raw.mean
+    ci_raw = stats.t_test(cm_raw, tm_raw, equal_var=equal_var, alpha=alpha).ci
+    mw = stats.mann_whitney(cv, tv, alpha=alpha) if cm.n and tm.n and (cm.n + tm.n) >= 3 else None
+    tt = stats.t_test(cm, tm, equal_var=equal_var, alpha=alpha)
+    statistic, df, p = _chosen_test(test, tt, mw)
+    rel, rel_ci = _relative_change(cm, tm, tt, log_scale=log_scale, alpha=alpha)
+    fixed_look = _Comparison(
+        control=cs, treatment=ts, difference=difference, test=test, statistic=statistic, df=df, p_value=p,
+        effect_size=stats.cohens_d(cm_raw, tm_raw), hedges_g=stats.hedges_g(cm_raw, tm_raw), ci=ci_raw, rel=rel,
+        rel_ci=rel_ci, seq_p=None, seq_ci=None, seq_rel_ci=None, seq_rho=None, mann_whitney=mw, more_trials=None,
+        cm=cm, tm=tm, log_scale=log_scale,
+    )  # fmt: skip
+    return _with_sequential(fixed_look, tt.difference, alpha=alpha, n_planned=n_planned)
+
+
+def _chosen_test(test: str, tt: stats.TTestResult, mw: stats.MannWhitneyResult | None,
+                 ) -> tuple[float | None, float | None, float | None]:  # fmt: skip
+    """(statistic, df, p) of the test the experiment chose."""
+    if test != "mann-whitney":
+        return tt.statistic, tt.df, tt.p_value
+    return (mw.statistic, None, mw.p_value) if mw else (None, None, None)
+
+
+def _relative_change(cm: stats.Moments, tm: stats.Moments, tt: stats.TTestResult, *, log_scale: bool,
+                     alpha: float) -> tuple[float | None, Interval | None]:  # fmt: skip
+    """(t − c)/|c| and its interval: the ratio of geometric means − 1 on the log scale, else Fieller's."""
+    if log_scale:
+        rel = None if tt.difference is None else _expm1(tt.difference)
+        return rel, None if tt.ci is None else (_expm1(tt.ci[0]), _expm1(tt.ci[1]))
+    r = stats.relative_ci_fieller(cm, tm, alpha=alpha)
+    return r.estimate, r.ci
+
+
+def _with_sequential(cmp_: _Comparison, difference: float | None, *, alpha: float, n_planned: float) -> _Comparison:
+    """``cmp_`` with the always-valid inference (Welch's SE and df): p, the confidence sequence, its band of the
+    relative change and the trials it would need; unchanged when the difference has no SE yet."""
+    cm, tm = cmp_.cm, cmp_.tm
+    if difference is None or cm.var is None or tm.var is None:
+        return cmp_
+    se = math.sqrt(cm.var / cm.n + tm.var / tm.n)
+    wdf = stats.welch_df(cm, tm)
+    if not (se > 0 and wdf is not None):
+        return cmp_
+    sq = stats.sequential_test(difference, se, cm.n + tm.n, n_planned=n_planned, alpha=alpha, df=wdf)
+    out = replace(cmp_, seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
+                  more_trials=_seq_more_trials(cm, tm, difference, n_planned, alpha))  # fmt: skip
+    return replace(out, seq_rel_ci=seq_band(out, alpha, n_planned))
+
+
+def _within_blocks(pooled: _Comparison, name: str, b: stats.BlockedResult, *, alpha: float,
+                   n_planned: float) -> _Comparison:  # fmt: skip
+    """``pooled`` with its tests replaced by the within-block comparison ``b`` (blocks as fixed effects on the
+    log scale, t with the residual df); the pooled numbers it replaced are kept in ``pooled``."""
+    assert b.estimate is not None and b.se is not None and b.df is not None
+    from scipy import stats as st
+
+    stat_b = b.estimate / b.se
+    q = float(st.t.ppf(1 - alpha / 2, b.df))
+    sq = stats.sequential_test(b.estimate, b.se, b.n, n_planned=n_planned, alpha=alpha, df=b.df)
+    replaced = {
+        "improvement_rel": pooled.rel, "relative_ci": pooled.rel_ci, "p_value": pooled.p_value,
+        "sequential_p_value": pooled.seq_p, "sequential_relative_ci": pooled.seq_rel_ci,
+    }  # fmt: skip
+    blocked = replace(
+        pooled, statistic=stat_b, df=b.df, p_value=float(2 * st.t.sf(abs(stat_b), b.df)),
+        rel=_expm1(b.estimate), rel_ci=(_expm1(b.estimate - q * b.se), _expm1(b.estimate + q * b.se)),
+        seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
+        more_trials=_more_trials_scaled(b.estimate, b.se, min(pooled.cm.n, pooled.tm.n), b.df, n_planned, alpha),
+        blocking=name, blocked=b, pooled=replaced,
+    )  # fmt: skip
+    return replace(blocked, seq_rel_ci=seq_band(blocked, alpha, n_planned))
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Typed analysis result; :meth:`to_dict` gives the ``analyze --json`` document."""
+
+    experiment: str | None
+    metric: str
+    direction: str
+    mode: str
+    alpha: float
+    log_scale: bool
+    control: stats.Summary
+    treatment: stats.Summary
+    improvement_pct: float | None
+    difference: float | None
+    test: str
+    statistic: float | None
+    df: float | None
+    p_value: float | None
+    effect_size: float | None
+    hedges_g: float | None
+    ci95: Interval | None
+    relative_ci95: Interval | None  # in % improvement
+    sequential: dict[str, Any]
+    fixed: dict[str, Any]
+    mann_whitney: dict[str, Any] | None
+    paired: dict[str, Any] | None
+    srm: dict[str, Any]
+    error_rate: dict[str, Any]
+    secondary: list[dict[str, Any]]
+    more_trials_needed: int | None
+    bootstrap: dict[str, Any] | None
+    evidence_: Evidence
+    decision: Decision = field(default_factory=lambda: Decision("continue"))
+    blocking: str = "none"
+    blocks: int = 0
+    pooled: dict[str, Any] | None = None
+
+    def evidence(self) -> Evidence:
+        """The numbers the decision rules use."""
+        return self.evidence_
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "experiment": self.experiment,
+            "metric": self.metric,
+            "direction": self.direction,
+            "mode": self.mode,
+            "alpha": self.alpha,
+            "confidence_level": 1 - self.alpha,
+            "log_scale": self.log_scale,
+            "control": self.control.to_dict(),
+            "treatment": self.treatment.to_dict(),
+            "improvement_pct": _num(self.improvement_pct),
+            "difference": _num(self.difference),
+            "test": self.test,
+            "statistic": _num(self.statistic),
+            "df": _num(self.df),
+            "p_value": _num(self.p_value),
+            "effect_size": _num(self.effect_size),
+            "hedges_g": _num(self.hedges_g),
+            "ci95": _iv(self.ci95),
+            "relative_ci95": _iv(self.relative_ci95),
+            "sequential": dict(self.sequential),
+            "fixed": dict(self.fixed),
+            "mann_whitney": None if self.mann_whitney is None else dict(self.mann_whitney),
+            "paired": None if self.paired is None else dict(self.paired),
+            "srm": dict(self.srm),
+            "error_rate": dict(self.error_rate),
+            "secondary": [dict(s) for s in self.secondary],
+            "more_trials_needed": self.more_trials_needed,
+            "bootstrap": None if self.bootstrap is None else dict(self.bootstrap),
+            "blocking": self.blocking,
+            "blocks": self.blocks,
+            "pooled": None if self.pooled is None else dict(self.pooled),
+            "decision": self.decision.to_dict(),
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One analysis, in named steps (_build): the comparisons, the error rate and the sample ratio -> the evidence
+# -> the rules (decide) -> the document
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The choices one metric's analysis runs with: the settings, its direction, the test and the scale."""
+
+    settings: Settings
+    direction: str
+    test: str
+    log_scale: bool
+
+    @property
+    def alpha(self) -> float:
+        return self.settings.alpha
+
+    @property
+    def n_planned(self) -> float:
+        """N* = 2·sample_size, the planned total the confidence sequence is tuned for."""
+        return 2.0 * max(self.settings.sample_size, 1)
+
+    def improvement(self, rel: float | None) -> float | None:
+        return improvement_from_rel(rel, self.direction)
+
+    def interval(self, ci: Interval | None) -> Interval | None:
+        return improvement_interval(ci, self.direction)
+
+    def compare(self, control: Sequence[float], treatment: Sequence[float], machines: Blocks | None = None,
+                pairs: tuple[Sequence[float], Sequence[float]] | None = None) -> _Comparison:  # fmt: skip
+        return compare_arms(control, treatment, alpha=self.alpha, test=self.test, log_scale=self.log_scale,
+                            n_planned=self.n_planned, machines=machines, pairs=pairs)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Primary:
+    """The primary metric's per-unit values and what else the analysis reads of its units."""
+
+    control: Sequence[float]
+    treatment: Sequence[float]
+    pairs: tuple[Sequence[float], Sequence[float]] | None = None  # for the paired analysis
+    errors: tuple[int, int, int, int] | None = None  # errors_c, trials_c, errors_t, trials_t
+    unit_counts: tuple[int, int] | None = None  # assigned units per arm (None: the values')
+    machines: Blocks | None = None
+    block_pairs: bool = False  # the pairs may also block the comparison
+
+    @property
+    def blocking_pairs(self) -> tuple[Sequence[float], Sequence[float]] | None:
+        return self.pairs if self.block_pairs else None
+
+
+class _Secondary(NamedTuple):
+    """The secondary metrics' rows of the document, the guardrails and the alert levels the rules read."""
+
+    rows: Sequence[dict[str, Any]] = ()
+    guardrails: Sequence[GuardrailEvidence] = ()
+    levels: Sequence[LevelCheck] = ()
+
+
+_NO_SECONDARY = _Secondary()
+
+
+def _build(
+    data: _Primary,
+    run: _Run,
+    *,
+    metric: str,
+    experiment: str | None,
+    now: datetime | None,
+    secondary: _Secondary = _NO_SECONDARY,
+    bootstrap: bool = False,
+    seed: int = 0,
+) -> AnalysisResult:
+    """The steps of one analysis: the primary comparison on all units and at the fixed horizon, the error rate
+    and the sample ratio, the evidence the rules read, then the document and the decision."""
+    if run.direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {run.direction!r}; expected 'lower' or 'higher'")
+    if run.settings.mode not in MODES:
+        raise ValueError(f"unknown mode {run.settings.mode!r}; expected 'sequential' or 'fixed'")
+    n_c, n_t = len(data.control), len(data.treatment)
+    cmp_ = run.compare(data.control, data.treatment, data.machines, data.blocking_pairs)
+    fixed_cmp = _fixed_comparison(run, data)
+    error_rate, error_p = _error_rate(run, data.errors)
+    units = data.unit_counts if data.unit_counts is not None else (n_c, n_t)
+    srm = stats.srm_test(units[0], units[1], run.settings.split)
+    more = _more_trials_needed(run, cmp_, min(n_c, n_t))
+    evidence = _evidence(run, cmp_, fixed_cmp, (n_c, n_t), error_rate=error_rate, error_p=error_p,
+                         srm_p=srm.p_value, more=more, secondary=secondary)  # fmt: skip
+    return AnalysisResult(
+        experiment=experiment, metric=metric, direction=run.direction, mode=run.settings.mode, alpha=run.alpha,
+        log_scale=run.log_scale, control=cmp_.control, treatment=cmp_.treatment,
+        improvement_pct=run.improvement(cmp_.rel), difference=cmp_.difference, test=run.test,
+        statistic=cmp_.statistic, df=cmp_.df, p_value=cmp_.p_value, effect_size=cmp_.effect_size,
+        hedges_g=cmp_.hedges_g, ci95=cmp_.ci, relative_ci95=run.interval(cmp_.rel_ci),
+        sequential=_sequential_section(run, cmp_, n_c + n_t), fixed=_fixed_section(run, fixed_cmp),
+        mann_whitney=_mann_whitney_section(cmp_.mann_whitney, run.log_scale),
+        paired=_paired_section(run, data.pairs), srm=_srm_section(srm, units, run.settings.split),
+        error_rate=error_rate, secondary=list(secondary.rows), more_trials_needed=more,
+        bootstrap=_bootstrap_section(data, run.alpha, seed) if bootstrap else None, evidence_=evidence,
+        decision=decide(run.settings, evidence, now), blocking=cmp_.blocking, blocks=cmp_.blocks,
+        pooled=None if cmp_.pooled is None else _pooled_dict(cmp_.pooled, run.direction),
+    )  # fmt: skip
+
+
+def _fixed_comparison(run: _Run, data: _Primary) -> _Comparison | None:
+    """The fixed-horizon comparison: the first sample_size units of each arm, once both arms have them."""
+    k = run.settings.sample_size
+    if min(len(data.control), len(data.treatment)) < k:
+        return None
+    m, bp = data.machines, data.blocking_pairs
+    return run.compare(data.control[:k], data.treatment[:k], None if m is None else (m[0][:k], m[1][:k]),
+                       None if bp is None else (bp[0][:k], bp[1][:k]))  # fmt: skip
+
+
+_ERROR_KEYS = ("control", "treatment", "p_value", "p_value_sequential", "errors", "trials")
+
+
+def _error_rate(run: _Run, errors: tuple[int, int, int, int] | None) -> tuple[dict[str, Any], float | None]:
+    """The error-rate section and the p the rollback rule reads (one-sided: the treatment's rate is higher)."""
+    if errors is None:
+        return dict.fromkeys(_ERROR_KEYS), None
+    ec, tc, et, tt = errors
+    pr = stats.two_proportion_test(ec, tc, et, tt, alternative="larger")
+    seq_p = _sequential_error_p(pr, tc + tt, run)
+    section = {"control": pr.rate_control, "treatment": pr.rate_treatment, "p_value": _num(pr.p_value),
+               "p_value_sequential": _num(seq_p), "errors": [ec, et], "trials": [tc, tt]}  # fmt: skip
+    if run.settings.mode == "sequential":
+        # the two-sided always-valid p used one-sidedly, and only when the treatment is the worse one
+        return section, seq_p if (pr.statistic or 0) > 0 else 1.0
+    return section, pr.p_value
+
+
+def _sequential_error_p(pr: stats.ProportionResult, n: int, run: _Run) -> float | None:
+    """The always-valid p of the difference of error rates (its SE recovered from the z statistic)."""
+    if pr.statistic is None or pr.rate_control is None or pr.rate_treatment is None:
+        return None
+    d = pr.rate_treatment - pr.rate_control
+    se = d / pr.statistic if pr.statistic != 0 else None
+    if se is not None and se > 0:
+        return stats.sequential_test(d, se, n, n_planned=run.n_planned, alpha=run.alpha).p_value
+    return 1.0 if pr.statistic == 0 else None
+
+
+def _more_trials_needed(run: _Run, cmp_: _Comparison, n_min: int) -> int | None:
+    """Trials per arm still needed: up to sample_size; in sequential mode, when the estimate reaches the target,
+    until the confidence sequence would exclude 0 (None when it already does not, with all trials in)."""
+    s = run.settings
+    more = s.sample_size - n_min if n_min < s.sample_size else None
+    improvement = run.improvement(cmp_.rel)
+    target_reachable = improvement is not None and improvement >= s.improvement_threshold
+    if s.mode == "sequential" and target_reachable and cmp_.more_trials is not None:
+        more = max(more or 0, cmp_.more_trials - n_min)
+        if more == 0 and (cmp_.seq_p is None or cmp_.seq_p >= run.alpha):
+            more = None
+    return more
+
+
+def _evidence(run: _Run, cmp_: _Comparison, fixed_cmp: _Comparison | None, n: tuple[int, int], *,
+              error_rate: Mapping[str, Any], error_p: float | None, srm_p: float | None, more: int | None,
+              secondary: _Secondary) -> Evidence:  # fmt: skip
+    """The numbers the rules read. The interval is the confidence sequence on all units in both modes (harm can
+    show at any look); promotion reads the always-valid p (sequential) or the fixed-horizon test on the first
+    sample_size units, once (fixed). With guardrails, the primary's regression band is at alpha / m."""
+    if run.settings.mode == "sequential":
+        p, improvement = cmp_.seq_p, run.improvement(cmp_.rel)
+    else:
+        p = fixed_cmp.p_value if fixed_cmp is not None else None
+        improvement = run.improvement((fixed_cmp if fixed_cmp is not None else cmp_).rel)
+    band = run.interval(cmp_.seq_rel_ci)
+    regression_hi: float | None = None
+    if secondary.guardrails:  # Bonferroni: the primary's regression test and each guardrail at alpha / m
+        regression = run.interval(seq_band(cmp_, run.alpha / (1 + len(secondary.guardrails)), run.n_planned))
+        regression_hi = None if regression is None else regression[1]
+    return Evidence(
+        mode=run.settings.mode, regression_hi_pct=regression_hi, guardrails=tuple(secondary.guardrails),
+        levels=tuple(secondary.levels), n_control=n[0], n_treatment=n[1], improvement_pct=improvement,
+        improvement_lo_pct=None if band is None else band[0], improvement_hi_pct=None if band is None else band[1],
+        p_value=p, error_rate_control=error_rate["control"], error_rate_treatment=error_rate["treatment"],
+        error_p_value=error_p, srm_p_value=srm_p, more_trials=more,
+        outliers=len(cmp_.control.outliers) + len(cmp_.treatment.outliers),
+    )  # fmt: skip
+
+
+# The document's sections (JSON-ready: undefined numbers are None)
+
+
+def _sequential_section(run: _Run, cmp_: _Comparison, n_units: int) -> dict[str, Any]:
+    return {
+        "p_value": _num(cmp_.seq_p),
+        "ci95": _iv(cmp_.seq_ci),
+        "relative_ci95": _iv(run.interval(cmp_.seq_rel_ci)),
+        "rho": _num(cmp_.seq_rho),
+        "n_planned": run.n_planned,
+        "n": n_units if cmp_.blocked is None else cmp_.blocked.n,
+        "scale": "log" if run.log_scale or cmp_.blocked is not None else "linear",
+    }
+
+
+def _fixed_section(run: _Run, fixed_cmp: _Comparison | None) -> dict[str, Any]:
+    return {
+        "n_per_arm": run.settings.sample_size,
+        "p_value": None if fixed_cmp is None else _num(fixed_cmp.p_value),
+        "relative_ci95": None if fixed_cmp is None else _iv(run.interval(fixed_cmp.rel_ci)),
+        "improvement_pct": None if fixed_cmp is None else _num(run.improvement(fixed_cmp.rel)),
+    }
+
+
+def _mann_whitney_section(mw: stats.MannWhitneyResult | None, log_scale: bool) -> dict[str, Any] | None:
+    if mw is None:
+        return None
+    return {
+        "statistic": _num(mw.statistic),
+        "p_value": _num(mw.p_value),
+        "hodges_lehmann": _num(mw.shift),
+        "ci95": _iv(mw.ci),
+        "scale": "log" if log_scale else "linear",
+    }
+
+
+def _paired_section(run: _Run, pairs: tuple[Sequence[float], Sequence[float]] | None) -> dict[str, Any] | None:
+    """The paired analysis: a one-sample t-test on the log ratio within each pair."""
+    if pairs is None or len(pairs[0]) < 1:
+        return None
+    pr = stats.paired_log_ratio(pairs[0], pairs[1], alpha=run.alpha)
+    rel = None if pr.ratio is None else pr.ratio - 1
+    rel_ci = None if pr.ci is None else (pr.ci[0] - 1, pr.ci[1] - 1)
+    return {
+        "n": pr.n,
+        "ratio": _num(pr.ratio),
+        "ratio_ci95": _iv(pr.ci),
+        "improvement_pct": _num(run.improvement(rel)),
+        "relative_ci95": _iv(run.interval(rel_ci)),
+        "statistic": _num(pr.statistic),
+        "df": _num(pr.df),
+        "p_value": _num(pr.p_value),
+    }
+
+
+def _srm_section(srm: stats.SRMResult, units: tuple[int, int], split: float) -> dict[str, Any]:
+    return {
+        "p_value": _num(srm.p_value),
+        "expected_split": split,
+        "statistic": _num(srm.statistic),
+        "units": {"control": units[0], "treatment": units[1]},
+        "mismatch": bool(srm.p_value is not None and srm.p_value < SRM_ALPHA),
+    }
+
+
+def _bootstrap_section(data: _Primary, alpha: float, seed: int) -> dict[str, Any]:
+    b = stats.bootstrap_ci(data.control, data.treatment, alpha=alpha, seed=seed)
+    return {"ci95": _iv(b.ci), "n_resamples": b.n_resamples, "seed": b.seed}
+
+
+def _pooled_dict(pooled: Mapping[str, Any], direction: str) -> dict[str, Any]:
+    return {
+        "improvement_pct": _num(improvement_from_rel(pooled["improvement_rel"], direction)),
+        "relative_ci95": _iv(improvement_interval(pooled["relative_ci"], direction)),
+        "p_value": _num(pooled["p_value"]),
+        "sequential_p_value": _num(pooled["sequential_p_value"]),
+        "sequential_relative_ci95": _iv(improvement_interval(pooled["sequential_relative_ci"], direction)),
+    }
+
+
+def analyze_samples(
+    control: Sequence[float],
+    treatment: Sequence[float],
+    *,
+    direction: str = "lower",
+    alpha: float = 0.05,
+    improvement_threshold: float = 15.0,
+    max_regression: float = 10.0,
+    sample_size: int = 10,
+    mode: str = "sequential",
+    test: str = "welch",
+    log_scale: bool = False,
+    metric: str = DEFAULT_METRIC,
+    experiment: str | None = None,
+    split: float = 0.5,
+    max_duration_days: float = 14.0,
+    created: str | None = None,
+    now: datetime | None = None,
+    on_expiry: str = "rollback",
+    auto_promote: bool = True,
+    auto_rollback: bool = True,
+    paired: bool = False,
+    bootstrap: bool = False,
+    seed: int = 0,
+    machines: tuple[Sequence[str], Sequence[str]] | None = None,
+) -> AnalysisResult:
+    """Analyze two arrays of values, one per independent unit, with the registry defaults.
+
+    ``paired=True`` treats ``control[i]`` and ``treatment[i]`` as an interleaved pair and adds the paired
+    analysis (log ratio within each pair). ``created``/``now`` enable the expiry rule. ``machines`` (each
+    unit's machine, aligned with the values) enables the within-machine comparison.
+    """
+    c = [float(x) for x in control]
+    t = [float(x) for x in treatment]
+    if not all(math.isfinite(x) for x in (*c, *t)):
+        raise ValueError("values must be finite numbers (no NaN or infinity)")
+    settings = Settings(
+        alpha=alpha, improvement_threshold=improvement_threshold, max_regression=max_regression,
+        sample_size=sample_size, max_duration_days=max_duration_days, auto_promote=auto_promote,
+        auto_rollback=auto_rollback, mode=mode, on_expiry=on_expiry, created=created, split=split,
+    )  # fmt: skip
+    data = _Primary(c, t, pairs=(c, t) if paired else None,
+                    machines=None if machines is None else (list(machines[0]), list(machines[1])))  # fmt: skip
+    return _build(data, _Run(settings, direction, test, log_scale), metric=metric, experiment=experiment, now=now,
+                  bootstrap=bootstrap, seed=seed)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------
+# From ledger events
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitData:
+    """Per-unit means of one metric, in order of each unit's first trial."""
+
+    control: list[float]
+    treatment: list[float]
+    pairs: tuple[list[float], list[float]]  # pair-aligned (control, treatment) means, complete pairs only
+    errors: tuple[int, int, int, int]  # errors_c, trials_c, errors_t, trials_t (all trials of the metric)
+    control_machines: list[str] = field(default_factory=list)  # aligned with control: the machine of the
+    treatment_machines: list[str] = field(default_factory=list)  # unit's first trial, "" when unknown
+
+
+def is_error(ev: Mapping[str, Any]) -> bool:
+    code = ev.get("exit_code")
+    return isinstance(code, int) and not isinstance(code, bool) and code != 0
+
+
+def valid_trial(ev: Mapping[str, Any]) -> bool:
+    v = ev.get("value")
+    return (
+        ev.get("arm") in ("control", "treatment")
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(float(v))
+    )
+
+
+def dedup_events(events: Iterable[Mapping[str, Any]], exp_id: str) -> list[Mapping[str, Any]]:
+    seen: set[str] = set()
+    out: list[Mapping[str, Any]] = []
+    for ev in events:
+        if not isinstance(ev, Mapping) or ev.get("exp") != exp_id:
+            continue
+        eid = ev.get("id")
+        if isinstance(eid, str):
+            if eid in seen:
+                continue
+            seen.add(eid)
+        out.append(ev)
+    out.sort(key=lambda e: str(e.get("ts", "")))
+    return out
+
+
+def collect_units(events: Iterable[Mapping[str, Any]], exp_id: str, metric: str) -> UnitData:
+    """Group an experiment's trials of ``metric`` by arm and unit (mean of a unit's successful trials).
+
+    Trials with a non-zero ``exit_code`` count towards the error rate but not the metric's values.
+    """
+    per_unit: dict[tuple[str, str], list[float]] = {}
+    per_pair: dict[str, dict[str, list[float]]] = {}
+    machine_of: dict[tuple[str, str], str] = {}
+    ec = tc = et = tt = 0
+    for ev in dedup_events(events, exp_id):
+        if ev.get("type") != "trial" or ev.get("metric") != metric or not valid_trial(ev):
+            continue
+        arm = str(ev["arm"])
+        bad = is_error(ev)
+        if arm == "control":
+            tc += 1
+            ec += bad
+        else:
+            tt += 1
+            et += bad
+        if bad:
+            continue
+        value = float(ev["value"])
+        unit = str(ev.get("unit") or ev.get("id") or "")
+        if (arm, unit) not in per_unit:
+            machine = ev.get("machine")
+            machine_of[(arm, unit)] = machine if isinstance(machine, str) else ""
+        per_unit.setdefault((arm, unit), []).append(value)
+        pair = ev.get("pair")
+        if isinstance(pair, str) and pair:
+            per_pair.setdefault(pair, {}).setdefault(arm, []).append(value)
+    control = [math.fsum(v) / len(v) for (a, _), v in per_unit.items() if a == "control"]
+    treatment = [math.fsum(v) / len(v) for (a, _), v in per_unit.items() if a == "treatment"]
+    pc: list[float] = []
+    pt: list[float] = []
+    for arms in per_pair.values():
+        if "control" in arms and "treatment" in arms:
+            pc.append(math.fsum(arms["control"]) / len(arms["control"]))
+            pt.append(math.fsum(arms["treatment"]) / len(arms["treatment"]))
+    machines = {arm: [machine_of[k] for k in per_unit if k[0] == arm] for arm in ("control", "treatment")}
+    return UnitData(control, treatment, (pc, pt), (ec, tc, et, tt), machines["control"], machines["treatment"])
+
+
+def _unit_counts(events: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    units: dict[str, set[str]] = {"control": set(), "treatment": set()}
+    for ev in events:
+        if ev.get("type") in ("assign", "trial") and ev.get("arm") in units and ev.get("unit") is not None:
+            units[str(ev["arm"])].add(str(ev["unit"]))
+    return len(units["control"]), len(units["treatment"])
+
+
+class ExperimentData(Protocol):
+    """What the analysis reads of one experiment: per-unit data of a metric, and the units of each arm. Built
+    from events (:class:`EventData`) or from the local ledger index (``ledger_index.ExperimentView``)."""
+
+    def units(self, metric: str) -> UnitData: ...
+
+    def unit_counts(self) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class EventData:
+    """:class:`ExperimentData` from an experiment's ledger events (deduplicated, in time order)."""
+
+    events: Sequence[Mapping[str, Any]]
+    exp_id: str
+
+    def units(self, metric: str) -> UnitData:
+        return collect_units(self.events, self.exp_id, metric)
+
+    def unit_counts(self) -> tuple[int, int]:
+        return _unit_counts(self.events)
+
+
+def analyze_experiment(
+    exp: ExperimentLike,
+    events: Iterable[Mapping[str, Any]],
+    now: datetime | None = None,
+    *,
+    log_scale: bool = False,
+    bootstrap: bool = False,
+) -> AnalysisResult:
+    """Analyze one experiment from its ledger events (see the module docstring)."""
+    data = EventData(dedup_events(events, exp.id), exp.id)
+    return analyze_data(exp, data, now, log_scale=log_scale, bootstrap=bootstrap)
+
+
+def analyze_data(
+    exp: ExperimentLike,
+    data: ExperimentData,
+    now: datetime | None = None,
+    *,
+    log_scale: bool = False,
+    bootstrap: bool = False,
+) -> AnalysisResult:
+    """Analyze one experiment from its per-unit data (events or the ledger index)."""
+    settings = Settings.of(exp)
+    test = getattr(exp, "test", "welch") or "welch"
+    block = getattr(exp, "block_by", "machine") != "none"
+    u = data.units(exp.metric.name)
+    secondary = _secondary_metrics(exp, data, settings, test=test, block=block)
+    primary = _Primary(
+        u.control, u.treatment, pairs=_positive_pairs(u), errors=u.errors if (u.errors[1] or u.errors[3]) else None,
+        unit_counts=data.unit_counts(), machines=_machines(u) if block else None, block_pairs=block,
+    )  # fmt: skip
+    means = (stats.moments(u.control).mean, stats.moments(u.treatment).mean)
+    levels = [*_level_checks(exp.metric, len(u.treatment), means), *secondary.levels]
+    run = _Run(settings, exp.metric.direction or "lower", test, log_scale)
+    return _build(primary, run, metric=exp.metric.name, experiment=exp.id, now=now,
+                  secondary=secondary._replace(levels=levels), bootstrap=bootstrap)  # fmt: skip
+
+
+def _positive_pairs(u: UnitData) -> tuple[list[float], list[float]] | None:
+    """The complete pairs, when there are any and all are positive (the log ratio needs positive values)."""
+    pairs = u.pairs if u.pairs[0] else None
+    if pairs is not None and (any(x <= 0 for x in pairs[0]) or any(x <= 0 for x in pairs[1])):
+        return None
+    return pairs
+
+
+def _secondary_metrics(exp: ExperimentLike, data: ExperimentData, settings: Settings, *, test: str,
+                       block: bool) -> _Secondary:  # fmt: skip
+    """Each secondary metric compared on the linear scale (within blocks when allowed), a guardrail's band at the
+    Bonferroni level over the rollback tests, its alert levels; then Holm's adjustment over all the p-values."""
+    guarded = [m for m in exp.secondary if getattr(m, "guardrail", False)]
+    level = settings.alpha / (1 + len(guarded))  # Bonferroni over the rollback tests
+    rows: list[dict[str, Any]] = []
+    guardrails: list[GuardrailEvidence] = []
+    levels: list[LevelCheck] = []
+    for m in exp.secondary:
+        u = data.units(m.name)
+        run = _Run(settings, m.direction, test, log_scale=False)
+        c2 = run.compare(u.control, u.treatment, _machines(u) if block else None, u.pairs if block else None)
+        row = _secondary_row(m.name, run, c2)
+        if getattr(m, "guardrail", False):
+            g, row["guardrail"] = _guardrail(m, run, c2, level)
+            guardrails.append(g)
+        levels += _level_checks(m, c2.treatment.n, (c2.control.mean, c2.treatment.mean))
+        rows.append(row)
+    adj = stats.holm([r["p_value"] for r in rows])
+    for r, a in zip(rows, adj, strict=False):
+        r["p_holm"] = _num(a)
+        r["significant"] = a is not None and a < settings.alpha
+    return _Secondary(rows, guardrails, levels)
+
+
+def _secondary_row(name: str, run: _Run, c2: _Comparison) -> dict[str, Any]:
+    return {
+        "metric": name,
+        "direction": run.direction,
+        "control": {"n": c2.control.n, "mean": _num(c2.control.mean)},
+        "treatment": {"n": c2.treatment.n, "mean": _num(c2.treatment.mean)},
+        "improvement_pct": _num(run.improvement(c2.rel)),
+        "relative_ci95": _iv(run.interval(c2.rel_ci)),
+        "p_value": _num(c2.p_value),
+        "blocking": c2.blocking,
+        "blocks": c2.blocks,
+        "guardrail": None,
+    }
+
+
+def _guardrail(m: Any, run: _Run, c2: _Comparison, level: float) -> tuple[GuardrailEvidence, dict[str, Any]]:
+    """A guardrail metric's evidence (its always-valid band at ``level``) and its ``guardrail`` entry."""
+    own = getattr(m, "max_regression", None)
+    limit = own if own is not None else run.settings.max_regression
+    band = run.interval(seq_band(c2, level, run.n_planned))
+    g = GuardrailEvidence(metric=m.name, max_regression=float(limit), n_control=c2.control.n,
+                          n_treatment=c2.treatment.n, improvement_pct=_num(run.improvement(c2.rel)),
+                          hi_pct=None if band is None else _num(band[1]), level=level)  # fmt: skip
+    return g, {"max_regression": g.max_regression, "level": level, "relative_ci": _iv(band)}
+
+
+def _machines(u: UnitData) -> Blocks | None:
+    if len(u.control_machines) != len(u.control) or len(u.treatment_machines) != len(u.treatment):
+        return None
+    return (u.control_machines, u.treatment_machines)
+
+
+def _level_checks(m: Any, n_treatment: int, means: tuple[float | None, float | None]) -> list[LevelCheck]:
+    """A metric's alert levels (``alert_below`` / ``alert_above``) with the (control, treatment) means."""
+    below, above = getattr(m, "alert_below", None), getattr(m, "alert_above", None)
+    if below is None and above is None:
+        return []
+    return [LevelCheck(metric=m.name, n_treatment=n_treatment, treatment_mean=means[1], control_mean=means[0],
+                       alert_below=below, alert_above=above)]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Vectorized twin of the primary comparison (sequential or fixed, Welch/Student, linear scale), for
+# simulations; tested equal to analyze_samples(...).evidence().
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _ArmArrays(NamedTuple):
+    """One arm's moments, as arrays (or scalars) that broadcast together."""
+
+    n: Any
+    mean: Any
+    var: Any
+
+
+def evidence_arrays(
+    settings: Settings,
+    *,
+    direction: str,
+    n_control: Any,
+    mean_control: Any,
+    var_control: Any,
+    n_treatment: Any,
+    mean_treatment: Any,
+    var_treatment: Any,
+    fixed: tuple[Any, Any, Any, Any, Any, Any] | None = None,
+    equal_var: bool = False,
+) -> dict[str, Any]:
+    """Arrays of the Evidence fields used by ``decide_vectorized`` from per-arm moments (NaN = None).
+
+    Sequential mode: the always-valid p of the difference and the confidence sequence of the relative
+    change. Fixed mode also needs ``fixed`` = (n, mean, var of control, n, mean, var of treatment) of the
+    first ``sample_size`` units of each arm: p and the improvement come from the t-test on those once both
+    arms have them, while the guardrail interval stays the confidence sequence on all units. Also returns
+    ``naive_p`` (the t-test p at this look on all units) for comparison. Welch or Student only.
+    """
+    import numpy as np
+
+    c, t = _ArmArrays(n_control, mean_control, var_control), _ArmArrays(n_treatment, mean_treatment, var_treatment)
+    seq = _arrays_one(settings, "sequential", c, t, direction=direction, equal_var=equal_var)
+    if settings.mode == "sequential":
+        return seq
+    if fixed is None:
+        raise ValueError("fixed mode needs the moments of the first sample_size units (fixed=...)")
+    fc, ft = _ArmArrays(*fixed[:3]), _ArmArrays(*fixed[3:])
+    fx = _arrays_one(settings, "fixed", fc, ft, direction=direction, equal_var=equal_var)
+    reached = np.minimum(np.asarray(n_control), np.asarray(n_treatment)) >= settings.sample_size
+    out = dict(seq)
+    out["improvement_pct"] = np.where(reached, fx["improvement_pct"], seq["improvement_pct"])
+    out["p_value"] = np.where(reached, fx["p_value"], np.nan)
+    return out
+
+
+def _arrays_one(settings: Settings, mode: str, c: _ArmArrays, t: _ArmArrays, *, direction: str,
+                equal_var: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Improvement, its interval and p for one evaluation mode (sequential: CS; fixed: t-test)."""
+    import numpy as np
+    from scipy import stats as st
+
+    nc, nt = np.asarray(c.n, float), np.asarray(t.n, float)
+    mc, mt = np.asarray(c.mean, float), np.asarray(t.mean, float)
+    vc, vt = np.asarray(c.var, float), np.asarray(t.var, float)
+    alpha = settings.alpha
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diff = mt - mc
+        a, b = vc / nc, vt / nt
+        se = np.sqrt(a + b)
+        welch_df = (a + b) ** 2 / (a * a / (nc - 1) + b * b / (nt - 1))
+        naive_p = _t_test_p_arrays(diff, nc, nt, vc, vt, se, welch_df, equal_var)
+        rel = diff / np.abs(mc)
+        if mode == "sequential":
+            p, q = _sequential_arrays(settings, diff, se, welch_df, nc + nt)
+        else:
+            p, q = naive_p, st.t.ppf(1 - alpha / 2, welch_df)
+        lo_rel, hi_rel = fieller_arrays(mc, mt, a, b, q)
+        rel = np.where(mc != 0, rel, np.nan)
+    if direction == "lower":
+        imp, lo, hi = -100 * rel, -100 * hi_rel, -100 * lo_rel
+    else:
+        imp, lo, hi = 100 * rel, 100 * lo_rel, 100 * hi_rel
+    return {
+        "n_control": nc,
+        "n_treatment": nt,
+        "improvement_pct": imp,
+        "improvement_lo_pct": lo,
+        "improvement_hi_pct": hi,
+        "p_value": np.where(np.isfinite(p), p, np.nan),
+        "naive_p": naive_p,
+    }
+
+
+def _t_test_p_arrays(diff: Any, nc: Any, nt: Any, vc: Any, vt: Any, se: Any, welch_df: Any, equal_var: bool) -> Any:
+    """The two-sided p of Welch's t-test (or Student's, with the pooled variance) at this look."""
+    import numpy as np
+    from scipy import stats as st
+
+    if equal_var:
+        df = nc + nt - 2
+        sp2 = ((nc - 1) * vc + (nt - 1) * vt) / df
+        se_t = np.sqrt(sp2 * (1 / nc + 1 / nt))
+    else:
+        df, se_t = welch_df, se
+    return 2 * st.t.sf(np.abs(diff / se_t), df)
+
+
+def _sequential_arrays(settings: Settings, diff: Any, se: Any, welch_df: Any, n: Any) -> tuple[Any, Any]:
+    """(always-valid p, critical value of the confidence sequence) at ``n`` units in all, as
+    :func:`experiment_core.evidence.stats.sequential_test` with the t -> z small-sample correction."""
+    import numpy as np
+    from scipy import stats as st
+
+    alpha = settings.alpha
+    n_planned = 2.0 * max(settings.sample_size, 1)
+    la = -2 * math.log(alpha)
+    rho2 = (la + math.log(la + 1)) / n_planned
+    nr2 = n * rho2
+    z = st.norm.isf(st.t.sf(np.abs(diff / se), welch_df))  # small-sample correction (t -> z)
+    log_p = 0.5 * np.log(nr2 + 1) - z**2 * nr2 / (2 * (nr2 + 1))
+    p = np.exp(np.minimum(log_p, 0.0))
+    factor = np.sqrt(2 * (nr2 + 1) / nr2 * np.log(np.sqrt(nr2 + 1) / alpha))
+    q = st.t.isf(st.norm.sf(factor), welch_df)
+    return np.where(se > 0, p, np.nan), q
+
+
+def fieller_arrays(mc: Any, mt: Any, vc_n: Any, vt_n: Any, q: Any) -> tuple[Any, Any]:
+    """Vectorized :func:`experiment_core.evidence.stats.fieller_interval` (relative change; NaN where undefined) from
+    the means and the variances of the means (s²/n)."""
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q2 = q * q
+        a = mc * mc - q2 * vc_n
+        b = mt * mc
+        root = np.sqrt(np.maximum(b * b - a * (mt * mt - q2 * vt_n), 0.0))
+        th_lo, th_hi = (b - root) / a, (b + root) / a
+        ok = (a > 0) & (vc_n + vt_n > 0) & np.isfinite(q) & (mc != 0) & np.isfinite(th_lo) & np.isfinite(th_hi)
+        lo = np.where(mc > 0, th_lo - 1, 1 - th_hi)
+        hi = np.where(mc > 0, th_hi - 1, 1 - th_lo)
+    return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)

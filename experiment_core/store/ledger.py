@@ -1,0 +1,503 @@
+"""The ledger: events as JSON lines in git notes (``refs/notes/experiments``).
+
+One canonical JSON object per line (sorted keys, compact), so the same event is the same bytes in every clone
+and ``git notes merge -s cat_sort_uniq`` is an exact union. Every event has ``v``, ``id``, ``type``, ``exp``,
+``ts`` and the fields of its type. Readers skip and count what they cannot parse or validate: nothing a remote
+sends crashes analysis. Writers serialize on a lock in the git common dir, because ``git notes append`` alone
+updates the notes ref without checking its old value and concurrent appends lose records.
+
+Reading all the notes costs two git processes whatever the ledger's size (``ls-tree`` piped into one
+``cat-file --batch``); commands read the local index instead (:mod:`experiment_core.store.ledger_index`), which is
+built that way once and then brought forward from the notes that changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from experiment_core.clock import format_ts, parse_ts, utc_now
+from experiment_core.errors import UserError
+from experiment_core.gitio import Git, GitError
+from experiment_core.hookenv import STATE_DIR
+from experiment_core.store.spec import ID_RE, METRIC_NAME_RE
+
+NOTES_REF = "refs/notes/experiments"
+SCHEMA_VERSION = 1
+MAX_LINE = 64 * 1024
+ARMS = ("control", "treatment")
+ACTIONS = ("promote", "rollback", "expire", "hold", "continue")
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LedgerRead:
+    events: list[Event]
+    skipped: int
+    notes_commit: str | None
+
+
+# ---- building and encoding ------------------------------------------------------------------------------
+def make_event(type_: str, exp: str, **fields: Any) -> Event:
+    event: Event = {"v": SCHEMA_VERSION, "id": uuid.uuid4().hex, "type": type_, "exp": exp, "ts": format_ts(utc_now())}
+    event.update(fields)
+    return event
+
+
+def encode(event: Mapping[str, Any]) -> str:
+    """The canonical line for an event (raises ValueError on NaN/inf: they never enter the ledger)."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+# ---- validation -----------------------------------------------------------------------------------------
+def _is_str(v: Any, max_len: int = 200) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= max_len
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _opt(check: Any) -> Any:
+    return lambda v: v is None or check(v)
+
+
+_SHA_RE = re.compile(r"[0-9a-f]{4,64}\Z")
+
+
+def _is_sha(v: Any) -> bool:
+    return type(v) is str and _SHA_RE.match(v) is not None
+
+
+def _str_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(_is_str(k, 4096) and isinstance(x, str) for k, x in v.items())
+
+
+def _str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+_TYPE_FIELDS: dict[str, dict[str, Any]] = {
+    "created": {"files": _str_map, "backups": _str_map},
+    "assign": {"arm": lambda v: v in ARMS, "unit": _is_str},
+    "trial": {
+        "arm": lambda v: v in ARMS,
+        "metric": lambda v: isinstance(v, str) and bool(METRIC_NAME_RE.match(v)),
+        "value": _is_num,
+        "unit": _is_str,
+        "exit_code": _opt(lambda v: isinstance(v, int) and not isinstance(v, bool)),
+        "commit": _opt(_is_sha),
+    },
+    "decision": {"action": lambda v: v in ACTIONS, "reasons": _str_list},
+    "alert": {"kind": _is_str, "message": lambda v: _is_str(v, 2000)},
+    "status": {"status": _is_str},
+}
+_OPTIONAL = {"trial": {"exit_code", "commit"}}
+EVENT_TYPES = tuple(_TYPE_FIELDS)
+
+
+_GOOD_EXP: set[str] = set()
+_GOOD_METRIC: set[str] = set()
+
+
+def _exp_ok(v: Any) -> bool:
+    if type(v) is not str:
+        return False
+    if v in _GOOD_EXP:
+        return True
+    if not ID_RE.match(v):
+        return False
+    if len(_GOOD_EXP) < 4096:
+        _GOOD_EXP.add(v)
+    return True
+
+
+def _metric_ok(v: Any) -> bool:
+    if type(v) is not str:
+        return False
+    if v in _GOOD_METRIC:
+        return True
+    if not METRIC_NAME_RE.match(v):
+        return False
+    if len(_GOOD_METRIC) < 4096:
+        _GOOD_METRIC.add(v)
+    return True
+
+
+_TYPE_FIELDS["trial"]["metric"] = _metric_ok
+
+
+def _trial_ok(obj: Event) -> bool:
+    """The trial check, inlined: trials are almost all of a big ledger."""
+    try:
+        arm, metric, value, unit = obj["arm"], obj["metric"], obj["value"], obj["unit"]
+    except KeyError:
+        return False
+    if arm not in ARMS or not _metric_ok(metric) or not _is_str(unit):
+        return False
+    tv = type(value)
+    if tv is float:
+        if not math.isfinite(value):
+            return False
+    elif tv is not int:
+        return False
+    code = obj.get("exit_code")
+    if code is not None and type(code) is not int:
+        return False
+    machine = obj.get("machine")
+    if machine is not None and not _is_str(machine, 64):
+        return False
+    commit = obj.get("commit")
+    return commit is None or _is_sha(commit)
+
+
+_LAST_GOOD_TS: list[str | None] = [None]  # the events of one note share their time: parse it once
+
+
+def _ts_ok(ts: str) -> bool:
+    if parse_ts(ts) is None:
+        return False
+    _LAST_GOOD_TS[0] = ts
+    return True
+
+
+def validate(obj: Any) -> Event | None:
+    """The event if it is well-formed, else None. Unknown fields are kept; unknown types are rejected."""
+    if type(obj) is not dict:
+        return None
+    v = obj.get("v")
+    if type(v) is not int or v != SCHEMA_VERSION or not _is_str(obj.get("id"), 64):
+        return None
+    type_ = obj.get("type")
+    if type(type_) is not str:
+        return None
+    fields = _TYPE_FIELDS.get(type_)
+    if fields is None or not _exp_ok(obj.get("exp")):
+        return None
+    ts = obj.get("ts")
+    if type(ts) is not str or (ts != _LAST_GOOD_TS[0] and not _ts_ok(ts)):
+        return None
+    if type_ == "trial":
+        return obj if _trial_ok(obj) else None
+    optional = _OPTIONAL.get(type_, set())
+    for name, check in fields.items():
+        if name not in obj:
+            if name in optional:
+                continue
+            return None
+        if not check(obj[name]):
+            return None
+    return obj
+
+
+def _bad_constant(name: str) -> float:
+    raise ValueError(name)  # NaN, Infinity: refuse the line
+
+
+def _decode_line(line: bytes) -> Event | None:
+    if len(line) > MAX_LINE:
+        return None
+    try:
+        obj = json.loads(line.decode("utf-8"), parse_constant=_bad_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return validate(obj)
+
+
+def _decode_lines(lines: list[bytes]) -> tuple[list[Event], int]:
+    """Valid events of non-blank, stripped lines, and the count of the others.
+
+    Fast path: one ``json.loads`` of all the lines as one array (the C scanner then shares the key strings, about
+    twice as fast as a parse per line). It is taken only when every line looks like one object and the array has
+    exactly one element per line; any doubt sends the lines through the exact per-line path. Every event, on
+    either path, passes :func:`validate`.
+    """
+    if not lines:
+        return [], 0
+    objs: Any = None
+    if all(line[:1] == b"{" and line[-1:] == b"}" and len(line) <= MAX_LINE for line in lines):
+        try:
+            objs = json.loads(b"[" + b",".join(lines) + b"]", parse_constant=_bad_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            objs = None
+        if objs is not None and len(objs) != len(lines):
+            objs = None
+    if objs is None:
+        events = [e for e in map(_decode_line, lines) if e is not None]
+        return events, len(lines) - len(events)
+    good = [e for e in map(validate, objs) if e is not None]
+    return good, len(lines) - len(good)
+
+
+def _split_lines(blob: bytes) -> list[bytes]:
+    return [line for line in (raw.strip() for raw in blob.split(b"\n")) if line]
+
+
+def decode(blob: bytes) -> tuple[list[Event], int]:
+    """Parse one note: (valid events, number of skipped non-blank lines)."""
+    return _decode_lines(_split_lines(blob))
+
+
+# ---- locking --------------------------------------------------------------------------------------------
+STALE_REF_LOCK_SECONDS = 2.0
+
+
+@contextlib.contextmanager
+def ledger_lock(git: Git, timeout: float = 30.0) -> Iterator[None]:
+    """Serialize ledger writers across processes and worktrees (flock: released by the kernel on any death)."""
+    lock_dir = git.common_dir / STATE_DIR
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / "ledger.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UserError(str(lock_dir / "ledger.lock"), "ledger busy for too long", "retry") from None
+                time.sleep(0.005)
+        _clear_stale_ref_lock(git)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the flock
+
+
+def _ref_lock_path(git: Git, ref: str = NOTES_REF) -> Path:
+    return git.common_dir / (ref + ".lock")
+
+
+def _clear_stale_ref_lock(git: Git, max_age: float = STALE_REF_LOCK_SECONDS, ref: str = NOTES_REF) -> bool:
+    """A writer killed inside ``git notes`` leaves the ref's ``.lock`` file behind, and git then refuses every
+    update of the ref. Every writer of ours holds the flock, so while we hold it only a git command of the user's
+    (an amend or rebase copying notes: milliseconds) can own a young one; an old one is stale: remove it."""
+    lock = _ref_lock_path(git, ref)
+    try:
+        if time.time() - lock.stat().st_mtime > max_age:
+            lock.unlink()
+            return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def run_locked_ref_update(git: Git, *args: str, input: bytes | None = None, env: dict[str, str] | None = None,
+                          ref: str = NOTES_REF, timeout: float = 10.0) -> bytes:  # fmt: skip
+    """Run a git command that updates ``ref`` (caller holds the ledger lock); when the ref's ``.lock`` file is in
+    the way, wait for it to go or to turn stale, then retry."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return git.run(*args, input=input, env=env)
+        except GitError as exc:
+            if ".lock" not in exc.stderr or time.monotonic() > deadline:
+                raise
+            if not _clear_stale_ref_lock(git, ref=ref):
+                time.sleep(0.05)
+
+
+# ---- read and append ------------------------------------------------------------------------------------
+def ensure_config(git: Git) -> None:
+    """Make amend and rebase carry our notes to the rewritten commits."""
+    if NOTES_REF not in git.config_get_all("notes.rewriteRef"):
+        git.run("config", "--add", "notes.rewriteRef", NOTES_REF)
+
+
+def append(git: Git, events: Iterable[Event], commit: str | None = None) -> int:
+    """Append events to the note on ``commit`` (default HEAD), under the ledger lock. Returns the count.
+
+    One ``git notes append`` process: its cost depends on the size of that one note, not on the ledger's.
+    """
+    lines = []
+    for event in events:
+        if validate(dict(event)) is None:
+            raise ValueError(f"refusing to write an invalid event: {event!r}")
+        lines.append(encode(event))
+    if not lines:
+        return 0
+    target = commit or git.head()
+    if target is None:
+        raise UserError(str(git.root), "the repository has no commit yet", "make a first commit, then retry")
+    payload = ("\n".join(lines) + "\n").encode("utf-8")
+    with ledger_lock(git):
+        run_locked_ref_update(git, "notes", f"--ref={NOTES_REF}", "append", "-F", "-", target, input=payload)
+    return len(lines)
+
+
+# ---- reading: one ls-tree piped into one cat-file --batch, decoded while git still writes ------------------
+_CHUNK_BYTES = 1 << 18
+
+
+def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
+    """Every blob of the notes tree of ``commit``: ``git ls-tree -r --object-only`` piped straight into
+    ``git cat-file --batch`` (two processes, whatever the ledger's size). Reading by commit id, not by ref name,
+    makes the read one consistent snapshot even while other processes append. A thread drains git's output as it
+    comes (``os.read`` releases the GIL), so git never waits for the decoding: the two run side by side."""
+    import queue
+    import threading
+
+    env = _git_env()
+    lister = subprocess.Popen(["git", "ls-tree", "-r", "--object-only", commit], cwd=git.root,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    assert lister.stdout is not None
+    cat = subprocess.Popen(["git", "cat-file", "--batch"], cwd=git.root, stdin=lister.stdout,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    lister.stdout.close()
+    assert cat.stdout is not None
+    fd = cat.stdout.fileno()
+    chunks: queue.Queue[bytes] = queue.Queue(maxsize=64)  # at most 16 MB ahead of the decoding
+    stop = threading.Event()
+
+    def drain() -> None:
+        try:
+            while not stop.is_set():
+                more = os.read(fd, _CHUNK_BYTES)
+                chunks.put(more)
+                if not more:
+                    return
+        except OSError:
+            chunks.put(b"")
+
+    reader = threading.Thread(target=drain, name="cat-file-reader", daemon=True)
+    reader.start()
+    buf = b""
+    pos = 0
+    eof = False
+
+    def more_bytes() -> bool:
+        nonlocal buf, pos, eof
+        if eof:
+            return False
+        got = [chunks.get()]
+        while not chunks.empty():
+            got.append(chunks.get())
+        if not got[-1]:
+            eof = True
+        buf = buf[pos:] + b"".join(got)
+        pos = 0
+        return bool(b"".join(got))
+
+    try:
+        while True:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                if not more_bytes():
+                    break
+                continue
+            header = buf[pos:nl].split()
+            if len(header) != 3:  # "<name> missing" (e.g. a submodule entry in a hostile tree)
+                pos = nl + 1
+                continue
+            size = int(header[2])
+            end = nl + 1 + size
+            while len(buf) < end + 1:
+                start = pos
+                if not more_bytes():
+                    raise GitError(["cat-file", "--batch"], -1, "truncated output")
+                nl, end = nl - start, end - start
+            if header[1] == b"blob":
+                yield buf[nl + 1 : end]
+            pos = end + 1
+    finally:
+        stop.set()
+        cat.stdout.close() if eof else _close_and_drain(cat, reader, chunks)
+        cat.wait()
+        lister.wait()
+    if lister.returncode != 0:
+        raise GitError(["ls-tree", "-r", "--object-only", commit], lister.returncode, "cannot list the notes tree")
+
+
+def _close_and_drain(cat: subprocess.Popen[bytes], reader: Any, chunks: Any) -> None:
+    """A reader that stops early: end git, and take what the thread still holds until it ends."""
+    import queue
+
+    cat.kill()
+    while reader.is_alive():
+        with contextlib.suppress(queue.Empty):
+            chunks.get(timeout=0.05)
+    assert cat.stdout is not None
+    cat.stdout.close()
+
+
+def _git_env() -> dict[str, str]:
+    from experiment_core.gitio import _env
+
+    return _env()
+
+
+@dataclass
+class _Snapshot:
+    """What a full read knows: events by id (first copy seen), skipped lines."""
+
+    by_id: dict[str, Event]
+    skipped: int
+
+    def add(self, lines: list[bytes]) -> None:
+        got, bad = _decode_lines(lines)
+        self.skipped += bad
+        by_id = self.by_id
+        for event in got:
+            by_id.setdefault(event["id"], event)
+
+    def sorted_events(self) -> list[Event]:
+        events = list(self.by_id.values())
+        events.sort(key=lambda e: (e["ts"], e["id"]))
+        return events
+
+
+def _read_uncached(git: Git, commit: str) -> _Snapshot:
+    snap = _Snapshot({}, 0)
+    pending: list[bytes] = []
+    pending_bytes = 0
+    for blob in _iter_note_blobs(git, commit):
+        pending.extend(_split_lines(blob))
+        pending_bytes += len(blob)
+        if pending_bytes >= _CHUNK_BYTES:  # decode while git keeps writing into the pipe
+            snap.add(pending)
+            pending, pending_bytes = [], 0
+    snap.add(pending)
+    return snap
+
+
+def read(git: Git, ref: str = NOTES_REF, cache: bool = True) -> LedgerRead:
+    """All valid events of ``ref``, deduplicated by id (rewritten commits carry copies), sorted by time then id.
+
+    With ``cache`` (the default), from the local index (:mod:`experiment_core.store.ledger_index`), brought forward
+    from the notes first; commands that need one experiment, or only aggregates, read the index directly.
+    ``cache=False`` reads the notes themselves: one ``rev-parse``, one ``ls-tree`` piped into one
+    ``cat-file --batch`` (the oracle the index is tested against).
+    """
+    if cache and ref == NOTES_REF:
+        from experiment_core.store import ledger_index
+
+        return ledger_index.read_with(git, lambda index: LedgerRead(index.events(), index.skipped,
+                                                                    index.notes_commit))  # fmt: skip
+    head = git.ref(ref)
+    if head is None:
+        return LedgerRead([], 0, None)
+    snap = _read_uncached(git, head)
+    return LedgerRead(snap.sorted_events(), snap.skipped, head)
+
+
+def for_experiment(events: Iterable[Event], exp_id: str) -> list[Event]:
+    return [e for e in events if e["exp"] == exp_id]
+
+
+def count_unknown(events: Iterable[Event], known_ids: Iterable[str]) -> int:
+    """Events naming an experiment the registry does not have (a remote's, a deleted one): analysis ignores them
+    (it selects by id), this counts them for reports."""
+    known = set(known_ids)
+    return sum(1 for e in events if e["exp"] not in known)

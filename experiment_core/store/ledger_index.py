@@ -1,0 +1,763 @@
+"""The local index of the ledger: one SQLite file per clone, derived from the notes, rebuilt whenever in doubt.
+
+The notes (``refs/notes/experiments``) stay the one source of truth and the only thing that travels. This file,
+``$GIT_COMMON_DIR/experiment-hook/ledger-index.sqlite3``, holds what reads need, so that a command costs what it
+reads, not what the ledger holds:
+
+* ``events``: every valid event once (dedup by id: amend and rebase copy notes), with the number of note lines
+  that carry it, its experiment and type (indexed), and its line as the note holds it;
+* ``units``: per (experiment, metric, arm, unit) the count and the *exact* sum of the successful values, trial and
+  error counts, the unit's first successful trial (time, id: the unit order) and its ``machine``, the time span;
+* ``pairs``: per (experiment, metric, pair, arm) count, exact sum and first trial;
+* ``arm_units``: the distinct units of each arm (assign or trial), for the sample-ratio test;
+* ``experiments``: the number of events of each experiment named in the ledger;
+* ``meta``: the notes commit the index reflects, this clone's common dir, the skipped-line count.
+
+Sums are exact integers in units of 2^-1074 (every finite double is a whole multiple of it), stored as blobs: a
+unit's mean is then bit for bit ``math.fsum(values) / n`` whatever the order in which values came and went, so
+the index equals a full re-read of the notes exactly (tests check it) and removals need no re-scan.
+
+Bringing it forward: the indexed notes commit is diffed against the notes ref (``git diff-tree``), and only the
+notes that changed are read (``cat-file --batch``); a note's lines go out by count and in by count, so a note
+that grew by one line adds one event. An event whose last copy goes makes its experiment's aggregates be
+recomputed from its stored events. One writer at a time (an flock beside the file), WAL so readers never wait,
+a busy timeout, and every update is one transaction: a writer killed half-way leaves the previous state.
+
+Never trusted when it looks wrong: a file that is not SQLite, has another schema (``application_id``,
+``user_version``), names another repository, or whose notes commit git does not know is deleted and rebuilt
+from the notes, silently. A rebuild writes a fresh file beside it and renames it into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from experiment_core.clock import parse_ts
+from experiment_core.gitio import Git, GitError
+from experiment_core.hookenv import STATE_DIR
+from experiment_core.store import ledger
+
+INDEX_NAME = "ledger-index.sqlite3"
+APPLICATION_ID = 0x45484C49  # "EHLI"
+USER_VERSION = 1  # bump when validation, the aggregates or the layout change: old files are rebuilt
+SCALE = 1074  # sums in units of 2**-1074: exact for every finite double
+BUSY_MS = 30_000
+
+Progress = Callable[[int, int], None]  # (notes read, notes in total)
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events(id TEXT NOT NULL, exp TEXT NOT NULL, type TEXT NOT NULL, copies INTEGER NOT NULL,
+                    line BLOB NOT NULL);
+CREATE TABLE units(exp TEXT, metric TEXT, arm TEXT, unit TEXT, n INTEGER, total BLOB, trials INTEGER,
+                   errors INTEGER, first_ts TEXT, first_id TEXT, machine TEXT, min_t REAL, max_t REAL,
+                   PRIMARY KEY(exp, metric, arm, unit)) WITHOUT ROWID;
+CREATE TABLE pairs(exp TEXT, metric TEXT, pair TEXT, arm TEXT, n INTEGER, total BLOB, first_ts TEXT,
+                   first_id TEXT, PRIMARY KEY(exp, metric, pair, arm)) WITHOUT ROWID;
+CREATE TABLE arm_units(exp TEXT, arm TEXT, unit TEXT, PRIMARY KEY(exp, arm, unit)) WITHOUT ROWID;
+CREATE TABLE experiments(exp TEXT PRIMARY KEY, events INTEGER NOT NULL) WITHOUT ROWID;
+"""
+_INDEXES = """
+CREATE UNIQUE INDEX events_id ON events(id);
+CREATE INDEX events_exp ON events(exp, type);
+"""
+
+
+# ---- exact sums ---------------------------------------------------------------------------------------------
+def exact(x: float) -> int:
+    """``x`` as a whole number of 2**-1074."""
+    num, den = x.as_integer_ratio()
+    return num << (SCALE - den.bit_length() + 1)
+
+
+def to_blob(total: int) -> bytes:
+    return total.to_bytes(total.bit_length() // 8 + 1, "big", signed=True)
+
+
+def from_blob(blob: bytes) -> int:
+    return int.from_bytes(blob, "big", signed=True)
+
+
+def mean(total: int, n: int) -> float:
+    """``math.fsum(values) / n`` for the values whose exact sum is ``total`` (int / int rounds correctly)."""
+    return (total / (1 << SCALE)) / n
+
+
+# ---- aggregates of a batch of events (a rebuild, or what one update adds) -------------------------------------
+@dataclass(slots=True)
+class _Unit:
+    n: int = 0
+    total: int = 0
+    trials: int = 0
+    errors: int = 0
+    first: tuple[str, str] | None = None  # (ts, id) of the first successful trial
+    machine: str = ""
+    min_t: float | None = None
+    max_t: float | None = None
+
+    def merge(self, other: _Unit) -> None:
+        self.n += other.n
+        self.total += other.total
+        self.trials += other.trials
+        self.errors += other.errors
+        if other.first is not None and (self.first is None or other.first < self.first):
+            self.first, self.machine = other.first, other.machine
+        for t in (other.min_t, other.max_t):
+            if t is not None:
+                self.min_t = t if self.min_t is None else min(self.min_t, t)
+                self.max_t = t if self.max_t is None else max(self.max_t, t)
+
+
+@dataclass(slots=True)
+class _Pair:
+    n: int = 0
+    total: int = 0
+    first: tuple[str, str] = ("\U0010ffff", "")
+
+    def merge(self, other: _Pair) -> None:
+        self.n += other.n
+        self.total += other.total
+        self.first = min(self.first, other.first)
+
+
+@dataclass
+class _Aggregates:
+    units: dict[tuple[str, str, str, str], _Unit] = field(default_factory=dict)
+    pairs: dict[tuple[str, str, str, str], _Pair] = field(default_factory=dict)
+    arm_units: set[tuple[str, str, str]] = field(default_factory=set)
+    events: dict[str, int] = field(default_factory=dict)  # per experiment
+    _moment: tuple[str, float | None] = ("", None)  # the last time parsed (a note's events share theirs)
+
+    def add(self, ev: ledger.Event) -> None:
+        exp = ev["exp"]
+        events = self.events
+        events[exp] = events.get(exp, 0) + 1
+        type_ = ev["type"]
+        if type_ != "trial":
+            if type_ == "assign":
+                self.arm_units.add((exp, ev["arm"], ev["unit"]))
+            return
+        arm = ev["arm"]
+        key = (exp, ev["metric"], arm, ev["unit"])  # its (exp, arm, unit) joins arm_units in :func:`_store`
+        agg = self.units.get(key)
+        if agg is None:
+            agg = self.units[key] = _Unit()
+        agg.trials += 1
+        ts = ev["ts"]
+        moment = self._moment
+        if moment[0] != ts:
+            parsed = parse_ts(ts)
+            moment = self._moment = (ts, None if parsed is None else parsed.timestamp())
+        t = moment[1]
+        if t is not None:
+            if agg.min_t is None or t < agg.min_t:
+                agg.min_t = t
+            if agg.max_t is None or t > agg.max_t:
+                agg.max_t = t
+        code = ev.get("exit_code")
+        if code is not None and code != 0:
+            agg.errors += 1
+            return
+        num, den = ev["value"].as_integer_ratio()
+        value = num << (SCALE + 1 - den.bit_length())
+        agg.n += 1
+        agg.total += value
+        first = (ts, ev["id"])
+        if agg.first is None or first < agg.first:
+            agg.first = first
+            machine = ev.get("machine")
+            agg.machine = machine if type(machine) is str else ""
+        pair = ev.get("pair")
+        if pair and type(pair) is str:
+            pkey = (exp, key[1], pair, arm)
+            p = self.pairs.get(pkey)
+            if p is None:
+                p = self.pairs[pkey] = _Pair()
+            p.n += 1
+            p.total += value
+            if first < p.first:
+                p.first = first
+
+
+def _unit_row(key: tuple[str, str, str, str], u: _Unit) -> tuple[Any, ...]:
+    first = u.first or ("", "")
+    return (*key, u.n, to_blob(u.total), u.trials, u.errors, first[0], first[1], u.machine, u.min_t, u.max_t)
+
+
+# ---- decoding notes: (event, its line) pairs --------------------------------------------------------------
+def _decode(lines: list[bytes]) -> tuple[list[tuple[ledger.Event, bytes]], int]:
+    """Valid events of stripped, non-blank lines with the line each came from, and the count of the others (the
+    same verdict as :func:`ledger.decode`, line for line)."""
+    if not lines:
+        return [], 0
+    objs: Any = None
+    if all(line[:1] == b"{" and line[-1:] == b"}" and len(line) <= ledger.MAX_LINE for line in lines):
+        try:
+            objs = json.loads(b"[" + b",".join(lines) + b"]", parse_constant=ledger._bad_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            objs = None
+        if objs is not None and len(objs) != len(lines):
+            objs = None
+    good: list[tuple[ledger.Event, bytes]] = []
+    if objs is None:
+        for line in lines:
+            ev = ledger._decode_line(line)
+            if ev is not None:
+                good.append((ev, line))
+    else:
+        for obj, line in zip(objs, lines, strict=True):
+            ev = ledger.validate(obj)
+            if ev is not None:
+                good.append((ev, line))
+    return good, len(lines) - len(good)
+
+
+# ---- the file -------------------------------------------------------------------------------------------------
+def index_path(git: Git) -> Path:
+    return git.common_dir / STATE_DIR / INDEX_NAME
+
+
+def _repo_id(git: Git) -> str:
+    return str(git.common_dir.resolve())
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            os.unlink(f"{path}{suffix}")
+
+
+def _connect(path: Path, create: bool = False) -> sqlite3.Connection:
+    uri = f"file:{path}?mode={'rwc' if create else 'rw'}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_MS / 1000, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+    return conn
+
+
+def _meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def _trusted(conn: sqlite3.Connection, repo_id: str) -> dict[str, str] | None:
+    """The index's meta if the file is ours (schema, repository), else None."""
+    try:
+        if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            return None
+        if conn.execute("PRAGMA user_version").fetchone()[0] != USER_VERSION:
+            return None
+        meta = _meta(conn)
+    except sqlite3.Error:
+        return None
+    if meta.get("repo") != repo_id or "commit" not in meta or not meta.get("skipped", "").lstrip("-").isdigit():
+        return None
+    return meta
+
+
+@contextlib.contextmanager
+def _writer_lock(path: Path) -> Iterator[None]:
+    """One writer of the index at a time (flock: released by the kernel on any death)."""
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+# ---- building from scratch -------------------------------------------------------------------------------------
+def _count_notes(git: Git, commit: str) -> int:
+    try:
+        return git.run("ls-tree", "-r", "--object-only", commit).count(b"\n")
+    except GitError:
+        return 0
+
+
+def _rebuild(git: Git, path: Path, head: str | None, progress: Progress | None,
+             conn: sqlite3.Connection | None = None) -> None:  # fmt: skip
+    """Index notes commit ``head`` from scratch (caller holds the writer lock). With ``conn`` (an open index of
+    ours), in place, in one transaction: a reader keeps its snapshot, a killed writer leaves the old index.
+    Without, in a fresh file beside ``path`` renamed into place at the end. Memory: one chunk of notes, the ids
+    seen and the aggregates; the events go to disk."""
+    if conn is not None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for type_, name in conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index') "
+                                            "AND name NOT LIKE 'sqlite_%'").fetchall():  # fmt: skip
+                if type_ == "table":
+                    conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+            _fill(git, conn, head, progress)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a build killed half-way (we hold the lock)
+        _remove(stale)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    new = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        new.execute("PRAGMA journal_mode=OFF")
+        new.execute("PRAGMA synchronous=OFF")
+        new.execute("BEGIN")
+        _fill(git, new, head, progress)
+        new.execute("COMMIT")
+        new.execute("PRAGMA journal_mode=WAL")
+    finally:
+        new.close()
+    _remove(path)
+    os.replace(tmp, path)
+
+
+def _fill(git: Git, conn: sqlite3.Connection, head: str | None, progress: Progress | None) -> None:
+    """Create the tables and index every event of notes commit ``head`` (inside the caller's transaction)."""
+    conn.execute("PRAGMA cache_size=-32768")
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    agg = _Aggregates()
+    skipped = 0
+    if head is not None:
+        # id -> rowid of its first copy, keyed by the id's hash (half the memory of the strings); a hash seen
+        # before is checked against the id stored under that rowid, and true collisions are kept by id
+        seen: dict[int, int] = {}
+        collided: dict[str, int] = {}
+        extra: dict[int, int] = {}  # rowid -> copies beyond the first
+        flushed = 0  # rowids up to this one are in the table, the others in ``rows``
+        rows: list[tuple[int, str, str, str, int, bytes]] = []
+        total = _count_notes(git, head) if progress else 0
+        done = 0
+        pending: list[bytes] = []
+        pending_bytes = 0
+
+        def first_copy(key: str) -> int | None:
+            rowid = collided.get(key) or seen.get(hash(key))
+            if rowid is None:
+                return None
+            if rowid > flushed:
+                stored = rows[rowid - flushed - 1][1]
+            else:
+                stored = conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0]
+            return rowid if stored == key else None
+
+        def flush() -> None:
+            nonlocal skipped, flushed
+            good, bad = _decode(pending)
+            skipped += bad
+            for ev, line in good:
+                key = ev["id"]
+                h = hash(key)
+                if h in seen or collided:
+                    rowid = first_copy(key)
+                    if rowid is not None:
+                        extra[rowid] = extra.get(rowid, 0) + 1
+                        continue
+                rowid = flushed + len(rows) + 1
+                if h in seen:
+                    collided[key] = rowid
+                else:
+                    seen[h] = rowid
+                rows.append((rowid, key, ev["exp"], ev["type"], 1, line))
+                agg.add(ev)
+            conn.executemany("INSERT INTO events(rowid, id, exp, type, copies, line) VALUES (?,?,?,?,?,?)", rows)
+            flushed += len(rows)
+            rows.clear()
+            pending.clear()
+            if progress:
+                progress(done, total)
+
+        for blob in ledger._iter_note_blobs(git, head):
+            pending.extend(ledger._split_lines(blob))
+            pending_bytes += len(blob)
+            done += 1
+            if pending_bytes >= 1 << 20:
+                flush()
+                pending_bytes = 0
+        flush()
+        conn.executemany("UPDATE events SET copies = copies + ? WHERE rowid = ?",
+                         [(n, rowid) for rowid, n in extra.items()])  # fmt: skip
+    _store(conn, agg)
+    for statement in _INDEXES.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    _set_meta(conn, _repo_id(git), head, skipped)
+    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version={USER_VERSION}")
+
+
+def _set_meta(conn: sqlite3.Connection, repo_id: str, head: str | None, skipped: int) -> None:
+    conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                     [("repo", repo_id), ("commit", head or ""), ("skipped", str(skipped))])  # fmt: skip
+
+
+def _store(conn: sqlite3.Connection, agg: _Aggregates, merge: bool = False) -> None:
+    """Write ``agg`` into the tables; ``merge``: add it to the rows already there."""
+    units = agg.units
+    pairs = agg.pairs
+    if merge:
+        units = {k: _Unit() for k in agg.units}
+        for key in units:
+            row = conn.execute("SELECT n, total, trials, errors, first_ts, first_id, machine, min_t, max_t FROM units "
+                               "WHERE exp=? AND metric=? AND arm=? AND unit=?", key).fetchone()  # fmt: skip
+            if row is not None:
+                units[key] = _Unit(row[0], from_blob(row[1]), row[2], row[3], (row[4], row[5]) if row[4] else None,
+                                   row[6], row[7], row[8])  # fmt: skip
+            units[key].merge(agg.units[key])
+        pairs = {k: _Pair() for k in agg.pairs}
+        for key in pairs:
+            row = conn.execute("SELECT n, total, first_ts, first_id FROM pairs WHERE exp=? AND metric=? AND pair=? "
+                               "AND arm=?", key).fetchone()  # fmt: skip
+            if row is not None:
+                pairs[key] = _Pair(row[0], from_blob(row[1]), (row[2], row[3]))
+            pairs[key].merge(agg.pairs[key])
+    conn.executemany("INSERT OR REPLACE INTO units VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     [_unit_row(k, u) for k, u in units.items()])  # fmt: skip
+    conn.executemany("INSERT OR REPLACE INTO pairs VALUES (?,?,?,?,?,?,?,?)",
+                     [(*k, p.n, to_blob(p.total), *p.first) for k, p in pairs.items()])  # fmt: skip
+    arm_units = agg.arm_units | {(exp, arm, unit) for exp, _metric, arm, unit in agg.units}
+    conn.executemany("INSERT OR IGNORE INTO arm_units VALUES (?,?,?)", sorted(arm_units))
+    conn.executemany("INSERT INTO experiments VALUES (?, ?) ON CONFLICT(exp) DO UPDATE SET events = events + ?",
+                     [(exp, n, n) for exp, n in agg.events.items()])  # fmt: skip
+
+
+# ---- bringing it forward ----------------------------------------------------------------------------------------
+INCREMENTAL_MAX_FRACTION = 0.5  # more changed notes than this share of the ledger's: a rebuild is cheaper
+
+
+def _changed_blobs(git: Git, old: str, new: str) -> tuple[list[str], list[str]] | None:
+    """(blobs gone, blobs come) between two notes commits, identical ones cancelled (a re-fanned tree moves notes
+    without changing them), or None when git cannot diff them (an unknown or collected commit)."""
+    try:
+        raw = git.run("diff-tree", "-r", "--no-renames", "--no-commit-id", old, new)
+    except GitError:
+        return None
+    minus: dict[str, int] = {}
+    plus: dict[str, int] = {}
+    zero = "0" * len(old)
+    for entry in raw.decode("utf-8", "replace").splitlines():
+        meta = entry.partition("\t")[0].split()
+        if len(meta) != 5:
+            continue
+        # blobs (any file mode, as ls-tree lists them on a cold read); gitlinks (160000) are not ours to read
+        if meta[2] != zero and meta[0] != ":160000":
+            minus[meta[2]] = minus.get(meta[2], 0) + 1
+        if meta[3] != zero and meta[1] != "160000":
+            plus[meta[3]] = plus.get(meta[3], 0) + 1
+    for sha in set(minus) & set(plus):
+        common = min(minus[sha], plus[sha])
+        minus[sha] -= common
+        plus[sha] -= common
+    return ([s for s, n in minus.items() for _ in range(n)], [s for s, n in plus.items() for _ in range(n)])
+
+
+def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bool:
+    """Move the index from notes commit ``old`` to ``new`` in one transaction. False: rebuild instead."""
+    if new is None:
+        return False
+    changed = _changed_blobs(git, old, new) if old else None
+    if changed is None:
+        return False
+    minus, plus = changed
+    if len(minus) + len(plus) > 1000:
+        notes = conn.execute("SELECT COALESCE(SUM(events), 0) FROM experiments").fetchone()[0]
+        if len(minus) + len(plus) > INCREMENTAL_MAX_FRACTION * max(notes, 1):
+            return False
+    blobs = git.cat_batch(minus + plus)
+    if any(b is None for b in blobs):
+        return False
+    # net change per line: a note that grew by one line adds one event, whatever it held before
+    delta: dict[bytes, int] = {}
+    for i, blob in enumerate(blobs):
+        sign = -1 if i < len(minus) else 1
+        for line in ledger._split_lines(blob or b""):
+            delta[line] = delta.get(line, 0) + sign
+    gone = [line for line, n in delta.items() for _ in range(-n)]
+    come = [line for line, n in delta.items() for _ in range(n)]
+    good_gone, bad_gone = _decode(gone)
+    good_come, bad_come = _decode(come)
+    meta = _meta(conn)
+    skipped = int(meta["skipped"]) + bad_come - bad_gone
+    agg = _Aggregates()
+    dirty: set[str] = set()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _meta(conn).get("commit") != old:  # another writer moved it meanwhile (cannot happen under the lock)
+            conn.execute("ROLLBACK")
+            return False
+        for ev, line in good_come:
+            row = conn.execute("SELECT rowid FROM events WHERE id=?", (ev["id"],)).fetchone()
+            if row is not None:
+                conn.execute("UPDATE events SET copies = copies + 1 WHERE rowid=?", row)
+                continue
+            conn.execute("INSERT INTO events(id, exp, type, copies, line) VALUES (?,?,?,1,?)",
+                         (ev["id"], ev["exp"], ev["type"], line))  # fmt: skip
+            agg.add(ev)
+        for ev, _line in good_gone:
+            row = conn.execute("SELECT rowid, copies, exp FROM events WHERE id=?", (ev["id"],)).fetchone()
+            if row is None:
+                continue
+            if row[1] > 1:
+                conn.execute("UPDATE events SET copies = copies - 1 WHERE rowid=?", (row[0],))
+            else:
+                conn.execute("DELETE FROM events WHERE rowid=?", (row[0],))
+                dirty.add(row[2])
+        agg.units = {k: v for k, v in agg.units.items() if k[0] not in dirty}
+        agg.pairs = {k: v for k, v in agg.pairs.items() if k[0] not in dirty}
+        agg.arm_units = {k for k in agg.arm_units if k[0] not in dirty}
+        agg.events = {k: n for k, n in agg.events.items() if k not in dirty}
+        _store(conn, agg, merge=True)
+        for exp in sorted(dirty):
+            _recompute(conn, exp)
+        _set_meta(conn, meta["repo"], new, skipped)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return True
+
+
+def _recompute(conn: sqlite3.Connection, exp: str) -> None:
+    """An experiment's aggregates again from its stored events (after an event went: its first trial, span or
+    units may have changed)."""
+    for table in ("units", "pairs", "arm_units", "experiments"):
+        conn.execute(f"DELETE FROM {table} WHERE exp=?", (exp,))
+    agg = _Aggregates()
+    for (line,) in conn.execute("SELECT line FROM events WHERE exp=?", (exp,)).fetchall():
+        agg.add(json.loads(line))
+    _store(conn, agg)
+
+
+# ---- opening ----------------------------------------------------------------------------------------------------
+def open_index(git: Git, *, progress: Progress | None = None, ref: str = ledger.NOTES_REF) -> LedgerIndex:
+    """The index, brought forward to the notes ref's current commit (built on first use; rebuilt when it cannot
+    be trusted). Reads on the returned object see one consistent snapshot until :meth:`LedgerIndex.close`."""
+    path = index_path(git)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    repo_id = _repo_id(git)
+    head = git.ref(ref)
+    for _attempt in range(3):
+        conn = _try_open(path, repo_id, head)
+        if conn is not None:
+            return LedgerIndex(conn)
+        with _writer_lock(path):
+            conn = _try_open(path, repo_id, head)  # another writer may have done it meanwhile
+            if conn is not None:
+                return LedgerIndex(conn)
+            _bring_forward(git, path, repo_id, head, progress)
+    raise sqlite3.OperationalError(f"{path}: the ledger index could not be brought up to date")  # pragma: no cover
+
+
+def _try_open(path: Path, repo_id: str, head: str | None) -> sqlite3.Connection | None:
+    """A connection in a read transaction on an index that is ours and at ``head``, else None."""
+    if not path.is_file():
+        return None
+    try:
+        conn = _connect(path)
+    except sqlite3.Error:
+        return None
+    try:
+        conn.execute("BEGIN")
+        meta = _trusted(conn, repo_id)
+        if meta is not None and meta["commit"] == (head or ""):
+            return conn
+    except sqlite3.Error:
+        pass
+    conn.close()
+    return None
+
+
+def _bring_forward(git: Git, path: Path, repo_id: str, head: str | None, progress: Progress | None) -> None:
+    """Under the writer lock: update the index to ``head`` incrementally, or rebuild it."""
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = _connect(path) if path.is_file() else None
+        meta = _trusted(conn, repo_id) if conn is not None else None
+        if conn is not None and meta is not None:
+            if _update(git, conn, meta["commit"], head):
+                return
+            _rebuild(git, path, head, progress, conn)  # ours, but too far from head: in place
+            return
+    except sqlite3.Error:
+        pass  # not SQLite, or damaged: replaced below
+    finally:
+        if conn is not None:
+            conn.close()
+    _rebuild(git, path, head, progress)
+
+
+class LedgerIndex:
+    """Reads of the index, in one snapshot. Events come back as dicts, in time order (then by id)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        meta = _meta(conn)
+        self.notes_commit: str | None = meta["commit"] or None
+        self.skipped = int(meta["skipped"])
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+
+    def __enter__(self) -> LedgerIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- events --
+    def events(self, exp_id: str | None = None, types: Sequence[str] = ()) -> list[ledger.Event]:
+        sql = "SELECT line FROM events"
+        args: list[str] = []
+        where = []
+        if exp_id is not None:
+            where.append("exp=?")
+            args.append(exp_id)
+        if types:
+            where.append(f"type IN ({','.join('?' * len(types))})")
+            args.extend(types)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        lines = [row[0] for row in self._conn.execute(sql, args)]
+        events: list[ledger.Event] = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+        events.sort(key=lambda e: (e["ts"], e["id"]))
+        return events
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM experiments").fetchone()[0])
+
+    def count_unknown(self, known_ids: Iterable[str]) -> int:
+        """Events naming an experiment the registry does not have."""
+        known = set(known_ids)
+        rows = self._conn.execute("SELECT exp, events FROM experiments").fetchall()
+        return sum(n for exp, n in rows if exp not in known)
+
+    def has_event(self, event_id: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM events WHERE id=?", (event_id,)).fetchone() is not None
+
+    # -- aggregates --
+    def units(self, exp_id: str, metric: str) -> Any:
+        """The :class:`analysis.UnitData` of ``metric``, equal to ``collect_units`` over all the events."""
+        from experiment_core.evidence.analysis import UnitData
+
+        rows = self._conn.execute("SELECT arm, n, total, trials, errors, machine FROM units WHERE exp=? AND metric=? "
+                                  "ORDER BY first_ts, first_id", (exp_id, metric)).fetchall()  # fmt: skip
+        control: list[float] = []
+        treatment: list[float] = []
+        machines: dict[str, list[str]] = {"control": [], "treatment": []}
+        ec = tc = et = tt = 0
+        for arm, n, total, trials, errors, machine in rows:
+            if arm == "control":
+                tc += trials
+                ec += errors
+            else:
+                tt += trials
+                et += errors
+            if n:
+                (control if arm == "control" else treatment).append(mean(from_blob(total), n))
+                machines[arm].append(machine)
+        pc: list[float] = []
+        pt: list[float] = []
+        pair_rows = self._conn.execute("SELECT pair, arm, n, total, first_ts, first_id FROM pairs WHERE exp=? AND "
+                                       "metric=?", (exp_id, metric)).fetchall()  # fmt: skip
+        by_pair: dict[str, dict[str, float]] = {}
+        first: dict[str, tuple[str, str]] = {}
+        for pair, arm, n, total, fts, fid in pair_rows:
+            by_pair.setdefault(pair, {})[arm] = mean(from_blob(total), n)
+            first[pair] = min(first.get(pair, (fts, fid)), (fts, fid))
+        for pair in sorted(by_pair, key=first.__getitem__):
+            arms = by_pair[pair]
+            if "control" in arms and "treatment" in arms:
+                pc.append(arms["control"])
+                pt.append(arms["treatment"])
+        return UnitData(control, treatment, (pc, pt), (ec, tc, et, tt), machines["control"], machines["treatment"])
+
+    def unit_counts(self, exp_id: str) -> tuple[int, int]:
+        rows = dict(self._conn.execute("SELECT arm, COUNT(*) FROM arm_units WHERE exp=? GROUP BY arm",
+                                       (exp_id,)).fetchall())  # fmt: skip
+        return int(rows.get("control", 0)), int(rows.get("treatment", 0))
+
+    def trial_span(self, exp_id: str, metric: str) -> tuple[int, float | None, float | None]:
+        """(trials of ``metric``, epoch seconds of the first and the last)."""
+        row = self._conn.execute("SELECT SUM(trials), MIN(min_t), MAX(max_t) FROM units WHERE exp=? AND metric=?",
+                                 (exp_id, metric)).fetchone()  # fmt: skip
+        return int(row[0] or 0), row[1], row[2]
+
+    def data(self, exp_id: str) -> ExperimentView:
+        return ExperimentView(self, exp_id)
+
+
+@dataclass(frozen=True)
+class ExperimentView:
+    """One experiment as :func:`analysis.analyze_data` reads it."""
+
+    index: LedgerIndex
+    exp_id: str
+
+    def units(self, metric: str) -> Any:
+        return self.index.units(self.exp_id, metric)
+
+    def unit_counts(self) -> tuple[int, int]:
+        return self.index.unit_counts(self.exp_id)
+
+
+# ---- what commands call --------------------------------------------------------------------------------------
+def read_with(git: Git, fn: Callable[[LedgerIndex], _T], *, progress: bool = False) -> _T:
+    """``fn(index)`` on the up-to-date index. A file that turns out damaged while being read (SQLite says so) is
+    deleted and rebuilt from the notes, and ``fn`` runs again: a derived file never fails a command. With
+    ``progress`` (commands on a terminal, never hooks or pipes), a long build shows a progress bar on stderr."""
+    for attempt in range(2):
+        with _progress_bar(progress) as bar:
+            index = open_index(git, progress=bar)
+        try:
+            return fn(index)
+        except sqlite3.DatabaseError as exc:
+            if attempt or (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)):
+                raise
+            path = index_path(git)
+            index.close()
+            with _writer_lock(path):
+                _remove(path)
+        finally:
+            index.close()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+PROGRESS_MIN_NOTES = 20_000  # below this a build takes about a second: no bar
+
+
+@contextlib.contextmanager
+def _progress_bar(wanted: bool) -> Iterator[Progress | None]:
+    if not wanted or not sys.stderr.isatty():
+        yield None
+        return
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if total < PROGRESS_MIN_NOTES:
+            return
+        if "bar" not in state:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            bar = Progress(TextColumn("indexing the ledger"), BarColumn(), MofNCompleteColumn(), TextColumn("notes"),
+                           TimeRemainingColumn(), console=Console(stderr=True), transient=True)  # fmt: skip
+            bar.start()
+            state["bar"], state["task"] = bar, bar.add_task("index", total=total)
+        state["bar"].update(state["task"], completed=done)
+
+    try:
+        yield update
+    finally:
+        if "bar" in state:
+            state["bar"].stop()
