@@ -186,7 +186,7 @@ def validate(obj: Any) -> Event | None:
     if fields is None or not _exp_ok(obj.get("exp")):
         return None
     ts = obj.get("ts")
-    if type(ts) is not str or (ts != _LAST_GOOD_TS[0] and not _ts_ok(ts)):
+    if type(ts) is not str or not ts_ok(ts):
         return None
     if type_ == "trial":
         return obj if _trial_ok(obj) else None
@@ -199,6 +199,57 @@ def validate(obj: Any) -> Event | None:
         if not check(obj[name]):
             return None
     return obj
+
+
+# The bulk path of a cold build: the canonical line of a trial or an assignment (``encode``'s output: sorted keys,
+# compact, printable ASCII without escapes), matched by one regular expression. A match holds every check of
+# :func:`validate` but the time's (:func:`ts_ok`) and, for a value with an exponent, finiteness
+# (:func:`json_number`); ``json.loads`` of the line gives exactly these fields. Unknown fields (``source``,
+# ``timing``...) may follow ``arm`` when their value is a plain string, number, true, false or null. Any other line
+# (another type, an escape, a non-ASCII byte, a long number, a known key twice) takes the exact path, so the
+# verdict is the same line for line (tests check it on hostile lines).
+_S = rb"[ !#-\[\]-~]"  # a JSON string character that needs no escape, ASCII only
+_NUM = rb"-?(?:0|[1-9][0-9]{0,300})(?:\.[0-9]{1,300})?(?:[eE][-+]?[0-9]{1,3})?"  # json.loads never refuses it
+_TRIAL_FIELDS = [(b"arm", rb"(control|treatment)", False), (b"commit", rb'"[0-9a-f]{4,64}"', True),
+                 (b"exit_code", rb"(-?(?:0|[1-9][0-9]{0,17})|null)", True),
+                 (b"exp", rb'"([A-Za-z0-9][A-Za-z0-9._-]{0,99})"', False),  # spec.ID_RE
+                 (b"id", rb'"(' + _S + rb'{1,64})"', False), (b"machine", rb'"(' + _S + rb'{1,64})"', True),
+                 (b"metric", rb'"([A-Za-z_][A-Za-z0-9_.-]{0,63})"', False),  # spec.METRIC_NAME_RE
+                 (b"pair", rb'"(' + _S + rb'{0,1000})"', True), (b"ts", rb'"(' + _S + rb'{1,64})"', False),
+                 (b"type", rb'"trial"', False), (b"unit", rb'"(' + _S + rb'{1,200})"', False),
+                 (b"v", rb"1", False), (b"value", rb"(" + _NUM + rb")", False)]  # fmt: skip
+_ASSIGN_FIELDS = [(b"arm", rb"(control|treatment)", False), (b"exp", _TRIAL_FIELDS[3][1], False),
+                  (b"id", _TRIAL_FIELDS[4][1], False), (b"ts", _TRIAL_FIELDS[8][1], False),
+                  (b"type", rb'"assign"', False), (b"unit", _TRIAL_FIELDS[10][1], False), (b"v", rb"1", False)]
+
+
+def _canonical(fields: list[tuple[bytes, bytes, bool]]) -> Any:
+    known = b"|".join(name for name, _, _ in _TRIAL_FIELDS)
+    value_ = rb'(?:"' + _S + rb'{0,4096}"|' + _NUM + rb"|true|false|null)"
+    other = rb'(?:,"(?!(?:' + known + rb')")[A-Za-z0-9_]{1,64}":' + value_ + rb")*?"  # lazy: known keys first
+    name, value, _ = fields[0]
+    parts = [rb'\{"' + name + rb'":"' + value + rb'"']
+    for name, value, optional in fields[1:]:
+        one = rb',"' + name + rb'":' + value
+        parts.append(other + (rb"(?:" + one + rb")?" if optional else one))
+    return re.compile(b"".join(parts) + other + rb"\}").fullmatch
+
+
+CANONICAL_TRIAL = _canonical(_TRIAL_FIELDS)  # groups: arm, exit_code, exp, id, machine, metric, pair, ts, unit, value
+CANONICAL_ASSIGN = _canonical(_ASSIGN_FIELDS)  # groups: arm, exp, id, ts, unit
+
+
+def ts_ok(ts: str) -> bool:
+    """The time check of :func:`validate` (the events of one note share their time: parsed once)."""
+    return ts == _LAST_GOOD_TS[0] or _ts_ok(ts)
+
+
+def json_number(text: bytes) -> int | float | None:
+    """A JSON number as ``json.loads`` gives it (int without fraction or exponent), None if not finite."""
+    if b"." in text or b"e" in text or b"E" in text:
+        value = float(text)
+        return value if math.isfinite(value) else None
+    return int(text)
 
 
 def _bad_constant(name: str) -> float:
