@@ -151,6 +151,8 @@ class _Aggregates:
     def add(self, ev: ledger.Event) -> None:
         """One valid event (a dict, as :func:`ledger.validate` passed it)."""
         type_ = ev["type"]
+        events = self.events
+        events[ev["exp"]] = events.get(ev["exp"], 0) + 1
         if type_ == "trial":
             code = ev.get("exit_code")
             machine = ev.get("machine")
@@ -159,18 +161,14 @@ class _Aggregates:
                        exact(ev["value"]) if code is None or code == 0 else None,
                        machine if type(machine) is str else "", pair if pair and type(pair) is str else "",
                        self.moment(ev["ts"]))  # fmt: skip
-            return
-        events = self.events
-        events[ev["exp"]] = events.get(ev["exp"], 0) + 1
-        if type_ == "assign":
+        elif type_ == "assign":
             self.arm_units.add((ev["exp"], ev["arm"], ev["unit"]))
 
     def trial(self, exp: Any, metric: Any, arm: Any, unit: Any, ts: Any, id_: Any, whole: int | None,
               machine: Any, pair: Any, t: float | None) -> None:  # fmt: skip
         """One valid trial: ``whole`` its value (:func:`exact`), None when it failed (an exit code but 0);
-        ``pair`` empty when it has none; ``t`` its time in epoch seconds."""
-        events = self.events
-        events[exp] = events.get(exp, 0) + 1
+        ``pair`` empty when it has none; ``t`` its time in epoch seconds. (Its experiment's event count is the
+        caller's.)"""
         key = (exp, metric, arm, unit)  # its (exp, arm, unit) joins arm_units in :func:`_store`
         agg = self.units.get(key)
         if agg is None:
@@ -375,6 +373,9 @@ def _fill(git: Git, conn: sqlite3.Connection, head: str | None, progress: Progre
     conn.execute(f"PRAGMA user_version={USER_VERSION}")
 
 
+_EXACT_FLOAT = 2.0**53  # every whole number up to this is a float exactly: int or float, the same exact sum
+
+
 def _text(s: str | bytes) -> str:
     return s.decode() if isinstance(s, bytes) else s
 
@@ -421,45 +422,44 @@ class _Builder:
         self.flush()
 
     def _time(self, ts: bytes) -> bool:
-        """Whether a canonical line's time is valid (:func:`ledger.validate`'s check); its moment is kept."""
-        if ts != self.ts:
-            text = ts.decode()
-            if not ledger.ts_ok(text):
-                return False
-            self.ts, self.t = ts, self.agg.moment(text)
+        """Whether a canonical line's new time is valid (:func:`ledger.validate`'s check); its moment is kept."""
+        text = ts.decode()
+        if not ledger.ts_ok(text):
+            return False
+        self.ts, self.t = ts, self.agg.moment(text)
         return True
 
     def _trial(self, line: bytes, arm: bytes, code: bytes | None, exp: bytes, id_: bytes, machine: bytes | None,
                metric: bytes, pair: bytes | None, ts: bytes, unit: bytes, value: bytes) -> None:  # fmt: skip
-        number = ledger.json_number(value)
-        if number is None or not self._time(ts):
+        number: float | None = float(value)
+        if not -_EXACT_FLOAT <= number <= _EXACT_FLOAT:  # type: ignore[operator]  # also inf, nan
+            number = ledger.json_number(value)  # a whole number this big is an int, exactly
+        if number is None or (ts != self.ts and not self._time(ts)):
             self.skipped += 1
         elif self._keep(id_.decode(), exp, b"trial", line):
-            whole = exact(number) if code is None or code == b"null" or int(code) == 0 else None
+            if code is None or code == b"0" or code == b"null" or int(code) == 0:
+                num, den = number.as_integer_ratio()
+                whole: int | None = num << (SCALE + 1 - den.bit_length())
+            else:
+                whole = None
             self.raw.trial(exp, metric, arm, unit, ts, id_, whole, machine or b"", pair, self.t)
 
     def _assign(self, line: bytes, arm: bytes, exp: bytes, id_: bytes, ts: bytes, unit: bytes) -> None:
-        if not self._time(ts):
+        if ts != self.ts and not self._time(ts):
             self.skipped += 1
         elif self._keep(id_.decode(), exp, b"assign", line):
-            events = self.raw.events
-            events[exp] = events.get(exp, 0) + 1
             self.raw.arm_units.add((exp, arm, unit))
 
     def _keep(self, key: str, exp: str | bytes, type_: str | bytes, line: bytes) -> bool:
         """Record an event's id and line; False (and one more copy counted) when the id was seen before."""
-        h = hash(key)
-        seen = self.seen
-        if h in seen or self.collided:
-            rowid = self._first_copy(key)
-            if rowid is not None:
-                self.extra[rowid] = self.extra.get(rowid, 0) + 1
-                return False
         rowid = self.flushed + len(self.rows) + 1
-        if h in seen:
+        first = self.seen.setdefault(hash(key), rowid)
+        if first != rowid:  # this hash was seen: the same id, or a collision (then kept by id)
+            old = self.collided.get(key) or first
+            if self._stored_id(old) == key:
+                self.extra[old] = self.extra.get(old, 0) + 1
+                return False
             self.collided[key] = rowid
-        else:
-            seen[h] = rowid
         group = self.groups.get((exp, type_))
         if group is None:
             self.segments += 1
@@ -468,17 +468,16 @@ class _Builder:
         self.rows.append((rowid, key, group[0]))
         return True
 
-    def _first_copy(self, key: str) -> int | None:
-        rowid = self.collided.get(key) or self.seen.get(hash(key))
-        if rowid is None:
-            return None
+    def _stored_id(self, rowid: int) -> str:
         if rowid > self.flushed:
-            stored = self.rows[rowid - self.flushed - 1][1]
-        else:
-            stored = self.conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0]
-        return rowid if stored == key else None
+            return self.rows[rowid - self.flushed - 1][1]
+        return str(self.conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0])
 
     def flush(self) -> None:
+        events = self.raw.events  # the bulk path counts its events here, a segment at a time
+        for (exp, _type), (_seg, lines) in self.groups.items():
+            if isinstance(exp, bytes):
+                events[exp] = events.get(exp, 0) + len(lines)
         self.conn.executemany("INSERT INTO segments(seg, exp, type, lines) VALUES (?,?,?,?)",
                               [(seg, _text(exp), _text(type_), b"\n".join(lines))
                                for (exp, type_), (seg, lines) in self.groups.items()])  # fmt: skip
