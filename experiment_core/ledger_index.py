@@ -404,7 +404,7 @@ class _Builder:
     def add_lines(self, lines: list[bytes]) -> None:
         """Stripped, non-blank lines, in note order (the first copy of an id is the one kept, as a full read
         keeps it). Canonical trials and assignments take the bulk path, any other line :func:`ledger.validate`."""
-        trial, assign, max_line = ledger.CANONICAL_TRIAL, ledger.CANONICAL_ASSIGN, ledger.MAX_LINE
+        (trial, assign), max_line = ledger.canonical_matchers(), ledger.MAX_LINE
         for line in lines:
             m = trial(line) if len(line) <= max_line else None
             if m is not None:
