@@ -373,7 +373,7 @@ def _fill(git: Git, conn: sqlite3.Connection, head: str | None, progress: Progre
     conn.execute(f"PRAGMA user_version={USER_VERSION}")
 
 
-_EXACT_FLOAT = 2.0**53  # every whole number up to this is a float exactly: int or float, the same exact sum
+_EXACT_FLOAT = 2.0**53  # every whole number below this is a float exactly: int or float, the same exact sum
 
 
 def _text(s: str | bytes) -> str:
@@ -432,7 +432,7 @@ class _Builder:
     def _trial(self, line: bytes, arm: bytes, code: bytes | None, exp: bytes, id_: bytes, machine: bytes | None,
                metric: bytes, pair: bytes | None, ts: bytes, unit: bytes, value: bytes) -> None:  # fmt: skip
         number: float | None = float(value)
-        if not -_EXACT_FLOAT <= number <= _EXACT_FLOAT:  # type: ignore[operator]  # also inf, nan
+        if not -_EXACT_FLOAT < number < _EXACT_FLOAT:  # type: ignore[operator]  # also inf
             number = ledger.json_number(value)  # a whole number this big is an int, exactly
         if number is None or (ts != self.ts and not self._time(ts)):
             self.skipped += 1
