@@ -294,3 +294,65 @@ def test_hostile_notes_cannot_crash_a_read_of_the_index(repo: Path) -> None:
         assert_index_equals_notes(g)
     with ledger_index.open_index(g) as index:
         assert index.skipped == ledger.read(g, cache=False).skipped >= len(hostile)
+
+
+def _edge_lines() -> list[bytes]:
+    """Canonical trial and assign lines and their near misses: each must get :func:`ledger.validate`'s verdict
+    on the bulk path of a cold build."""
+    base = ledger.encode(_trial(machine="m1", commit="abcd12", exit_code=0, pair="p1", source="run"))
+    assign = ledger.encode(ledger.make_event("assign", "exp-1", arm="treatment", unit="u1"))
+    swaps = [("10", "1e999"), ("10", "-0"), ("10", "0.0"), ("10", "1E5"), ("10", "-1e-5"), ("10", "01"),
+             ("10", "123456789012345678901234567890"), ("10", "9007199254740993"), ("10", "1.5e308"),
+             ('"exit_code":0', '"exit_code":007'), ('"exit_code":0', '"exit_code":-0'),
+             ('"exit_code":0', '"exit_code":null'), ('"exit_code":0', '"exit_code":3'),
+             ('"exit_code":0', '"exit_code":1.0'), ('"exit_code":0', '"exit_code":true'),
+             ('"arm":"control"', '"arm":"control","arm":"treatment"'), ('"arm":"control"', '"arm":"other"'),
+             ('"source":"run"', '"source":"run","startup":1e999,"timing":true,"zz":null'),
+             ('"source":"run"', '"source":[1]'), ('"source":"run"', '"source":"run","unit":"u9"'),
+             ('"machine":"m1"', '"machine":""'), ('"machine":"m1"', '"machine":"' + "m" * 65 + '"'),
+             ('"unit":"u1"', '"unit":""'), ('"unit":"u1"', '"unit":"\\u00fc"'), ('"unit":"u1"', '"unit":"ü"'),
+             ('"exp":"exp-1"', '"exp":"-bad"'), ('"metric":"t"', '"metric":"1t"'), ('"v":1', '"v":1.0'),
+             ('"v":1', '"v":2'), ('"pair":"p1"', '"pair":""'), ('"pair":"p1"', '"pair":5'),
+             ('"commit":"abcd12"', '"commit":"ABCD12"'), ('"commit":"abcd12"', '"commit":"abc"'),
+             ('"arm":"control"', '"arm": "control"'), ('"type":"trial"', '"type":"assign"'),
+             ('"source":"run"', '"source":"' + "x" * 4000 + '"' + ',"sourcf":"' + "x" * 4000 + '"' * 1)]
+    lines = [base.encode()]
+    for old, new in swaps:
+        line = base.replace(old, new, 1) if old != "10" else base.replace('"value":1.0', f'"value":{new}')
+        lines.append(line.encode())
+    for old, new in [("", ""), ('"unit":"u1"', '"unit":"' + "u" * 201 + '"'), ('"v":1', '"v":1,"x":1'),
+                     ('"ts":"', '"ts":"x')]:  # fmt: skip
+        lines.append((assign.replace(old, new, 1) if old else assign).encode())
+    long_id = ledger.encode(_trial(id="i" * 64)).encode(), ledger.encode(_trial(id="i" * 65)).encode()
+    return [*lines, *long_id, ledger.encode(_trial(value=1e16)).encode(), b'{"v":1}']
+
+
+def test_bulk_path_of_a_cold_build_gives_validates_verdict(repo: Path) -> None:
+    """Line for line, the cold build keeps exactly the lines :func:`ledger.validate` keeps; with the lines in
+    notes, a build from scratch equals a full re-read."""
+    lines = _edge_lines()
+    trial, _assign = ledger.canonical_matchers()
+    assert sum(trial(line) is not None for line in lines) >= 15  # the bulk path is tried
+    for line in lines:
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.executescript(ledger_index._SCHEMA)
+        build = ledger_index._Builder(conn)
+        build.add_lines([line])
+        build.finish()
+        ev = ledger._decode_line(line)
+        assert build.skipped == (ev is None), line
+        oracle = ledger_index._Aggregates()
+        if ev is not None:
+            oracle.add(ev)
+        got = build.agg
+        assert (got.units, got.pairs, got.arm_units, got.events) == (oracle.units, oracle.pairs, oracle.arm_units,
+                                                                     oracle.events), line  # exact sums: bit for bit
+    g = Git(repo)
+    for i in range(0, len(lines), 5):
+        _commit(repo, f"edge{i}")
+        blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=b"\n".join(lines[i : i + 5]),
+                              capture_output=True, check=True).stdout.decode().strip()  # fmt: skip
+        git(repo, "notes", "--ref=experiments", "add", "-f", "-C", blob, "HEAD")
+    ledger_index._remove(ledger_index.index_path(g))
+    assert_index_equals_notes(g)
+    assert ledger.read(g, cache=False).skipped >= 15

@@ -187,7 +187,7 @@ def validate(obj: Any) -> Event | None:
     if fields is None or not _exp_ok(obj.get("exp")):
         return None
     ts = obj.get("ts")
-    if type(ts) is not str or (ts != _LAST_GOOD_TS[0] and not _ts_ok(ts)):
+    if type(ts) is not str or not ts_ok(ts):
         return None
     if type_ == "trial":
         return obj if _trial_ok(obj) else None
@@ -200,6 +200,64 @@ def validate(obj: Any) -> Event | None:
         if not check(obj[name]):
             return None
     return obj
+
+
+# The bulk path of a cold build: the canonical line of a trial or an assignment (``encode``'s output: sorted keys,
+# compact, printable ASCII without escapes), matched by one regular expression. A match holds every check of
+# :func:`validate` but the time's (:func:`ts_ok`) and, for a value with an exponent, finiteness
+# (:func:`json_number`); ``json.loads`` of the line gives exactly these fields. Unknown fields (``source``,
+# ``timing``...) may follow ``arm`` when their value is a plain string, number, true, false or null. Any other line
+# (another type, an escape, a non-ASCII byte, a long number, a known key twice) takes the exact path, so the
+# verdict is the same line for line (tests check it on hostile lines).
+_S = rb"[ !#-\[\]-~]"  # a JSON string character that needs no escape, ASCII only
+_NUM = rb"-?(?:0|[1-9][0-9]{0,300})(?:\.[0-9]{1,300})?(?:[eE][-+]?[0-9]{1,3})?"  # json.loads never refuses it
+_TRIAL_FIELDS = [(b"arm", rb"(control|treatment)", False), (b"commit", rb'"[0-9a-f]{4,64}"', True),
+                 (b"exit_code", rb"(-?(?:0|[1-9][0-9]{0,17})|null)", True),
+                 (b"exp", rb'"([A-Za-z0-9][A-Za-z0-9._-]{0,99})"', False),  # spec.ID_RE
+                 (b"id", rb'"(' + _S + rb'{1,64})"', False), (b"machine", rb'"(' + _S + rb'{1,64})"', True),
+                 (b"metric", rb'"([A-Za-z_][A-Za-z0-9_.-]{0,63})"', False),  # spec.METRIC_NAME_RE
+                 (b"pair", rb'"(' + _S + rb'{0,1000})"', True), (b"ts", rb'"(' + _S + rb'{1,64})"', False),
+                 (b"type", rb'"trial"', False), (b"unit", rb'"(' + _S + rb'{1,200})"', False),
+                 (b"v", rb"1", False), (b"value", rb"(" + _NUM + rb")", False)]  # fmt: skip
+_ASSIGN_FIELDS = [(b"arm", rb"(control|treatment)", False), (b"exp", _TRIAL_FIELDS[3][1], False),
+                  (b"id", _TRIAL_FIELDS[4][1], False), (b"ts", _TRIAL_FIELDS[8][1], False),
+                  (b"type", rb'"assign"', False), (b"unit", _TRIAL_FIELDS[10][1], False), (b"v", rb"1", False)]
+
+
+def _canonical(fields: list[tuple[bytes, bytes, bool]]) -> Any:
+    known = b"|".join(name for name, _, _ in _TRIAL_FIELDS)
+    value_ = rb'(?:"' + _S + rb'{0,4096}"|' + _NUM + rb"|true|false|null)"
+    other = rb'(?:,"(?!(?:' + known + rb')")[A-Za-z0-9_]{1,64}":' + value_ + rb")*?"  # lazy: known keys first
+    name, value, _ = fields[0]
+    parts = [rb'\{"' + name + rb'":"' + value + rb'"']
+    for name, value, optional in fields[1:]:
+        one = rb',"' + name + rb'":' + value
+        parts.append(other + (rb"(?:" + one + rb")?" if optional else one))
+    return re.compile(b"".join(parts) + other + rb"\}").fullmatch
+
+
+_MATCHERS: list[Any] = []
+
+
+def canonical_matchers() -> tuple[Any, Any]:
+    """(trial, assign) ``fullmatch`` of canonical lines, compiled on first use (20 ms: not on hook paths).
+    Groups: arm, exit_code, exp, id, machine, metric, pair, ts, unit, value; and arm, exp, id, ts, unit."""
+    if not _MATCHERS:
+        _MATCHERS.extend((_canonical(_TRIAL_FIELDS), _canonical(_ASSIGN_FIELDS)))
+    return _MATCHERS[0], _MATCHERS[1]
+
+
+def ts_ok(ts: str) -> bool:
+    """The time check of :func:`validate` (the events of one note share their time: parsed once)."""
+    return ts == _LAST_GOOD_TS[0] or _ts_ok(ts)
+
+
+def json_number(text: bytes) -> int | float | None:
+    """A JSON number as ``json.loads`` gives it (int without fraction or exponent), None if not finite."""
+    if b"." in text or b"e" in text or b"E" in text:
+        value = float(text)
+        return value if math.isfinite(value) else None
+    return int(text)
 
 
 def _bad_constant(name: str) -> float:
@@ -345,91 +403,119 @@ def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
     """Every blob of the notes tree of ``commit``: ``git ls-tree -r --object-only`` piped straight into
     ``git cat-file --batch`` (two processes, whatever the ledger's size). Reading by commit id, not by ref name,
     makes the read one consistent snapshot even while other processes append. A thread drains git's output as it
-    comes (``os.read`` releases the GIL), so git never waits for the decoding: the two run side by side."""
-    import queue
-    import threading
-
+    comes (:class:`_Drain`), so git never waits for the decoding: the two run side by side."""
     env = _git_env()
     lister = subprocess.Popen(["git", "ls-tree", "-r", "--object-only", commit], cwd=git.root,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
     assert lister.stdout is not None
-    cat = subprocess.Popen(["git", "cat-file", "--batch"], cwd=git.root, stdin=lister.stdout,
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    cat = subprocess.Popen(["git", "cat-file", "--batch"], cwd=git.root, stdin=lister.stdout, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, env=_with_config(env, "core.deltaBaseCacheLimit",
+                                                                       DELTA_BASE_CACHE))  # fmt: skip
     lister.stdout.close()
     assert cat.stdout is not None
-    fd = cat.stdout.fileno()
-    chunks: queue.Queue[bytes] = queue.Queue(maxsize=64)  # at most 16 MB ahead of the decoding
-    stop = threading.Event()
-
-    def drain() -> None:
-        try:
-            while not stop.is_set():
-                more = os.read(fd, _CHUNK_BYTES)
-                chunks.put(more)
-                if not more:
-                    return
-        except OSError:
-            chunks.put(b"")
-
-    reader = threading.Thread(target=drain, name="cat-file-reader", daemon=True)
-    reader.start()
-    buf = b""
-    pos = 0
-    eof = False
-
-    def more_bytes() -> bool:
-        nonlocal buf, pos, eof
-        if eof:
-            return False
-        got = [chunks.get()]
-        while not chunks.empty():
-            got.append(chunks.get())
-        if not got[-1]:
-            eof = True
-        buf = buf[pos:] + b"".join(got)
-        pos = 0
-        return bool(b"".join(got))
-
+    drain = _Drain(cat.stdout.fileno())
     try:
-        while True:
-            nl = buf.find(b"\n", pos)
-            if nl < 0:
-                if not more_bytes():
-                    break
-                continue
-            header = buf[pos:nl].split()
-            if len(header) != 3:  # "<name> missing" (e.g. a submodule entry in a hostile tree)
-                pos = nl + 1
-                continue
-            size = int(header[2])
-            end = nl + 1 + size
-            while len(buf) < end + 1:
-                start = pos
-                if not more_bytes():
-                    raise GitError(["cat-file", "--batch"], -1, "truncated output")
-                nl, end = nl - start, end - start
-            if header[1] == b"blob":
-                yield buf[nl + 1 : end]
-            pos = end + 1
+        yield from _batch_blobs(drain)
     finally:
-        stop.set()
-        cat.stdout.close() if eof else _close_and_drain(cat, reader, chunks)
+        drain.stop()
+        if not drain.eof:
+            cat.kill()
+            drain.wait()
+        cat.stdout.close()
         cat.wait()
         lister.wait()
     if lister.returncode != 0:
         raise GitError(["ls-tree", "-r", "--object-only", commit], lister.returncode, "cannot list the notes tree")
 
 
-def _close_and_drain(cat: subprocess.Popen[bytes], reader: Any, chunks: Any) -> None:
-    """A reader that stops early: end git, and take what the thread still holds until it ends."""
-    import queue
+# git's cache of delta bases for that one cat-file (default 96 MB). Notes packed in long delta chains and read
+# in tree order miss the default one again and again: at 1M events git took 24 s of CPU with it, 7 s with 192 MB.
+DELTA_BASE_CACHE = "160m"
+_PIPE_BYTES = 1 << 20  # a bigger pipe: fewer, larger reads
 
-    cat.kill()
-    while reader.is_alive():
-        with contextlib.suppress(queue.Empty):
-            chunks.get(timeout=0.05)
-    assert cat.stdout is not None
-    cat.stdout.close()
+
+def _with_config(env: dict[str, str], key: str, value: str) -> dict[str, str]:
+    """``env`` with one more git config setting (``GIT_CONFIG_COUNT``, after any the caller's environment has)."""
+    count = env.get("GIT_CONFIG_COUNT", "0")
+    n = int(count) if count.isdigit() else 0
+    return {**env, "GIT_CONFIG_COUNT": str(n + 1), f"GIT_CONFIG_KEY_{n}": key, f"GIT_CONFIG_VALUE_{n}": value}
+
+
+class _Drain:
+    """A thread that reads a pipe into a bounded queue (``os.read`` releases the GIL): at most 64 reads ahead."""
+
+    def __init__(self, fd: int) -> None:
+        import queue
+        import threading
+
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # Linux; elsewhere the default pipe
+        self.fd = fd
+        self.eof = False
+        self.chunks: queue.Queue[bytes] = queue.Queue(maxsize=64)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cat-file-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                more = os.read(self.fd, _PIPE_BYTES)
+                self.chunks.put(more)
+                if not more:
+                    return
+        except OSError:
+            self.chunks.put(b"")
+
+    def take(self) -> bytes:
+        """Everything read so far (waits for some); b"" at the end."""
+        if self.eof:
+            return b""
+        got = [self.chunks.get()]
+        while got[-1] and not self.chunks.empty():
+            got.append(self.chunks.get())
+        if not got[-1]:
+            self.eof = True
+        return b"".join(got)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self) -> None:
+        """After the writer was killed: take what the thread still holds until it ends."""
+        import queue
+
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.chunks.get(timeout=0.05)
+
+
+def _batch_blobs(drain: _Drain) -> Iterator[bytes]:
+    """The blobs of ``cat-file --batch`` output (``<name> <type> <size>``, the content, a newline); entries that
+    are not blobs, and ``<name> missing`` lines, are passed over."""
+    buf = b""
+    pos = 0
+    while True:
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            more = drain.take()
+            if not more:
+                return
+            buf, pos = buf[pos:] + more, 0
+            continue
+        header = buf[pos:nl].split()
+        if len(header) != 3:  # "<name> missing" (e.g. a submodule entry in a hostile tree)
+            pos = nl + 1
+            continue
+        end = nl + 1 + int(header[2])
+        while len(buf) < end + 1:
+            more = drain.take()
+            if not more:
+                raise GitError(["cat-file", "--batch"], -1, "truncated output")
+            buf, nl, end, pos = buf[pos:] + more, nl - pos, end - pos, 0
+        if header[1] == b"blob":
+            yield buf[nl + 1 : end]
+        pos = end + 1
 
 
 def _git_env() -> dict[str, str]:

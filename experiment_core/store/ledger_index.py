@@ -48,7 +48,7 @@ from experiment_core.store import ledger
 
 INDEX_NAME = "ledger-index.sqlite3"
 APPLICATION_ID = 0x45484C49  # "EHLI"
-USER_VERSION = 1  # bump when validation, the aggregates or the layout change: old files are rebuilt
+USER_VERSION = 2  # bump when validation, the aggregates or the layout change: old files are rebuilt
 SCALE = 1074  # sums in units of 2**-1074: exact for every finite double
 BUSY_MS = 30_000
 
@@ -57,8 +57,8 @@ _T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE events(id TEXT NOT NULL, exp TEXT NOT NULL, type TEXT NOT NULL, copies INTEGER NOT NULL,
-                    line BLOB NOT NULL);
+CREATE TABLE events(id TEXT NOT NULL, seg INTEGER NOT NULL, copies INTEGER NOT NULL);
+CREATE TABLE segments(seg INTEGER PRIMARY KEY, exp TEXT NOT NULL, type TEXT NOT NULL, lines BLOB NOT NULL);
 CREATE TABLE units(exp TEXT, metric TEXT, arm TEXT, unit TEXT, n INTEGER, total BLOB, trials INTEGER,
                    errors INTEGER, first_ts TEXT, first_id TEXT, machine TEXT, min_t REAL, max_t REAL,
                    PRIMARY KEY(exp, metric, arm, unit)) WITHOUT ROWID;
@@ -69,7 +69,7 @@ CREATE TABLE experiments(exp TEXT PRIMARY KEY, events INTEGER NOT NULL) WITHOUT 
 """
 _INDEXES = """
 CREATE UNIQUE INDEX events_id ON events(id);
-CREATE INDEX events_exp ON events(exp, type);
+CREATE INDEX segments_exp ON segments(exp, type);
 """
 
 
@@ -100,8 +100,8 @@ class _Unit:
     total: int = 0
     trials: int = 0
     errors: int = 0
-    first: tuple[str, str] | None = None  # (ts, id) of the first successful trial
-    machine: str = ""
+    first: tuple[Any, Any] | None = None  # (ts, id) of the first successful trial
+    machine: Any = ""
     min_t: float | None = None
     max_t: float | None = None
 
@@ -122,7 +122,7 @@ class _Unit:
 class _Pair:
     n: int = 0
     total: int = 0
-    first: tuple[str, str] = ("\U0010ffff", "")
+    first: tuple[Any, Any] = ("\U0010ffff", "")
 
     def merge(self, other: _Pair) -> None:
         self.n += other.n
@@ -132,61 +132,85 @@ class _Pair:
 
 @dataclass
 class _Aggregates:
-    units: dict[tuple[str, str, str, str], _Unit] = field(default_factory=dict)
-    pairs: dict[tuple[str, str, str, str], _Pair] = field(default_factory=dict)
-    arm_units: set[tuple[str, str, str]] = field(default_factory=set)
-    events: dict[str, int] = field(default_factory=dict)  # per experiment
-    _moment: tuple[str, float | None] = ("", None)  # the last time parsed (a note's events share theirs)
+    """Aggregates keyed by (exp, metric, arm, unit) and (exp, metric, pair, arm): text, or, on a cold build's bulk
+    path, the ASCII bytes of canonical lines (same order; decoded once at the end, :meth:`decoded`)."""
+
+    units: dict[tuple[Any, ...], _Unit] = field(default_factory=dict)
+    pairs: dict[tuple[Any, ...], _Pair] = field(default_factory=dict)
+    arm_units: set[tuple[Any, ...]] = field(default_factory=set)
+    events: dict[Any, int] = field(default_factory=dict)  # per experiment
+    _moment: tuple[Any, float | None] = ("", None)  # the last time parsed (a note's events share theirs)
+
+    def moment(self, ts: str) -> float | None:
+        """Epoch seconds of a valid time."""
+        if self._moment[0] != ts:
+            parsed = parse_ts(ts)
+            self._moment = (ts, None if parsed is None else parsed.timestamp())
+        return self._moment[1]
 
     def add(self, ev: ledger.Event) -> None:
-        exp = ev["exp"]
-        events = self.events
-        events[exp] = events.get(exp, 0) + 1
+        """One valid event (a dict, as :func:`ledger.validate` passed it)."""
         type_ = ev["type"]
-        if type_ != "trial":
-            if type_ == "assign":
-                self.arm_units.add((exp, ev["arm"], ev["unit"]))
-            return
-        arm = ev["arm"]
-        key = (exp, ev["metric"], arm, ev["unit"])  # its (exp, arm, unit) joins arm_units in :func:`_store`
+        events = self.events
+        events[ev["exp"]] = events.get(ev["exp"], 0) + 1
+        if type_ == "trial":
+            code = ev.get("exit_code")
+            machine = ev.get("machine")
+            pair = ev.get("pair")
+            self.trial(ev["exp"], ev["metric"], ev["arm"], ev["unit"], ev["ts"], ev["id"],
+                       exact(ev["value"]) if code is None or code == 0 else None,
+                       machine if type(machine) is str else "", pair if pair and type(pair) is str else "",
+                       self.moment(ev["ts"]))  # fmt: skip
+        elif type_ == "assign":
+            self.arm_units.add((ev["exp"], ev["arm"], ev["unit"]))
+
+    def trial(self, exp: Any, metric: Any, arm: Any, unit: Any, ts: Any, id_: Any, whole: int | None,
+              machine: Any, pair: Any, t: float | None) -> None:  # fmt: skip
+        """One valid trial: ``whole`` its value (:func:`exact`), None when it failed (an exit code but 0);
+        ``pair`` empty when it has none; ``t`` its time in epoch seconds. (Its experiment's event count is the
+        caller's.)"""
+        key = (exp, metric, arm, unit)  # its (exp, arm, unit) joins arm_units in :func:`_store`
         agg = self.units.get(key)
         if agg is None:
             agg = self.units[key] = _Unit()
         agg.trials += 1
-        ts = ev["ts"]
-        moment = self._moment
-        if moment[0] != ts:
-            parsed = parse_ts(ts)
-            moment = self._moment = (ts, None if parsed is None else parsed.timestamp())
-        t = moment[1]
         if t is not None:
             if agg.min_t is None or t < agg.min_t:
                 agg.min_t = t
             if agg.max_t is None or t > agg.max_t:
                 agg.max_t = t
-        code = ev.get("exit_code")
-        if code is not None and code != 0:
+        if whole is None:
             agg.errors += 1
             return
-        num, den = ev["value"].as_integer_ratio()
-        value = num << (SCALE + 1 - den.bit_length())
         agg.n += 1
-        agg.total += value
-        first = (ts, ev["id"])
+        agg.total += whole
+        first = (ts, id_)
         if agg.first is None or first < agg.first:
             agg.first = first
-            machine = ev.get("machine")
-            agg.machine = machine if type(machine) is str else ""
-        pair = ev.get("pair")
-        if pair and type(pair) is str:
-            pkey = (exp, key[1], pair, arm)
+            agg.machine = machine
+        if pair:
+            pkey = (exp, metric, pair, arm)
             p = self.pairs.get(pkey)
             if p is None:
-                p = self.pairs[pkey] = _Pair()
+                p = self.pairs[pkey] = _Pair(first=first)
             p.n += 1
-            p.total += value
+            p.total += whole
             if first < p.first:
                 p.first = first
+
+    def merge_decoded(self, raw: _Aggregates) -> None:
+        """Add ``raw``, keyed by bytes, to these text-keyed aggregates."""
+        for key, u in raw.units.items():
+            if u.first is not None:
+                u.first = (u.first[0].decode(), u.first[1].decode())
+                u.machine = u.machine.decode()
+            self.units.setdefault(tuple(k.decode() for k in key), _Unit()).merge(u)
+        for key, p in raw.pairs.items():
+            p.first = (p.first[0].decode(), p.first[1].decode())
+            self.pairs.setdefault(tuple(k.decode() for k in key), _Pair()).merge(p)
+        self.arm_units.update(tuple(k.decode() for k in key) for key in raw.arm_units)
+        for exp, n in raw.events.items():
+            self.events[exp.decode()] = self.events.get(exp.decode(), 0) + n
 
 
 def _unit_row(key: tuple[str, str, str, str], u: _Unit) -> tuple[Any, ...]:
@@ -325,74 +349,147 @@ def _fill(git: Git, conn: sqlite3.Connection, head: str | None, progress: Progre
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
-    agg = _Aggregates()
-    skipped = 0
+    build = _Builder(conn)
     if head is not None:
-        # id -> rowid of its first copy, keyed by the id's hash (half the memory of the strings); a hash seen
-        # before is checked against the id stored under that rowid, and true collisions are kept by id
-        seen: dict[int, int] = {}
-        collided: dict[str, int] = {}
-        extra: dict[int, int] = {}  # rowid -> copies beyond the first
-        flushed = 0  # rowids up to this one are in the table, the others in ``rows``
-        rows: list[tuple[int, str, str, str, int, bytes]] = []
         total = _count_notes(git, head) if progress else 0
-        done = 0
         pending: list[bytes] = []
         pending_bytes = 0
-
-        def first_copy(key: str) -> int | None:
-            rowid = collided.get(key) or seen.get(hash(key))
-            if rowid is None:
-                return None
-            if rowid > flushed:
-                stored = rows[rowid - flushed - 1][1]
-            else:
-                stored = conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0]
-            return rowid if stored == key else None
-
-        def flush() -> None:
-            nonlocal skipped, flushed
-            good, bad = _decode(pending)
-            skipped += bad
-            for ev, line in good:
-                key = ev["id"]
-                h = hash(key)
-                if h in seen or collided:
-                    rowid = first_copy(key)
-                    if rowid is not None:
-                        extra[rowid] = extra.get(rowid, 0) + 1
-                        continue
-                rowid = flushed + len(rows) + 1
-                if h in seen:
-                    collided[key] = rowid
-                else:
-                    seen[h] = rowid
-                rows.append((rowid, key, ev["exp"], ev["type"], 1, line))
-                agg.add(ev)
-            conn.executemany("INSERT INTO events(rowid, id, exp, type, copies, line) VALUES (?,?,?,?,?,?)", rows)
-            flushed += len(rows)
-            rows.clear()
-            pending.clear()
-            if progress:
-                progress(done, total)
-
-        for blob in ledger._iter_note_blobs(git, head):
-            pending.extend(ledger._split_lines(blob))
+        for done, blob in enumerate(ledger._iter_note_blobs(git, head), 1):
+            pending.append(blob)
             pending_bytes += len(blob)
-            done += 1
             if pending_bytes >= 1 << 20:
-                flush()
-                pending_bytes = 0
-        flush()
-        conn.executemany("UPDATE events SET copies = copies + ? WHERE rowid = ?",
-                         [(n, rowid) for rowid, n in extra.items()])  # fmt: skip
-    _store(conn, agg)
+                build.add_lines(ledger._split_lines(b"\n".join(pending)))
+                pending, pending_bytes = [], 0
+                if progress:
+                    progress(done, total)
+        build.add_lines(ledger._split_lines(b"\n".join(pending)))
+        build.finish()
+    _store(conn, build.agg)
     for statement in _INDEXES.split(";"):
         if statement.strip():
             conn.execute(statement)
-    _set_meta(conn, _repo_id(git), head, skipped)
+    _set_meta(conn, _repo_id(git), head, build.skipped)
     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
     conn.execute(f"PRAGMA user_version={USER_VERSION}")
+
+
+_EXACT_FLOAT = 2.0**53  # every whole number below this is a float exactly: int or float, the same exact sum
+
+
+def _text(s: str | bytes) -> str:
+    return s.decode() if isinstance(s, bytes) else s
+
+
+class _Builder:
+    """A build from scratch: the events of a chunk of note lines go to the aggregates, their lines to one segment
+    per (experiment, type) of the chunk, their ids to ``events``; a copy of an id seen before only counts. Memory:
+    one chunk, the aggregates and the ids seen, by hash (half the memory of the strings; a hash seen before is
+    checked against the id stored under its rowid, and true collisions are kept by id)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.agg = _Aggregates()
+        self.skipped = 0
+        self.seen: dict[int, int] = {}  # hash(id) -> rowid of its first copy
+        self.collided: dict[str, int] = {}
+        self.extra: dict[int, int] = {}  # rowid -> copies beyond the first
+        self.flushed = 0  # rowids up to this one are in the table, the others in ``rows``
+        self.rows: list[tuple[int, str, int]] = []  # (rowid, id, segment)
+        self.groups: dict[tuple[Any, Any], tuple[int, list[bytes]]] = {}  # this chunk's segments (text or bytes)
+        self.segments = 0
+        self.raw = _Aggregates()  # the bulk path's, keyed by bytes
+        self.ts = b""  # the last canonical time seen
+        self.t: float | None = None  # its moment
+
+    def add_lines(self, lines: list[bytes]) -> None:
+        """Stripped, non-blank lines, in note order (the first copy of an id is the one kept, as a full read
+        keeps it). Canonical trials and assignments take the bulk path, any other line :func:`ledger.validate`."""
+        (trial, assign), max_line = ledger.canonical_matchers(), ledger.MAX_LINE
+        for line in lines:
+            m = trial(line) if len(line) <= max_line else None
+            if m is not None:
+                self._trial(line, *m.groups())
+                continue
+            m = assign(line) if len(line) <= max_line else None
+            if m is not None:
+                self._assign(line, *m.groups())
+                continue
+            ev = ledger._decode_line(line)
+            if ev is None:
+                self.skipped += 1
+            elif self._keep(ev["id"], ev["exp"], ev["type"], line):
+                self.agg.add(ev)
+        self.flush()
+
+    def _time(self, ts: bytes) -> bool:
+        """Whether a canonical line's new time is valid (:func:`ledger.validate`'s check); its moment is kept."""
+        text = ts.decode()
+        if not ledger.ts_ok(text):
+            return False
+        self.ts, self.t = ts, self.agg.moment(text)
+        return True
+
+    def _trial(self, line: bytes, arm: bytes, code: bytes | None, exp: bytes, id_: bytes, machine: bytes | None,
+               metric: bytes, pair: bytes | None, ts: bytes, unit: bytes, value: bytes) -> None:  # fmt: skip
+        number: float | None = float(value)
+        if not -_EXACT_FLOAT < number < _EXACT_FLOAT:  # type: ignore[operator]  # also inf
+            number = ledger.json_number(value)  # a whole number this big is an int, exactly
+        if number is None or (ts != self.ts and not self._time(ts)):
+            self.skipped += 1
+        elif self._keep(id_.decode(), exp, b"trial", line):
+            if code is None or code == b"0" or code == b"null" or int(code) == 0:
+                num, den = number.as_integer_ratio()
+                whole: int | None = num << (SCALE + 1 - den.bit_length())
+            else:
+                whole = None
+            self.raw.trial(exp, metric, arm, unit, ts, id_, whole, machine or b"", pair, self.t)
+
+    def _assign(self, line: bytes, arm: bytes, exp: bytes, id_: bytes, ts: bytes, unit: bytes) -> None:
+        if ts != self.ts and not self._time(ts):
+            self.skipped += 1
+        elif self._keep(id_.decode(), exp, b"assign", line):
+            self.raw.arm_units.add((exp, arm, unit))
+
+    def _keep(self, key: str, exp: str | bytes, type_: str | bytes, line: bytes) -> bool:
+        """Record an event's id and line; False (and one more copy counted) when the id was seen before."""
+        rowid = self.flushed + len(self.rows) + 1
+        first = self.seen.setdefault(hash(key), rowid)
+        if first != rowid:  # this hash was seen: the same id, or a collision (then kept by id)
+            old = self.collided.get(key) or first
+            if self._stored_id(old) == key:
+                self.extra[old] = self.extra.get(old, 0) + 1
+                return False
+            self.collided[key] = rowid
+        group = self.groups.get((exp, type_))
+        if group is None:
+            self.segments += 1
+            group = self.groups[(exp, type_)] = (self.segments, [])
+        group[1].append(line)
+        self.rows.append((rowid, key, group[0]))
+        return True
+
+    def _stored_id(self, rowid: int) -> str:
+        if rowid > self.flushed:
+            return self.rows[rowid - self.flushed - 1][1]
+        return str(self.conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0])
+
+    def flush(self) -> None:
+        events = self.raw.events  # the bulk path counts its events here, a segment at a time
+        for (exp, _type), (_seg, lines) in self.groups.items():
+            if isinstance(exp, bytes):
+                events[exp] = events.get(exp, 0) + len(lines)
+        self.conn.executemany("INSERT INTO segments(seg, exp, type, lines) VALUES (?,?,?,?)",
+                              [(seg, _text(exp), _text(type_), b"\n".join(lines))
+                               for (exp, type_), (seg, lines) in self.groups.items()])  # fmt: skip
+        self.conn.executemany("INSERT INTO events(rowid, id, seg, copies) VALUES (?,?,?,1)", self.rows)
+        self.flushed += len(self.rows)
+        self.rows.clear()
+        self.groups.clear()
+
+    def finish(self) -> None:
+        self.agg.merge_decoded(self.raw)
+        self.conn.executemany("UPDATE events SET copies = copies + ? WHERE rowid = ?",
+                              [(n, rowid) for rowid, n in self.extra.items()])  # fmt: skip
 
 
 def _set_meta(conn: sqlite3.Connection, repo_id: str, head: str | None, skipped: int) -> None:
@@ -475,42 +572,17 @@ def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bo
     blobs = git.cat_batch(minus + plus)
     if any(b is None for b in blobs):
         return False
-    # net change per line: a note that grew by one line adds one event, whatever it held before
-    delta: dict[bytes, int] = {}
-    for i, blob in enumerate(blobs):
-        sign = -1 if i < len(minus) else 1
-        for line in ledger._split_lines(blob or b""):
-            delta[line] = delta.get(line, 0) + sign
-    gone = [line for line, n in delta.items() for _ in range(-n)]
-    come = [line for line, n in delta.items() for _ in range(n)]
+    gone, come = _net_lines([b or b"" for b in blobs[: len(minus)]], [b or b"" for b in blobs[len(minus) :]])
     good_gone, bad_gone = _decode(gone)
     good_come, bad_come = _decode(come)
     meta = _meta(conn)
-    skipped = int(meta["skipped"]) + bad_come - bad_gone
-    agg = _Aggregates()
-    dirty: set[str] = set()
     conn.execute("BEGIN IMMEDIATE")
     try:
         if _meta(conn).get("commit") != old:  # another writer moved it meanwhile (cannot happen under the lock)
             conn.execute("ROLLBACK")
             return False
-        for ev, line in good_come:
-            row = conn.execute("SELECT rowid FROM events WHERE id=?", (ev["id"],)).fetchone()
-            if row is not None:
-                conn.execute("UPDATE events SET copies = copies + 1 WHERE rowid=?", row)
-                continue
-            conn.execute("INSERT INTO events(id, exp, type, copies, line) VALUES (?,?,?,1,?)",
-                         (ev["id"], ev["exp"], ev["type"], line))  # fmt: skip
-            agg.add(ev)
-        for ev, _line in good_gone:
-            row = conn.execute("SELECT rowid, copies, exp FROM events WHERE id=?", (ev["id"],)).fetchone()
-            if row is None:
-                continue
-            if row[1] > 1:
-                conn.execute("UPDATE events SET copies = copies - 1 WHERE rowid=?", (row[0],))
-            else:
-                conn.execute("DELETE FROM events WHERE rowid=?", (row[0],))
-                dirty.add(row[2])
+        agg = _add_events(conn, good_come)
+        dirty = _remove_events(conn, [ev["id"] for ev, _line in good_gone])
         agg.units = {k: v for k, v in agg.units.items() if k[0] not in dirty}
         agg.pairs = {k: v for k, v in agg.pairs.items() if k[0] not in dirty}
         agg.arm_units = {k for k in agg.arm_units if k[0] not in dirty}
@@ -518,7 +590,7 @@ def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bo
         _store(conn, agg, merge=True)
         for exp in sorted(dirty):
             _recompute(conn, exp)
-        _set_meta(conn, meta["repo"], new, skipped)
+        _set_meta(conn, meta["repo"], new, int(meta["skipped"]) + bad_come - bad_gone)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -527,15 +599,88 @@ def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bo
     return True
 
 
+def _net_lines(minus: list[bytes], plus: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """(lines gone, lines come), netted per line: a note that grew by one line adds one event, whatever it held
+    before."""
+    delta: dict[bytes, int] = {}
+    for sign, blobs in ((-1, minus), (1, plus)):
+        for blob in blobs:
+            for line in ledger._split_lines(blob):
+                delta[line] = delta.get(line, 0) + sign
+    return ([line for line, n in delta.items() for _ in range(-n)],
+            [line for line, n in delta.items() for _ in range(n)])  # fmt: skip
+
+
+def _add_events(conn: sqlite3.Connection, good: list[tuple[ledger.Event, bytes]]) -> _Aggregates:
+    """Another copy of each event already indexed, a new one for the others (its line in a new segment of its
+    experiment and type); the aggregates of the new ones."""
+    agg = _Aggregates()
+    new: dict[str, list[Any]] = {}  # id -> [exp, type, copies]
+    lines: dict[tuple[str, str], list[bytes]] = {}
+    for ev, line in good:
+        key = ev["id"]
+        if key in new:
+            new[key][2] += 1
+            continue
+        row = conn.execute("SELECT rowid FROM events WHERE id=?", (key,)).fetchone()
+        if row is not None:
+            conn.execute("UPDATE events SET copies = copies + 1 WHERE rowid=?", row)
+            continue
+        new[key] = [ev["exp"], ev["type"], 1]
+        lines.setdefault((ev["exp"], ev["type"]), []).append(line)
+        agg.add(ev)
+    segment: dict[tuple[str, str], int] = {}
+    for (exp, type_), group in lines.items():
+        cur = conn.execute("INSERT INTO segments(exp, type, lines) VALUES (?,?,?)", (exp, type_, b"\n".join(group)))
+        segment[(exp, type_)] = int(cur.lastrowid or 0)
+    conn.executemany("INSERT INTO events(id, seg, copies) VALUES (?,?,?)",
+                     [(key, segment[(exp, type_)], n) for key, (exp, type_, n) in new.items()])  # fmt: skip
+    return agg
+
+
+def _remove_events(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+    """One copy fewer of each event; an event whose last copy went leaves its segment. The experiments whose
+    events went (their aggregates are recomputed)."""
+    drop: dict[int, set[str]] = {}
+    for key in ids:
+        row = conn.execute("SELECT rowid, copies, seg FROM events WHERE id=?", (key,)).fetchone()
+        if row is None:
+            continue
+        if row[1] > 1:
+            conn.execute("UPDATE events SET copies = copies - 1 WHERE rowid=?", (row[0],))
+        else:
+            conn.execute("DELETE FROM events WHERE rowid=?", (row[0],))
+            drop.setdefault(row[2], set()).add(key)
+    dirty: set[str] = set()
+    for seg, keys in drop.items():
+        exp, lines = conn.execute("SELECT exp, lines FROM segments WHERE seg=?", (seg,)).fetchone()
+        dirty.add(exp)
+        kept = [line for line in lines.split(b"\n") if json.loads(line)["id"] not in keys]
+        if kept:
+            conn.execute("UPDATE segments SET lines=? WHERE seg=?", (b"\n".join(kept), seg))
+        else:
+            conn.execute("DELETE FROM segments WHERE seg=?", (seg,))
+    return dirty
+
+
 def _recompute(conn: sqlite3.Connection, exp: str) -> None:
     """An experiment's aggregates again from its stored events (after an event went: its first trial, span or
     units may have changed)."""
     for table in ("units", "pairs", "arm_units", "experiments"):
         conn.execute(f"DELETE FROM {table} WHERE exp=?", (exp,))
     agg = _Aggregates()
-    for (line,) in conn.execute("SELECT line FROM events WHERE exp=?", (exp,)).fetchall():
-        agg.add(json.loads(line))
+    for ev in _segment_events(conn.execute("SELECT lines FROM segments WHERE exp=?", (exp,))):
+        agg.add(ev)
     _store(conn, agg)
+
+
+def _segment_events(rows: Iterable[tuple[bytes]]) -> list[ledger.Event]:
+    """The events of segments' lines (every one valid: it was validated on the way in)."""
+    bodies = [row[0] for row in rows]
+    if not bodies:
+        return []
+    events: list[ledger.Event] = json.loads(b"[" + b",".join(bodies).replace(b"\n", b",") + b"]")
+    return events
 
 
 # ---- opening ----------------------------------------------------------------------------------------------------
@@ -617,7 +762,7 @@ class LedgerIndex:
 
     # -- events --
     def events(self, exp_id: str | None = None, types: Sequence[str] = ()) -> list[ledger.Event]:
-        sql = "SELECT line FROM events"
+        sql = "SELECT lines FROM segments"
         args: list[str] = []
         where = []
         if exp_id is not None:
@@ -628,8 +773,7 @@ class LedgerIndex:
             args.extend(types)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        lines = [row[0] for row in self._conn.execute(sql, args)]
-        events: list[ledger.Event] = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+        events = _segment_events(self._conn.execute(sql, args))
         events.sort(key=lambda e: (e["ts"], e["id"]))
         return events
 
