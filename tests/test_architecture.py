@@ -136,3 +136,15 @@ def test_architecture_map_names_every_package_and_module() -> None:
         assert f"`{rel.as_posix()}`" in text, f"docs/architecture.md does not mention `{rel.as_posix()}`"
     for pkg in packages(PROJECT):
         assert f"## `{pkg}/`" in text, f"docs/architecture.md has no section for {pkg}/"
+
+
+def test_no_function_a_reader_has_to_scroll() -> None:
+    # long functions become named steps: none of ours is longer than 60 lines, signature and docstring included
+    long = []
+    for path in sorted((PROJECT / PACKAGE).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.end_lineno is None:
+                continue
+            if (lines := node.end_lineno - node.lineno + 1) > 60:
+                long.append(f"{path.relative_to(PROJECT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
