@@ -340,6 +340,23 @@ def test_everyday_git_with_a_variant_deployed(team: Team, scenario: Callable[[Te
     treatment_free(team.a, *([promoted] if promoted else []))
 
 
+def test_a_pulled_rollback_under_an_edit_keeps_the_edit_on_the_control_and_says_so(team: Team) -> None:
+    (team.b / "cfg.txt").write_text(TREATMENT + "mine=1\n")  # b edits while its unit runs the treatment
+    run_cli(team.a, "rollback", team.exp, "--yes")
+    team.git(team.a, "push", "-q", "origin", "main")
+    pulled = team.git(team.b, "pull", "--no-rebase", "--no-edit")
+    said = pulled.stderr + pulled.stdout
+    assert team.cfg() == CONTROL + "mine=1\n"  # the treatment's line is gone, the user's line stays
+    if team.mode == "install":
+        assert "cfg.txt holds your edit: kept, now on the control" in said
+    else:  # pre-commit stashes the unstaged edit around the hook: the hook never sees it, the result is the same
+        assert "Stashing unstaged files" in said and "holds your edit" not in said
+    assert "pauses" not in said
+    assert f"{team.exp} is rolled back" in said
+    assert team.git(team.b, "status", "--porcelain").stdout == " M cfg.txt\n"
+    assert team.git(team.b, "diff").stdout.endswith(" z=9\n+mine=1\n")
+
+
 def test_fetch_brings_the_ledger(team: Team) -> None:
     """The remote has a ledger now (clone a's push synced it): a plain fetch in b brings it into the side ref."""
     team.git(team.b, "fetch", "-q")

@@ -43,17 +43,23 @@ def conflict_line(exp_id: str, target: str) -> str:
             "commit it")  # fmt: skip
 
 
+def edit_line(exp_id: str, target: str, blob: str, result: Result) -> str:
+    """What happened to a file holding the user's edit: the experiment pauses over it, or it ended here and its
+    variant was taken out from under the edit (the file now holds the edit on the control)."""
+    if exp_id in result.ended:
+        return (f"{target} holds your edit: kept, now on the control ({exp_id}'s variant taken out; copy of the "
+                f"file as it was kept as blob {blob[:12]})")
+    return (f"{target} holds your edit: left as it is (copy kept as blob {blob[:12]}); {exp_id} pauses in this "
+            "worktree until a branch checkout finds the file unchanged (commit the edit: it is committed on top of "
+            "the control, never with the treatment)")  # fmt: skip
+
+
 def tell(sdir: Path, result: Result, registry_status: dict[str, str]) -> None:
     """Say what the user must know, once per thing (hooks that pre-commit runs show it with ``verbose``)."""
     for line in result.messages:
         hookenv.warn(line)
     for exp_id, target, blob in result.edits:
-        hookenv.warn_once(
-            str(sdir), f"edit:{exp_id}:{target}:{blob}",
-            f"{target} holds your edit: left as it is (copy kept as blob {blob[:12]}); {exp_id} pauses in this "
-            "worktree until a branch checkout finds the file unchanged (commit the edit: it is committed on top "
-            "of the control, never with the treatment)",
-        )  # fmt: skip
+        hookenv.warn_once(str(sdir), f"edit:{exp_id}:{target}:{blob}", edit_line(exp_id, target, blob, result))
     for exp_id, target in result.conflicts:
         hookenv.warn(conflict_line(exp_id, target))
     for exp_id in result.ended:
