@@ -45,12 +45,14 @@ def cli(ctx: click.Context, auto: bool, dry_run: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     if auto:
-        auto_command: Any = LazyGroup.get_command(cli, ctx, "auto")  # type: ignore[arg-type]
+        auto_command: Any = cli.get_command(ctx, "auto")
         if auto_command is None:
             raise UserError("--auto", "the decision engine is not available in this version", "use `analyze`")
         ctx.invoke(auto_command, dry_run=dry_run)
         return
-    ctx.invoke(LazyGroup.get_command(cli, ctx, "status"))  # type: ignore[arg-type]
+    status = cli.get_command(ctx, "status")
+    assert status is not None  # a command of this package
+    ctx.invoke(status)
 
 
 def _finish_interrupted_decision() -> None:
