@@ -3,7 +3,7 @@
 Each simulated experiment receives one trial per arm per push (a look every 2 trials), up to 200 per arm,
 and stops at its first promote or rollback. Values are log-normal timings (lower is better) with a
 coefficient of variation of 0.2. The decisions are made by ``experiment_core.evidence.decide.decide_vectorized``
-on the evidence of ``experiment_core.evidence.analysis.evidence_arrays`` — the vectorized twins of the rules users
+on the evidence of ``experiment_core.evidence.vectorized.evidence_arrays`` — the vectorized twins of the rules users
 get, tested equal to ``decide`` / ``analyze_samples`` (tests/test_decide.py, tests/test_analysis.py) and
 re-checked here on a sample of looks through the scalar ``analyze_samples`` path.
 
@@ -25,8 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiment_core.evidence import stats
-from experiment_core.evidence.analysis import analyze_samples, evidence_arrays
+from experiment_core.evidence.analysis import analyze_samples
 from experiment_core.evidence.decide import ACTIONS, Settings, decide_vectorized
+from experiment_core.evidence.vectorized import evidence_arrays
 
 PROMOTE, ROLLBACK = ACTIONS.index("promote"), ACTIONS.index("rollback")
 

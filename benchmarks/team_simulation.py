@@ -5,7 +5,7 @@ arm, and stops at its first promote or rollback. Units are timings (lower is bet
 ``experiment_core.evidence.decide.decide_vectorized`` on evidence computed here, vectorized over experiments and looks,
 by the formulas ``analyze`` uses:
 
-* pooled — ``experiment_core.evidence.analysis.evidence_arrays`` (Welch, Fieller's always-valid band, linear scale);
+* pooled — ``experiment_core.evidence.vectorized.evidence_arrays`` (Welch, Fieller's always-valid band, linear scale);
 * machine-aware — OLS of log(value) on arm + machine dummies in closed form (the estimator of
   ``stats.blocked_difference``) fed to the same confidence sequence, falling back to pooled while fewer than
   two machines hold both arms (as ``analysis.choose_blocking``);
@@ -34,8 +34,9 @@ from scipy import stats as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiment_core.evidence.analysis import analyze_experiment, analyze_samples, evidence_arrays
+from experiment_core.evidence.analysis import analyze_experiment, analyze_samples
 from experiment_core.evidence.decide import ACTIONS, Settings, decide_vectorized
+from experiment_core.evidence.vectorized import evidence_arrays
 from experiment_core.store.spec import Experiment, Metric, Targets
 
 Arr = np.ndarray[Any, Any]

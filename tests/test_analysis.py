@@ -18,8 +18,10 @@ from statsmodels.stats.multitest import multipletests
 
 from experiment_core import analyze_samples
 from experiment_core.evidence import stats
-from experiment_core.evidence.analysis import analyze_experiment, collect_units, evidence_arrays
+from experiment_core.evidence.analysis import analyze_experiment
 from experiment_core.evidence.decide import Settings
+from experiment_core.evidence.units import collect_units
+from experiment_core.evidence.vectorized import evidence_arrays
 from experiment_core.store.spec import Experiment, Metric
 
 SEED_C = [45.0, 52.0, 38.0, 58.0, 32.0, 44.0, 47.0]

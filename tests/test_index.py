@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from experiment_core.evidence.analysis import collect_units
+from experiment_core.evidence.units import collect_units
 from experiment_core.gitio import Git
 from experiment_core.store import ledger, ledger_index, sync
 from tests.conftest import PROJECT, cli_env, git, init_repo

@@ -42,7 +42,7 @@ def export(exp_id: str, output: str, fmt: str | None) -> None:
     elif chosen == "jsonl":
         text = events_jsonl(events)
     else:
-        from experiment_core.evidence.analysis import EventData
+        from experiment_core.evidence.units import EventData
         from experiment_core.reports.report_data import analysis_dict
 
         analysis = analysis_dict(exp, EventData(events, exp.id), utc_now(), skipped, events)

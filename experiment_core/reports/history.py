@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from experiment_core.evidence.analysis import collect_units, dedup_events, is_error, valid_trial
+from experiment_core.evidence.units import collect_units, dedup_events, is_error, valid_trial
 from experiment_core.reports.svg import SeqPoint
 
 MAX_POINTS = 240  # evaluate at most this many prefixes (evenly spread; the last one always)

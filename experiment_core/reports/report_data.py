@@ -14,13 +14,13 @@ from experiment_core.store.ledger import Event
 from experiment_core.store.spec import Experiment
 
 if TYPE_CHECKING:
-    from experiment_core.evidence.analysis import ExperimentData
+    from experiment_core.evidence.units import ExperimentData
 
 
 def analysis_dict(exp: Experiment, data: ExperimentData, now: dt.datetime, skipped: int,
                   trials: Sequence[Event]) -> dict[str, Any]:  # fmt: skip
     """The ``analyze --json`` document (``schema`` first among its keys; ``skipped_events`` added), from the
-    experiment's per-unit data (the ledger index, or :class:`analysis.EventData` of its events); ``trials``
+    experiment's per-unit data (the ledger index, or :class:`units.EventData` of its events); ``trials``
     (the experiment's trial events) say how the timing was taken."""
     from experiment_core.evidence.analysis import analyze_data
 
@@ -74,7 +74,7 @@ def settings_rows(exp: Experiment) -> list[tuple[str, str]]:
 def experiment_report(exp: Experiment, events: Sequence[Event], analysis: Mapping[str, Any], now: dt.datetime,
                       version: str) -> Any:  # fmt: skip
     """The :class:`~experiment_core.reports.report_html.ExperimentReport` of one experiment."""
-    from experiment_core.evidence.analysis import collect_units
+    from experiment_core.evidence.units import collect_units
     from experiment_core.reports.history import order_series, sequential_path, trials_in_order
     from experiment_core.reports.report_html import ExperimentReport
 

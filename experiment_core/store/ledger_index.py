@@ -791,8 +791,8 @@ class LedgerIndex:
 
     # -- aggregates --
     def units(self, exp_id: str, metric: str) -> Any:
-        """The :class:`analysis.UnitData` of ``metric``, equal to ``collect_units`` over all the events."""
-        from experiment_core.evidence.analysis import UnitData
+        """The :class:`units.UnitData` of ``metric``, equal to ``collect_units`` over all the events."""
+        from experiment_core.evidence.units import UnitData
 
         rows = self._conn.execute("SELECT arm, n, total, trials, errors, machine FROM units WHERE exp=? AND metric=? "
                                   "ORDER BY first_ts, first_id", (exp_id, metric)).fetchall()  # fmt: skip
