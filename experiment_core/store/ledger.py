@@ -89,12 +89,34 @@ def _str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
+def _matches_cached(pattern: re.Pattern[str]) -> Any:
+    """``pattern.match`` of a str, remembering up to 4096 names that matched (a ledger repeats a few ids and
+    metric names a million times)."""
+    good: set[str] = set()
+
+    def ok(v: Any) -> bool:
+        if type(v) is not str:
+            return False
+        if v in good:
+            return True
+        if not pattern.match(v):
+            return False
+        if len(good) < 4096:
+            good.add(v)
+        return True
+
+    return ok
+
+
+_exp_ok = _matches_cached(ID_RE)
+_metric_ok = _matches_cached(METRIC_NAME_RE)
+
 _TYPE_FIELDS: dict[str, dict[str, Any]] = {
     "created": {"files": _str_map, "backups": _str_map},
     "assign": {"arm": lambda v: v in ARMS, "unit": _is_str},
     "trial": {
         "arm": lambda v: v in ARMS,
-        "metric": lambda v: isinstance(v, str) and bool(METRIC_NAME_RE.match(v)),
+        "metric": _metric_ok,
         "value": _is_num,
         "unit": _is_str,
         "exit_code": _opt(lambda v: isinstance(v, int) and not isinstance(v, bool)),
@@ -106,37 +128,6 @@ _TYPE_FIELDS: dict[str, dict[str, Any]] = {
 }
 _OPTIONAL = {"trial": {"exit_code", "commit"}}
 EVENT_TYPES = tuple(_TYPE_FIELDS)
-
-
-_GOOD_EXP: set[str] = set()
-_GOOD_METRIC: set[str] = set()
-
-
-def _exp_ok(v: Any) -> bool:
-    if type(v) is not str:
-        return False
-    if v in _GOOD_EXP:
-        return True
-    if not ID_RE.match(v):
-        return False
-    if len(_GOOD_EXP) < 4096:
-        _GOOD_EXP.add(v)
-    return True
-
-
-def _metric_ok(v: Any) -> bool:
-    if type(v) is not str:
-        return False
-    if v in _GOOD_METRIC:
-        return True
-    if not METRIC_NAME_RE.match(v):
-        return False
-    if len(_GOOD_METRIC) < 4096:
-        _GOOD_METRIC.add(v)
-    return True
-
-
-_TYPE_FIELDS["trial"]["metric"] = _metric_ok
 
 
 def _trial_ok(obj: Event) -> bool:
@@ -274,8 +265,8 @@ def _decode_line(line: bytes) -> Event | None:
     return validate(obj)
 
 
-def _decode_lines(lines: list[bytes]) -> tuple[list[Event], int]:
-    """Valid events of non-blank, stripped lines, and the count of the others.
+def decode_lines(lines: list[bytes]) -> tuple[list[tuple[Event, bytes]], int]:
+    """Valid events of non-blank, stripped lines, each with the line it came from, and the count of the others.
 
     Fast path: one ``json.loads`` of all the lines as one array (the C scanner then shares the key strings, about
     twice as fast as a parse per line). It is taken only when every line looks like one object and the array has
@@ -293,9 +284,9 @@ def _decode_lines(lines: list[bytes]) -> tuple[list[Event], int]:
         if objs is not None and len(objs) != len(lines):
             objs = None
     if objs is None:
-        events = [e for e in map(_decode_line, lines) if e is not None]
-        return events, len(lines) - len(events)
-    good = [e for e in map(validate, objs) if e is not None]
+        good = [(e, line) for line in lines if (e := _decode_line(line)) is not None]
+    else:
+        good = [(e, line) for obj, line in zip(objs, lines, strict=True) if (e := validate(obj)) is not None]
     return good, len(lines) - len(good)
 
 
@@ -305,7 +296,8 @@ def _split_lines(blob: bytes) -> list[bytes]:
 
 def decode(blob: bytes) -> tuple[list[Event], int]:
     """Parse one note: (valid events, number of skipped non-blank lines)."""
-    return _decode_lines(_split_lines(blob))
+    good, bad = decode_lines(_split_lines(blob))
+    return [e for e, _line in good], bad
 
 
 # ---- locking --------------------------------------------------------------------------------------------
@@ -532,10 +524,10 @@ class _Snapshot:
     skipped: int
 
     def add(self, lines: list[bytes]) -> None:
-        got, bad = _decode_lines(lines)
+        got, bad = decode_lines(lines)
         self.skipped += bad
         by_id = self.by_id
-        for event in got:
+        for event, _line in got:
             by_id.setdefault(event["id"], event)
 
     def sorted_events(self) -> list[Event]:

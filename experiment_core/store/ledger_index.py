@@ -4,8 +4,10 @@ The notes (``refs/notes/experiments``) stay the one source of truth and the only
 ``$GIT_COMMON_DIR/experiment-hook/ledger-index.sqlite3``, holds what reads need, so that a command costs what it
 reads, not what the ledger holds:
 
-* ``events``: every valid event once (dedup by id: amend and rebase copy notes), with the number of note lines
-  that carry it, its experiment and type (indexed), and its line as the note holds it;
+* ``events``: every valid event's id once (dedup by id: amend and rebase copy notes), with the number of note
+  lines that carry it and its segment;
+* ``segments``: the events' lines as the notes hold them, one blob per (experiment, type) per chunk read
+  (indexed on both), so one experiment's events are read without the others';
 * ``units``: per (experiment, metric, arm, unit) the count and the *exact* sum of the successful values, trial and
   error counts, the unit's first successful trial (time, id: the unit order) and its ``machine``, the time span;
 * ``pairs``: per (experiment, metric, pair, arm) count, exact sum and first trial;
@@ -218,34 +220,6 @@ def _unit_row(key: tuple[str, str, str, str], u: _Unit) -> tuple[Any, ...]:
     return (*key, u.n, to_blob(u.total), u.trials, u.errors, first[0], first[1], u.machine, u.min_t, u.max_t)
 
 
-# ---- decoding notes: (event, its line) pairs --------------------------------------------------------------
-def _decode(lines: list[bytes]) -> tuple[list[tuple[ledger.Event, bytes]], int]:
-    """Valid events of stripped, non-blank lines with the line each came from, and the count of the others (the
-    same verdict as :func:`ledger.decode`, line for line)."""
-    if not lines:
-        return [], 0
-    objs: Any = None
-    if all(line[:1] == b"{" and line[-1:] == b"}" and len(line) <= ledger.MAX_LINE for line in lines):
-        try:
-            objs = json.loads(b"[" + b",".join(lines) + b"]", parse_constant=ledger._bad_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            objs = None
-        if objs is not None and len(objs) != len(lines):
-            objs = None
-    good: list[tuple[ledger.Event, bytes]] = []
-    if objs is None:
-        for line in lines:
-            ev = ledger._decode_line(line)
-            if ev is not None:
-                good.append((ev, line))
-    else:
-        for obj, line in zip(objs, lines, strict=True):
-            ev = ledger.validate(obj)
-            if ev is not None:
-                good.append((ev, line))
-    return good, len(lines) - len(good)
-
-
 # ---- the file -------------------------------------------------------------------------------------------------
 def index_path(git: Git) -> Path:
     return git.common_dir / STATE_DIR / INDEX_NAME
@@ -437,11 +411,8 @@ class _Builder:
         if number is None or (ts != self.ts and not self._time(ts)):
             self.skipped += 1
         elif self._keep(id_.decode(), exp, b"trial", line):
-            if code is None or code == b"0" or code == b"null" or int(code) == 0:
-                num, den = number.as_integer_ratio()
-                whole: int | None = num << (SCALE + 1 - den.bit_length())
-            else:
-                whole = None
+            ok = code is None or code == b"0" or code == b"null" or int(code) == 0
+            whole = exact(number) if ok else None
             self.raw.trial(exp, metric, arm, unit, ts, id_, whole, machine or b"", pair, self.t)
 
     def _assign(self, line: bytes, arm: bytes, exp: bytes, id_: bytes, ts: bytes, unit: bytes) -> None:
@@ -573,12 +544,12 @@ def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bo
     if any(b is None for b in blobs):
         return False
     gone, come = _net_lines([b or b"" for b in blobs[: len(minus)]], [b or b"" for b in blobs[len(minus) :]])
-    good_gone, bad_gone = _decode(gone)
-    good_come, bad_come = _decode(come)
-    meta = _meta(conn)
+    good_gone, bad_gone = ledger.decode_lines(gone)
+    good_come, bad_come = ledger.decode_lines(come)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if _meta(conn).get("commit") != old:  # another writer moved it meanwhile (cannot happen under the lock)
+        meta = _meta(conn)
+        if meta.get("commit") != old:  # another writer moved it meanwhile (cannot happen under the lock)
             conn.execute("ROLLBACK")
             return False
         agg = _add_events(conn, good_come)
