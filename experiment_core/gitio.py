@@ -42,6 +42,12 @@ class Git:
     _cache: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
+    def for_hook(cls, cwd: Path) -> Git:
+        """The repository a hook runs in: git starts hooks at the top of the work tree, where a ``.git`` saves
+        the ``rev-parse`` process; anywhere else, :meth:`discover`."""
+        return cls(cwd) if (cwd / ".git").exists() else cls.discover(cwd)
+
+    @classmethod
     def discover(cls, cwd: Path | None = None) -> Git:
         cwd = cwd or Path.cwd()
         proc = subprocess.run(

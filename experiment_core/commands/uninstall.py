@@ -12,26 +12,15 @@ from pathlib import Path
 
 import click
 
-from experiment_core.deploy.assign import load_assignments
 from experiment_core.deploy.release import restore
-from experiment_core.deploy.variants import filter_state, index_entries, read_deployed, remove_filter, show_to_git
-from experiment_core.deploy.worktree import experimented_files
+from experiment_core.deploy.variants import index_entries, remove_filter, show_to_git
 from experiment_core.gitio import Git
 from experiment_core.hookpaths.githooks import uninstall as uninstall_hooks
-from experiment_core.state import state_dir
-from experiment_core.store.spec import load_registry
 
 
 def worktrees(git: Git) -> list[Path]:
     out = git.out("worktree", "list", "--porcelain")
     return [Path(line[len("worktree ") :]) for line in out.splitlines() if line.startswith("worktree ")]
-
-
-def experimented_targets(tree: Git) -> set[str]:
-    """The files of this worktree that are or were experimented on (read before restore forgets ended units)."""
-    registry = load_registry(tree.root, state_dir(tree))
-    files = experimented_files(registry, load_assignments(tree), read_deployed(filter_state(tree)))
-    return {t for targets in files.values() for t in targets}
 
 
 @click.command("uninstall")
@@ -42,10 +31,11 @@ def uninstall() -> None:
         if not root.is_dir():
             continue
         tree = Git(root)
-        ours = experimented_targets(tree)
-        for r in restore(tree):
+        released = restore(tree)  # every file that is or was experimented on here, and what it holds now
+        for r in released:
             if r.outcome != "already control":
                 click.echo(f"{'restored':>9}  {root / r.target}: {r.outcome}")
+        ours = {r.target for r in released}
         show_to_git(tree, [t for t, e in index_entries(tree, ours).items() if e.skip_worktree])
     remove_filter(git)
     click.echo(f"{'removed':>9}  filter driver (local config and info/attributes)")

@@ -2,9 +2,9 @@
 
 For each running experiment: draw the arm and deploy it through git's filter driver
 (:mod:`experiment_core.deploy.worktree`): the treatment is the treatment's change merged onto the committed
-content, and git sees it as clean. A target
-holding a user's edit is left alone (a copy is kept as a blob, the experiment pauses in this worktree, the user is
-told once). Experiments that ended (or that this branch does not have) leave the files.
+content, and git sees it as clean. A target holding a user's edit is left alone (a copy is kept as a blob, the
+experiment pauses in this worktree, the user is told once). Experiments that ended (or that this branch does not
+have) leave the files.
 
 Skipped: file checkouts (flag 0), a rebase/merge/cherry-pick/revert/bisect in progress, unmerged paths.
 """
@@ -129,9 +129,7 @@ def main(argv: Sequence[str]) -> int:
         _, _, flag = hookenv.checkout_args(argv, os.environ)
         if flag != "1":
             return 0
-        cwd = Path.cwd()
-        git = Git(cwd) if (cwd / ".git").exists() else Git.discover(cwd)
-        return run(git, flag)
+        return run(Git.for_hook(Path.cwd()), flag)
     except Exception as exc:  # never break git: one line and go on
         hookenv.warn(hookenv.failure_line("post-checkout", exc))
         return 0

@@ -14,11 +14,11 @@ from pathlib import Path
 from experiment_core import hookenv
 
 
-def run(git_cwd: Path, stage: str, argv: Sequence[str]) -> int:
+def run(git_cwd: Path) -> int:
     from experiment_core.gitio import Git
     from experiment_core.hookpaths.post_checkout import GIT_PATHS, follow
 
-    git = Git(git_cwd) if (git_cwd / ".git").exists() else Git.discover(git_cwd)
+    git = Git.for_hook(git_cwd)
     head = git.prime(*GIT_PATHS)  # MERGE_HEAD still exists while post-merge runs: the merge is done, though
     if git.out("ls-files", "-u"):
         return 0
@@ -36,7 +36,7 @@ def main(stage: str, argv: Sequence[str]) -> int:
         if kind != "rebase":
             return 0  # an amend changes no file of ours
     try:
-        return run(Path.cwd(), stage, argv)
+        return run(Path.cwd())
     except Exception as exc:  # never break git: one line and go on
         hookenv.warn(hookenv.failure_line(stage, exc))
         return 0

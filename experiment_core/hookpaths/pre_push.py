@@ -94,9 +94,7 @@ def main(argv: Sequence[str]) -> int:
     else:
         refs = parse_refs(sys.stdin.read() if not sys.stdin.isatty() else "")
     try:
-        cwd = Path.cwd()
-        git = Git(cwd) if (cwd / ".git").exists() else Git.discover(cwd)
-        return run(git, remote_name, remote_url, refs)
+        return run(Git.for_hook(Path.cwd()), remote_name, remote_url, refs)
     except Exception as exc:  # a failure of ours never blocks a push
         hookenv.warn(hookenv.failure_line("pre-push", exc))
         return 0
