@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ledger_scale as ls  # noqa: E402
+import ledger_scale as ls
 
 BASELINE = [sys.executable, "-c", "import click, sqlite3, json, subprocess"]
 HEAVY = ("scipy", "numpy", "rich")
@@ -81,7 +81,7 @@ def bench(work: Path, exp: str, repeat: int) -> dict[str, list[float]]:
         "--auto --dry-run": lambda: timed(ls.cli("--auto", "--dry-run"), work),
         "record": lambda: timed(ls.record_cmd(exp, next(counter)), work),
         "sync (one new local event)": lambda: (timed(ls.record_cmd(exp, next(counter)), work),
-                                               timed(ls.cli("sync"), work))[1],  # fmt: skip
+                                               timed(ls.cli("sync"), work))[1],
         "git push --no-verify": lambda: push(True),
         "git push (hooks)": lambda: push(False),
     }
@@ -98,7 +98,7 @@ GOALS = {"status --json": 2.5, "status": 2.5, "analyze EXP --json": 2.5, "--auto
 def report(res: dict[str, list[float]], work: Path, exp: str) -> None:
     med = {k: statistics.median(v) for k, v in res.items()}
     base = med["baseline"]
-    print(f"| what | median | ratio to the baseline | goal |\n| --- | --- | --- | --- |")
+    print("| what | median | ratio to the baseline | goal |\n| --- | --- | --- | --- |")
     for name, t in med.items():
         goal = f"<= {GOALS[name]}x" if name in GOALS else ""
         print(f"| {name} | {t * 1000:.0f} ms | {t / base:.2f}x | {goal} |")

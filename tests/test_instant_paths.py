@@ -84,6 +84,29 @@ def test_every_path_a_person_waits_on_loads_no_scipy_numpy_or_rich(tmp_path: Pat
         assert all(not heavy for _, heavy in seen), (cmd, seen)
 
 
+def test_status_on_a_terminal_draws_its_table_without_rich(tmp_path: Path) -> None:
+    """A person at a terminal (a real pseudo-terminal) gets the verdict, the coloured table and the summary."""
+    repo, _, exp, env = _setup(tmp_path)
+    leader, follower = os.openpty()
+    proc = subprocess.run([sys.executable, "-m", "experiment_core", "status"], cwd=repo, stdout=follower,
+                          stderr=subprocess.PIPE, env=cli_env({**env, "TERM": "xterm"}), timeout=60)  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    text = b"".join(chunks).decode()
+    assert proc.returncode == 0, proc.stderr
+    assert "verdict" in text and "change (95 % CI)" in text and exp in text and "\x1b[" in text, text
+    assert all(not heavy for _, heavy in _loaded(Path(env["IMPORT_PROBE"])))
+
+
 def test_the_probe_sees_a_heavy_import(tmp_path: Path) -> None:
     """The probe itself works: a process that imports numpy is reported."""
     probe = tmp_path / "probe"

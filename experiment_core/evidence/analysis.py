@@ -46,7 +46,6 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from experiment_core.evidence import stats
-from experiment_core.evidence.distributions import t_ppf, t_sf
 from experiment_core.evidence.decide import (
     SRM_ALPHA,
     Decision,
@@ -57,6 +56,7 @@ from experiment_core.evidence.decide import (
     Settings,
     decide,
 )
+from experiment_core.evidence.distributions import t_ppf, t_sf
 from experiment_core.evidence.units import EventData, ExperimentData, UnitData, dedup_events
 
 __all__ = ["SCHEMA", "AnalysisResult", "analyze_data", "analyze_experiment", "analyze_samples"]

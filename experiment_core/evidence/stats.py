@@ -282,7 +282,7 @@ def _mann_whitney_u(x: Sequence[float], y: Sequence[float]) -> tuple[float, floa
     u1 = r1 - n1 * (n1 + 1) / 2
     u = max(u1, n1 * n2 - u1)
     if (n1 <= 8 or n2 <= 8) and tie_term == 0:
-        p = 2 * _mwu_exact_cdf(n1, n2, int(round(n1 * n2 - u)))
+        p = 2 * _mwu_exact_cdf(n1, n2, round(n1 * n2 - u))
     else:
         n = n1 + n2
         s = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
