@@ -128,7 +128,7 @@ def status_table(rows: Sequence[Mapping[str, Any]], colour: bool = False) -> lis
         return "  ".join(out).rstrip()
 
     lines = [line([t for t, _ in COLUMNS], ["bold"] * len(COLUMNS))]
-    lines.append("  ".join("─" * w for w in widths))
+    lines.append("  ".join("━" * w for w in widths))
     for action, cells in body:
         for k in range(max(len(c) for c in cells)):
             texts = [c[k] if k < len(c) else "" for c in cells]
