@@ -174,7 +174,8 @@ def _t_start(p: float, df: float) -> float:
     z2 = z * z
     g1 = (z2 + 1) * z / 4
     g2 = ((5 * z2 + 16) * z2 + 3) * z / 96
-    x = z + g1 / df + g2 / (df * df)
+    g3 = (((3 * z2 + 19) * z2 + 17) * z2 - 15) * z / 384
+    x = z + g1 / df + g2 / (df * df) + g3 / (df * df * df)
     return x if math.isfinite(x) and x > 0 else z
 
 
@@ -312,6 +313,8 @@ def _solve_tail(sf: Callable[[float], float], pdf: Callable[[float], float], p: 
         dens = pdf(x)
         step = (math.log(s) - log_p) * s / dens if s > 0 and dens > 0 else math.nan
         nxt = x + step
+        if abs(step) <= 1e-9 * abs(x) and lo < nxt < hi:  # quadratic convergence: the error is now ~step²
+            return nxt
         if not (lo < nxt < hi) or math.isnan(nxt):
             nxt = (lo + hi) / 2 if math.isfinite(hi) else max(2 * x, x + 1.0)
         if abs(nxt - x) <= 4 * _EPS * abs(nxt):
@@ -335,6 +338,8 @@ def _solve_lower(cdf: Callable[[float], float], pdf: Callable[[float], float], p
         dens = pdf(x)
         step = -(math.log(f) - log_p) * f / dens if f > 0 and dens > 0 else math.nan
         nxt = x + step
+        if abs(step) <= 1e-9 * abs(x) and lo < nxt < hi:  # quadratic convergence: the error is now ~step²
+            return nxt
         if not (lo < nxt < hi) or math.isnan(nxt):
             nxt = (lo + hi) / 2 if math.isfinite(hi) else max(2 * x, x + 1.0)
         if abs(nxt - x) <= 4 * _EPS * abs(nxt):
