@@ -34,6 +34,9 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+_DISCOVERED: dict[Path, Git] = {}
+
+
 @dataclass
 class Git:
     """A repository seen through git plumbing. ``root`` is the top of the work tree."""
@@ -49,13 +52,23 @@ class Git:
 
     @classmethod
     def discover(cls, cwd: Path | None = None) -> Git:
+        """The repository around ``cwd``, found once per process and directory: one ``git rev-parse`` gives the
+        work tree, the common dir and this worktree's state dir (every command asks for them)."""
+        from experiment_core.hookenv import STATE_DIR
+
         cwd = cwd or Path.cwd()
-        proc = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, env=_env()
-        )
-        if proc.returncode != 0 or not proc.stdout.strip():
+        if cwd in _DISCOVERED:
+            return _DISCOVERED[cwd]
+        args = ["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir", "--git-path", STATE_DIR]
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=_env())
+        lines = proc.stdout.splitlines()
+        if proc.returncode != 0 or len(lines) != 3 or not lines[0].strip():
             raise UserError(str(cwd), "not inside a git work tree", "run this from a git repository (git init)")
-        return cls(Path(proc.stdout.strip()))
+        git = cls(Path(lines[0].strip()))
+        git._cache["--git-common-dir\0"] = lines[1]
+        git._cache["--git-path\0" + STATE_DIR] = lines[2]
+        _DISCOVERED[cwd] = git
+        return git
 
     def run(
         self,
