@@ -67,14 +67,14 @@ class Git:
         cwd = cwd or Path.cwd()
         if cwd in _DISCOVERED:
             return _DISCOVERED[cwd]
-        args = ["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir", "--git-path", STATE_DIR]
+        args = ["rev-parse", "--show-toplevel", "--git-common-dir", "--git-path", STATE_DIR]
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=_env())
         lines = proc.stdout.splitlines()
         if proc.returncode != 0 or len(lines) != 3 or not lines[0].strip():
             raise UserError(str(cwd), "not inside a git work tree", "run this from a git repository (git init)")
         git = cls(Path(lines[0].strip()))
-        git._cache["--git-common-dir\0"] = lines[1]
-        git._cache["--git-path\0" + STATE_DIR] = lines[2]
+        git._cache["--git-common-dir\0"] = os.path.normpath(cwd / lines[1])  # relative to cwd, or absolute
+        git._cache["--git-path\0" + STATE_DIR] = os.path.normpath(cwd / lines[2])
         _DISCOVERED[cwd] = git
         return git
 
