@@ -63,6 +63,10 @@ def _finish_interrupted_decision() -> None:
         git = Git.discover()
     except UserError:
         return  # not in a repository (e.g. `demo`)
+    from experiment_core.state import APPLY_JOURNAL, state_dir
+
+    if not (state_dir(git) / APPLY_JOURNAL).exists():
+        return  # the usual case, without importing the lifecycle
     from experiment_core.apply import lifecycle
 
     done = lifecycle.recover(git)

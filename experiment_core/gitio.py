@@ -34,12 +34,23 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+_DISCOVERED: dict[Path, Git] = {}
+
+
+def _config_key(key: str) -> str:
+    """A config key as git compares them: section and variable names case-insensitive, the subsection exact."""
+    section, dot, rest = key.partition(".")
+    sub, dot2, var = rest.rpartition(".")
+    return f"{section.lower()}{dot}{sub}{dot2}{var.lower()}" if dot2 else f"{section.lower()}{dot}{rest.lower()}"
+
+
 @dataclass
 class Git:
     """A repository seen through git plumbing. ``root`` is the top of the work tree."""
 
     root: Path
     _cache: dict[str, str] = field(default_factory=dict, repr=False)
+    _config_cache: dict[str, list[str]] | None = field(default=None, repr=False)
 
     @classmethod
     def for_hook(cls, cwd: Path) -> Git:
@@ -49,13 +60,23 @@ class Git:
 
     @classmethod
     def discover(cls, cwd: Path | None = None) -> Git:
+        """The repository around ``cwd``, found once per process and directory: one ``git rev-parse`` gives the
+        work tree, the common dir and this worktree's state dir (every command asks for them)."""
+        from experiment_core.hookenv import STATE_DIR
+
         cwd = cwd or Path.cwd()
-        proc = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, env=_env()
-        )
-        if proc.returncode != 0 or not proc.stdout.strip():
+        if cwd in _DISCOVERED:
+            return _DISCOVERED[cwd]
+        args = ["rev-parse", "--show-toplevel", "--git-common-dir", "--git-path", STATE_DIR]
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=_env())
+        lines = proc.stdout.splitlines()
+        if proc.returncode != 0 or len(lines) != 3 or not lines[0].strip():
             raise UserError(str(cwd), "not inside a git work tree", "run this from a git repository (git init)")
-        return cls(Path(proc.stdout.strip()))
+        git = cls(Path(lines[0].strip()))
+        git._cache["--git-common-dir\0"] = os.path.normpath(cwd / lines[1])  # relative to cwd, or absolute
+        git._cache["--git-path\0" + STATE_DIR] = os.path.normpath(cwd / lines[2])
+        _DISCOVERED[cwd] = git
+        return git
 
     def run(
         self,
@@ -64,6 +85,8 @@ class Git:
         check: bool = True,
         env: dict[str, str] | None = None,
     ) -> bytes:
+        if args and args[0] == "config" and args[1:2] != ("-z",):
+            self._config_cache = None  # a write (or a read of our own): the snapshot is read again when needed
         proc = subprocess.run(
             ["git", *args], cwd=self.root, input=input, capture_output=True, env=_env(env)
         )
@@ -142,8 +165,29 @@ class Git:
         self.run(*args)
 
     def config_get_all(self, key: str) -> list[str]:
-        text = self.out("config", "--get-all", key, check=False)
-        return [line for line in text.splitlines() if line]
+        """Every value of ``key``, from one ``git config --list`` read per process (a write through :meth:`run`
+        reads it again)."""
+        return list(self._config().get(_config_key(key), ()))
+
+    def config_get(self, key: str) -> str | None:
+        values = self.config_get_all(key)
+        return values[-1] if values else None
+
+    def remotes(self) -> list[str]:
+        """The configured remotes' names, as ``git remote`` lists them (from the same config read)."""
+        keys = (key for key in self._config() if key.startswith("remote.") and key.count(".") >= 2)
+        return sorted({key[7 : key.rindex(".")] for key in keys})
+
+    def _config(self) -> dict[str, list[str]]:
+        if self._config_cache is None:
+            raw = self.run("config", "-z", "--list", check=False).decode("utf-8", "replace")
+            found: dict[str, list[str]] = {}
+            for entry in raw.split("\0"):
+                if entry:
+                    key, _, value = entry.partition("\n")
+                    found.setdefault(_config_key(key), []).append(value)
+            self._config_cache = found
+        return self._config_cache
 
     def in_progress_operation(self) -> str | None:
         """The name of a rebase/merge/cherry-pick/revert/bisect in progress, if any."""

@@ -10,6 +10,8 @@ from experiment_core.fsutil import atomic_write_text
 from experiment_core.gitio import Git
 from experiment_core.hookenv import STATE_DIR
 
+APPLY_JOURNAL = "apply-journal.json"  # a promote/rollback being applied (apply/lifecycle), finished by any command
+
 
 def state_dir(git: Git) -> Path:
     path = git.git_path(STATE_DIR)

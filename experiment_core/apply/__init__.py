@@ -5,5 +5,5 @@
 ``manual``: promote or roll back by hand, after showing the numbers.
 
 May import: core, store, deploy, evidence, reports, apply
-Never loads: scipy, numpy, matplotlib
+Never loads: scipy, numpy, matplotlib, rich
 """

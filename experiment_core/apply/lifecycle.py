@@ -26,11 +26,11 @@ from experiment_core.deploy.variants import filter_state, read_deployed, redeplo
 from experiment_core.errors import UserError
 from experiment_core.fsutil import atomic_write
 from experiment_core.gitio import Git, GitError
-from experiment_core.state import read_json, state_dir, write_json
+from experiment_core.state import APPLY_JOURNAL, read_json, state_dir, write_json
 from experiment_core.store import ledger
 from experiment_core.store.spec import REGISTRY_NAME, Experiment, edit_registry_text, status_change
 
-JOURNAL = "apply-journal.json"
+JOURNAL = APPLY_JOURNAL
 CRASH_ENV = "EXPERIMENT_HOOK_CRASH_AT"  # fault injection for the crash tests: SIGKILL at the Nth checkpoint
 
 FINAL_STATUS = {"promote": "promoted", "rollback": "rolled_back", "expire": "expired"}

@@ -18,7 +18,7 @@ def install() -> None:
         note = f" (the previous hook runs first: {change.path.name}.pre-experiment-hook)" if chained else ""
         click.echo(f"{change.action:>9}  {change.path}{note}")
     ledger.ensure_config(git)
-    if git.out("remote"):  # a clone: make plain `git fetch` bring the team's ledger (notes are not fetched by default)
+    if git.remotes():  # a clone: make plain `git fetch` bring the team's ledger (notes are not fetched by default)
         from experiment_core.store import sync
 
         remote = sync.default_remote(git)

@@ -141,5 +141,5 @@ def record(
         events = [trial_event(exp, arm, parse_value(value, "--value"), metric, unit, commit, "record")]
         if machine is not None:
             events[0]["machine"] = check_machine(machine.strip(), "--machine")
-    count = ledger.append(git, events)
+    count = ledger.append(git, events, commit)
     click.echo(f"Recorded {count} trial{'s' if count != 1 else ''} for {exp.id}.")

@@ -56,6 +56,7 @@ from experiment_core.evidence.decide import (
     Settings,
     decide,
 )
+from experiment_core.evidence.distributions import t_ppf, t_sf
 from experiment_core.evidence.units import EventData, ExperimentData, UnitData, dedup_events
 
 __all__ = ["SCHEMA", "AnalysisResult", "analyze_data", "analyze_experiment", "analyze_samples"]
@@ -337,17 +338,15 @@ def _within_blocks(pooled: _Comparison, name: str, b: stats.BlockedResult, *, al
     """``pooled`` with its tests replaced by the within-block comparison ``b`` (blocks as fixed effects on the
     log scale, t with the residual df); the pooled numbers it replaced are kept in ``pooled``."""
     assert b.estimate is not None and b.se is not None and b.df is not None
-    from scipy import stats as st
-
     stat_b = b.estimate / b.se
-    q = float(st.t.ppf(1 - alpha / 2, b.df))
+    q = t_ppf(1 - alpha / 2, b.df)
     sq = stats.sequential_test(b.estimate, b.se, b.n, n_planned=n_planned, alpha=alpha, df=b.df)
     replaced = {
         "improvement_rel": pooled.rel, "relative_ci": pooled.rel_ci, "p_value": pooled.p_value,
         "sequential_p_value": pooled.seq_p, "sequential_relative_ci": pooled.seq_rel_ci,
     }  # fmt: skip
     blocked = replace(
-        pooled, statistic=stat_b, df=b.df, p_value=float(2 * st.t.sf(abs(stat_b), b.df)),
+        pooled, statistic=stat_b, df=b.df, p_value=2 * t_sf(abs(stat_b), b.df),
         rel=_expm1(b.estimate), rel_ci=(_expm1(b.estimate - q * b.se), _expm1(b.estimate + q * b.se)),
         seq_p=sq.p_value, seq_ci=sq.ci, seq_rho=sq.rho,
         more_trials=_more_trials_scaled(b.estimate, b.se, min(pooled.cm.n, pooled.tm.n), b.df, n_planned, alpha),

@@ -1,7 +1,10 @@
 """Pure statistics on arrays of numbers: no I/O, no repository.
 
-Importing this module is cheap (stdlib only); scipy and numpy are imported lazily inside the functions
-that need them, because the git hooks import the package on every checkout and commit.
+Importing this module is cheap (stdlib only), and so is every function the analysis runs on a person's path: the
+t, normal and χ² functions come from :mod:`distributions` (standard library, checked against scipy), Mann-Whitney
+and the Hodges-Lehmann shift are computed here. scipy and numpy are imported lazily by the few functions that
+need them (the bootstrap, ``plan``'s power search), which no hook, ``status``, ``analyze --json`` or ``--auto``
+calls.
 
 Conventions
 -----------
@@ -20,6 +23,8 @@ import math
 import statistics
 from collections.abc import Sequence
 from typing import NamedTuple
+
+from experiment_core.evidence import distributions as dist
 
 __all__ = [
     "BlockedResult",
@@ -208,11 +213,9 @@ def t_test(c: Moments, t: Moments, *, equal_var: bool = False, alpha: float = 0.
         df = welch_df(c, t)
     if se == 0 or df is None:
         return TTestResult(name, diff, se, None, df, None, None)
-    from scipy import stats as st
-
     stat = diff / se
-    p = float(2 * st.t.sf(abs(stat), df))
-    q = float(st.t.ppf(1 - alpha / 2, df))
+    p = 2 * dist.t_sf(abs(stat), df)
+    q = dist.t_ppf(1 - alpha / 2, df)
     return TTestResult(name, diff, se, stat, df, p, (diff - q * se, diff + q * se))
 
 
@@ -234,9 +237,13 @@ class MannWhitneyResult(NamedTuple):
 def mann_whitney(
     control: Sequence[float], treatment: Sequence[float], *, alpha: float = 0.05
 ) -> MannWhitneyResult:
-    """Mann-Whitney U (two-sided, scipy's automatic method) and the Hodges-Lehmann shift with its CI.
+    """Mann-Whitney U (two-sided, as scipy's ``mannwhitneyu(treatment, control)`` with its automatic method) and
+    the Hodges-Lehmann shift with its CI.
 
-    The shift needs all n·m pairwise differences; above ``HL_MAX_PAIRS`` it is left out (None).
+    scipy's choice: the exact null distribution when one arm has at most 8 values and there are no ties, else the
+    normal approximation with the tie and continuity corrections. The shift is the median of the n·m pairwise
+    differences, found without forming them above a few thousand (see :func:`_kth_differences`); above
+    ``HL_MAX_PAIRS`` it is left out (None).
 
     The CI takes the order statistics k and nm + 1 − k of the nm pairwise differences, with
     k = round(nm/2 − z·sqrt(nm(n+m+1)/12)) (normal approximation, no tie correction).
@@ -244,21 +251,98 @@ def mann_whitney(
     n, m = len(control), len(treatment)
     if n == 0 or m == 0:
         return MannWhitneyResult(None, None, None, None)
-    import numpy as np
-    from scipy import stats as st
-
-    res = st.mannwhitneyu(treatment, control, alternative="two-sided")
+    u1, p = _mann_whitney_u(treatment, control)
     if n * m > HL_MAX_PAIRS:
-        return MannWhitneyResult(float(res.statistic), _finite(float(res.pvalue)), None, None)
-    diffs = np.sort(np.subtract.outer(np.asarray(treatment, float), np.asarray(control, float)).ravel())
-    shift = float(np.median(diffs))
+        return MannWhitneyResult(u1, p, None, None)
     nm = n * m
-    z = float(st.norm.ppf(1 - alpha / 2))
+    z = dist.norm_ppf(1 - alpha / 2)
     k = round(nm / 2 - z * math.sqrt(nm * (n + m + 1) / 12))
-    ci: tuple[float, float] | None = None
-    if k >= 1:
-        ci = (float(diffs[k - 1]), float(diffs[nm - k]))
-    return MannWhitneyResult(float(res.statistic), _finite(float(res.pvalue)), shift, ci)
+    ranks = [(nm + 1) // 2, nm // 2 + 1] + ([k, nm + 1 - k] if k >= 1 else [])
+    found = _kth_differences(sorted(map(float, treatment)), sorted(map(float, control)), ranks)
+    shift = (found[0] + found[1]) / 2
+    ci = (found[2], found[3]) if k >= 1 else None
+    return MannWhitneyResult(u1, p, shift, ci)
+
+
+def _mann_whitney_u(x: Sequence[float], y: Sequence[float]) -> tuple[float, float | None]:
+    """(U of x, two-sided p) exactly as scipy's ``mannwhitneyu(x, y)`` (method "auto", continuity corrected)."""
+    n1, n2 = len(x), len(y)
+    pooled = sorted([(float(v), 0) for v in x] + [(float(v), 1) for v in y])
+    r1 = tie_term = 0.0
+    i = 0
+    while i < len(pooled):
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        t = j - i + 1
+        tie_term += t**3 - t
+        rank = (i + j) / 2 + 1
+        r1 += rank * sum(1 for v in pooled[i : j + 1] if v[1] == 0)
+        i = j + 1
+    u1 = r1 - n1 * (n1 + 1) / 2
+    u = max(u1, n1 * n2 - u1)
+    if (n1 <= 8 or n2 <= 8) and tie_term == 0:
+        p = 2 * _mwu_exact_cdf(n1, n2, round(n1 * n2 - u))
+    else:
+        n = n1 + n2
+        s = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+        p = 2 * dist.norm_sf((u - n1 * n2 / 2 - 0.5) / s) if s > 0 else 2.0
+    return u1, _finite(min(max(p, 0.0), 1.0))
+
+
+def _mwu_exact_cdf(n1: int, n2: int, k: int) -> float:
+    """P(U ≤ k) under the null: counts of U are the coefficients of the Gaussian binomial [n1+n2, n1]_q,
+    ∏_{i ≤ n1} (1 − q^(n2+i)) / (1 − q^i), here in exact integers up to degree k."""
+    small, large = min(n1, n2), max(n1, n2)
+    coef = [1] + [0] * k
+    for i in range(1, small + 1):
+        for d in range(k, large + i - 1, -1):  # times (1 − q^(large+i))
+            coef[d] -= coef[d - large - i]
+    for i in range(1, small + 1):
+        for d in range(i, k + 1):  # divided by (1 − q^i)
+            coef[d] += coef[d - i]
+    return sum(coef) / math.comb(n1 + n2, n1)
+
+
+def _kth_differences(t: Sequence[float], c: Sequence[float], ranks: Sequence[int]) -> list[float]:
+    """The order statistics (1-based ``ranks``) of the pairwise differences t_i − c_j, both arms sorted.
+
+    Few pairs: all of them, sorted. Many: bisection on the value with a linear count of the pairs at or below it
+    (for sorted arms, the c_j with t_i − c_j ≤ v are a suffix that moves one way as t_i grows), until few enough
+    pairs lie between the bounds to sort them: O((n + m)·log) instead of n·m."""
+    if len(t) * len(c) <= 20_000:
+        diffs = sorted([ti - cj for ti in t for cj in c])
+        return [diffs[k - 1] for k in ranks]
+    return [_kth_difference(t, c, k) for k in ranks]
+
+
+def _count_at_most(t: Sequence[float], c: Sequence[float], v: float) -> tuple[int, list[int]]:
+    """How many t_i − c_j ≤ v, and for each i the first j of its suffix."""
+    m, j, total = len(c), 0, 0
+    starts = []
+    for ti in t:
+        while j < m and ti - c[j] > v:
+            j += 1
+        starts.append(j)
+        total += m - j
+    return total, starts
+
+
+def _kth_difference(t: Sequence[float], c: Sequence[float], k: int) -> float:
+    lo = math.nextafter(t[0] - c[-1], -math.inf)
+    hi = t[-1] - c[0]
+    (n_lo, s_lo), (n_hi, s_hi) = (0, [len(c)] * len(t)), _count_at_most(t, c, hi)
+    while n_hi - n_lo > 4 * (len(t) + len(c)):
+        mid = lo + (hi - lo) / 2
+        if not lo < mid < hi:
+            break
+        n_mid, s_mid = _count_at_most(t, c, mid)
+        if n_mid >= k:
+            hi, n_hi, s_hi = mid, n_mid, s_mid
+        else:
+            lo, n_lo, s_lo = mid, n_mid, s_mid
+    between = sorted(t[i] - c[j] for i in range(len(t)) for j in range(s_hi[i], s_lo[i]))
+    return between[k - n_lo - 1]
 
 
 class ProportionResult(NamedTuple):
@@ -282,15 +366,13 @@ def two_proportion_test(
     se = math.sqrt(pool * (1 - pool) * (1 / n_control + 1 / n_treatment))
     if se == 0:
         return ProportionResult(pc, pt, None, 1.0)
-    from scipy import stats as st
-
     z = (pt - pc) / se
     if alternative == "two-sided":
-        p = 2 * float(st.norm.sf(abs(z)))
+        p = 2 * dist.norm_sf(abs(z))
     elif alternative == "larger":
-        p = float(st.norm.sf(z))
+        p = dist.norm_sf(z)
     elif alternative == "smaller":
-        p = float(st.norm.cdf(z))
+        p = dist.norm_cdf(z)
     else:
         raise ValueError(f"unknown alternative {alternative!r}")
     return ProportionResult(pc, pt, z, p)
@@ -351,10 +433,8 @@ def relative_ci(c: Moments, t: Moments, *, alpha: float = 0.05) -> RelativeCI:
     df = welch_df(c, t)
     if var is None or df is None or var <= 0:
         return RelativeCI(est, None, df, None)
-    from scipy import stats as st
-
     se = math.sqrt(var)
-    q = float(st.t.ppf(1 - alpha / 2, df))
+    q = dist.t_ppf(1 - alpha / 2, df)
     return RelativeCI(est, se, df, (est - q * se, est + q * se))
 
 
@@ -395,9 +475,7 @@ def relative_ci_fieller(c: Moments, t: Moments, *, alpha: float = 0.05) -> Relat
     se = math.sqrt(var) if var is not None and var > 0 else None
     if df is None:
         return RelativeCI(est, se, df, None)
-    from scipy import stats as st
-
-    q = float(st.t.ppf(1 - alpha / 2, df))
+    q = dist.t_ppf(1 - alpha / 2, df)
     return RelativeCI(est, se, df, fieller_interval(c, t, q))
 
 
@@ -517,13 +595,11 @@ def paired_log_ratio(
     ratio = exp_ratio(m.mean)
     if m.var is None or m.var == 0:
         return PairedResult(m.n, m.mean, None if m.var is None else 0.0, ratio, None, None, None, None)
-    from scipy import stats as st
-
     se = math.sqrt(m.var / m.n)
     df = m.n - 1
     stat = m.mean / se
-    p = float(2 * st.t.sf(abs(stat), df))
-    q = float(st.t.ppf(1 - alpha / 2, df))
+    p = 2 * dist.t_sf(abs(stat), df)
+    q = dist.t_ppf(1 - alpha / 2, df)
     ci = (exp_ratio(m.mean - q * se), exp_ratio(m.mean + q * se))
     return PairedResult(m.n, m.mean, math.sqrt(m.var), ratio, ci, stat, float(df), p)
 
@@ -567,16 +643,12 @@ class SequentialResult(NamedTuple):
 
 def t_to_z(t: float, df: float) -> float:
     """The normal deviate with the same tail probability as Student's t with ``df`` degrees of freedom."""
-    from scipy import stats as st
-
-    return math.copysign(float(st.norm.isf(st.t.sf(abs(t), df))), t)
+    return math.copysign(dist.norm_isf(dist.t_sf(abs(t), df)), t)
 
 
 def z_to_t(z: float, df: float) -> float:
     """The t quantile (``df`` degrees of freedom) with the same tail probability as the normal deviate z."""
-    from scipy import stats as st
-
-    return math.copysign(float(st.t.isf(st.norm.sf(abs(z)), df)), z)
+    return math.copysign(dist.t_isf(dist.norm_sf(abs(z)), df), z)
 
 
 def sequential_critical(n: float, *, n_planned: float, alpha: float, df: float | None = None) -> float:
@@ -630,11 +702,9 @@ def srm_test(n_control: int, n_treatment: int, split: float = 0.5) -> SRMResult:
     total = n_control + n_treatment
     if total == 0 or not 0 < split < 1:
         return SRMResult(n_control, n_treatment, split, None, None)
-    from scipy import stats as st
-
     ec, et = total * (1 - split), total * split
     chi2 = (n_control - ec) ** 2 / ec + (n_treatment - et) ** 2 / et
-    return SRMResult(n_control, n_treatment, split, chi2, float(st.chi2.sf(chi2, 1)))
+    return SRMResult(n_control, n_treatment, split, chi2, dist.chi2_sf(chi2, 1))
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:

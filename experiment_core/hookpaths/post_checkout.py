@@ -94,7 +94,7 @@ def follow(git: Git, *, new_units: bool, head: str | None) -> int:
         _let_measurements_finish(str(sdir), max((e.timeout for e in running), default=0.0))
     result = reconcile(git, registry, rng=make_rng() if new_units else None, now=format_ts(utc_now()),
                        branch=current_branch(git), head=head)  # fmt: skip
-    if (result.migrated or result.configured) and git.out("remote"):
+    if (result.migrated or result.configured) and git.remotes():
         # first run here (also under pre-commit, where `install` never ran): plain `git fetch` brings the ledger;
         # a clone of 0.1 loses the exact-name refspec that failed every fetch
         from experiment_core.store import sync

@@ -6,5 +6,5 @@ pipes. ``report_html`` and ``svg``: the single-file HTML report and its charts. 
 matplotlib (optional). ``history``: an experiment over time, for the plots. ``exports``: CSV and JSON exports.
 
 May import: core, store, evidence, measure, reports
-Never loads: scipy, numpy, matplotlib
+Never loads: scipy, numpy, matplotlib, rich
 """

@@ -3,12 +3,12 @@
 * :func:`mode` — ``"rich"`` when stdout is a terminal (tables, colour, live progress bars), ``"static"`` under
   pre-commit (``PRE_COMMIT=1``) or in a pipe. Colour also honours ``NO_COLOR`` (https://no-color.org).
 * :func:`static_line` — one line per experiment in pre-commit's own ``name.....Passed`` rhythm (79 columns).
-* :func:`print_status_table` — the status table (rich).
+* :func:`print_status_table` — the status table (plain text and ANSI colours: rich's import alone costs more
+  than the whole answer).
 * :func:`progress` — a context manager for ``run`` / ``demo``: a live bar on a terminal, one static line at the
   end otherwise.
 
-rich is imported inside the functions that draw for a person, never at module import: the git hooks import
-nothing of it on their hot path.
+rich is imported only by :func:`progress`'s live bar (``run``, ``demo``), never at module import.
 """
 
 from __future__ import annotations
@@ -87,54 +87,75 @@ def _console(stream: IO[str] | None = None) -> Any:
     return Console(file=stream or sys.stdout, no_color=no_colour, highlight=False, soft_wrap=False)
 
 
-def status_table(rows: Sequence[Mapping[str, Any]]) -> Any:
-    """A rich Table: one row per experiment, verdict column first."""
-    from rich.table import Table
-    from rich.text import Text
+_ANSI = {"bold": "1", "dim": "2", "green": "32", "red": "31", "magenta": "35", "yellow": "33", "cyan": "36"}
+COLUMNS = (("verdict", "<"), ("experiment", "<"), ("progress", "<"), ("control", ">"), ("treatment", ">"),
+           ("change (95 % CI)", ">"), ("p", ">"))  # fmt: skip
 
-    table = Table(show_edge=False, pad_edge=False, header_style="bold")
-    for title, justify in (("verdict", "left"), ("experiment", "left"), ("progress", "left"),
-                           ("control", "right"), ("treatment", "right"), ("change (95 % CI)", "right"),
-                           ("p", "right")):  # fmt: skip
-        table.add_column(title, justify=justify, no_wrap=title in ("verdict", "progress"))  # type: ignore[arg-type]
-    for row in rows:
-        a = row["analysis"]
-        action = str((a.get("decision") or {}).get("action", "continue"))
-        unit = str(row.get("unit", ""))
-        n, needed, open_ended = progress_counts(a, int(row.get("sample_size") or 1))
-        filled = round(min(n / needed, 0.9 if open_ended else 1.0) * 10)
-        verdict = verdict_word(a) if row.get("status") == "running" else str(row.get("status", "")).upper()
-        table.add_row(
-            Text(verdict, style=STYLE.get(action, "")),
-            f"{row['id']}\n[dim]{row.get('name', '')}[/dim]",
-            f"{'█' * filled}{'░' * (10 - filled)} {n}/{needed}{'+' if open_ended else ''}",
-            f"{num((a.get('control') or {}).get('mean'))} {unit}",
-            f"{num((a.get('treatment') or {}).get('mean'))} {unit}",
-            change_with_ci(a.get("improvement_pct"), a.get("relative_ci95")),
-            pvalue(a.get("p_value")),
-        )
-    return table
+
+def styled(text: str, style: str, colour: bool) -> str:
+    """``text`` in an ANSI style such as ``"bold green"`` (plain without colour)."""
+    codes = ";".join(_ANSI[w] for w in style.split() if w in _ANSI)
+    return f"\x1b[{codes}m{text}\x1b[0m" if colour and codes else text
+
+
+def status_cells(row: Mapping[str, Any]) -> tuple[str, list[list[str]]]:
+    """(the row's action, its cells as lines: the experiment's name under its id)."""
+    a = row["analysis"]
+    action = str((a.get("decision") or {}).get("action", "continue"))
+    unit = str(row.get("unit", ""))
+    n, needed, open_ended = progress_counts(a, int(row.get("sample_size") or 1))
+    filled = round(min(n / needed, 0.9 if open_ended else 1.0) * 10)
+    verdict = verdict_word(a) if row.get("status") == "running" else str(row.get("status", "")).upper()
+    cells = [[verdict], [str(row["id"]), str(row.get("name", ""))],
+             [f"{'█' * filled}{'░' * (10 - filled)} {n}/{needed}{'+' if open_ended else ''}"],
+             [f"{num((a.get('control') or {}).get('mean'))} {unit}"],
+             [f"{num((a.get('treatment') or {}).get('mean'))} {unit}"],
+             [change_with_ci(a.get("improvement_pct"), a.get("relative_ci95"))],
+             [pvalue(a.get("p_value"))]]  # fmt: skip
+    return action, cells
+
+
+def status_table(rows: Sequence[Mapping[str, Any]], colour: bool = False) -> list[str]:
+    """The status table as lines: one row per experiment, verdict column first, columns two spaces apart (plain
+    text and ANSI colours: drawing it must not cost more than the answer)."""
+    body = [status_cells(row) for row in rows]
+    widths = [max([len(title)] + [len(line) for _, cells in body for line in cells[i]])
+              for i, (title, _) in enumerate(COLUMNS)]  # fmt: skip
+
+    def line(texts: Sequence[str], styles: Sequence[str]) -> str:
+        cols = zip(texts, COLUMNS, widths, styles, strict=True)
+        out = [styled(f"{t:{j}{w}}", st, colour) for t, (_, j), w, st in cols]
+        return "  ".join(out).rstrip()
+
+    lines = [line([t for t, _ in COLUMNS], ["bold"] * len(COLUMNS))]
+    lines.append("  ".join("━" * w for w in widths))
+    for action, cells in body:
+        for k in range(max(len(c) for c in cells)):
+            texts = [c[k] if k < len(c) else "" for c in cells]
+            styles = [STYLE.get(action, "") if k == 0 else "", "" if k == 0 else "dim"] + [""] * (len(COLUMNS) - 2)
+            lines.append(line(texts, styles))
+    return lines
 
 
 def print_status_table(rows: Sequence[Mapping[str, Any]], warnings_by_exp: Mapping[str, Sequence[str]],
                        summary_line: str, stream: IO[str] | None = None) -> None:  # fmt: skip
-    """Verdict table, then warnings, then the summary (for a person at a terminal)."""
-    from rich.text import Text
-
+    """Verdict lines, the table, then warnings, then the summary (for a person at a terminal)."""
     from experiment_core.reports.report import verdict_line
 
-    console = _console(stream)
+    out = stream or sys.stdout
+    colour = colour_enabled(out)
     for row in rows:  # verdict first, one line each
         a = row["analysis"]
         action = str((a.get("decision") or {}).get("action", "continue"))
-        line = verdict_line(str(row["id"]), a) if row.get("status") == "running" else \
-            f"{str(row.get('status', '')).upper()} {row['id']}"
-        console.print(Text(line, style=STYLE.get(action, "") if row.get("status") == "running" else "bold"))
-    console.print(status_table(rows))
+        running = row.get("status") == "running"
+        line = verdict_line(str(row["id"]), a) if running else f"{str(row.get('status', '')).upper()} {row['id']}"
+        print(styled(line, STYLE.get(action, "") if running else "bold", colour), file=out)
+    for line in status_table(rows, colour):
+        print(line, file=out)
     for exp_id, found in warnings_by_exp.items():
         for w in found:
-            console.print(f"[yellow]⚠ {exp_id}: {w}[/yellow]", markup=True)
-    console.print(summary_line)
+            print(styled(f"⚠ {exp_id}: {w}", "yellow", colour), file=out)
+    print(summary_line, file=out, flush=True)
 
 
 @contextlib.contextmanager

@@ -76,12 +76,12 @@ def config_refspecs(remote: str) -> list[str]:
 # ---- choosing and preparing the remote -----------------------------------------------------------------
 def default_remote(git: Git, configured: str | None = None) -> str:
     """``configured`` (settings.remote), else the current branch's remote, else ``origin``, else the only one."""
-    remotes = git.out("remote").split()
+    remotes = git.remotes()
     if configured:
         return configured
     branch = git.out("symbolic-ref", "-q", "--short", "HEAD", check=False)
     if branch:
-        upstream = git.out("config", "--get", f"branch.{branch}.remote", check=False)
+        upstream = git.config_get(f"branch.{branch}.remote")
         if upstream and upstream in remotes:
             return upstream
     if "origin" in remotes:
@@ -97,7 +97,7 @@ def default_remote(git: Git, configured: str | None = None) -> str:
 def check_remote(git: Git, remote: str) -> None:
     if not _REMOTE_RE.match(remote) or ".." in remote or remote.endswith(".lock"):
         raise UserError(f"remote {remote!r}", "not a usable remote name", "give the name of a configured remote")
-    if remote not in git.out("remote").split():
+    if remote not in git.remotes():
         raise UserError(f"remote {remote!r}", "no such remote", "see `git remote -v`, or git remote add NAME URL")
 
 
@@ -262,7 +262,7 @@ def pre_push(git: Git, remote: str) -> str | None:
         settings = load_registry(git.root, state_dir(git)).settings
         if not settings.sync_on_push:
             return None
-        if remote not in git.out("remote").split():
+        if remote not in git.remotes():
             return f"experiment-hook: ledger not synced (pushing to {remote!r}, not a named remote): " \
                    "run `experiment-hook sync REMOTE`"  # fmt: skip
         return "experiment-hook: " + sync(git, remote).summary()
