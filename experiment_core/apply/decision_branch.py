@@ -29,6 +29,7 @@ from experiment_core.state import read_json, write_json
 from experiment_core.store import decisions as team
 from experiment_core.store import ledger
 from experiment_core.store.spec import REGISTRY_NAME, Experiment, Settings, edit_registry_text, status_change
+from experiment_core.store.sync import SyncResult
 
 PREFIX = "experiment-hook"
 SUPERSEDED_REFS = "refs/experiment-hook/superseded"
@@ -318,27 +319,42 @@ def summary(git: Git, decision: team.Decision, registry_holds_it: bool) -> str:
     return f"{status} {decision.ts[:10]}{by} — {where(git, decision, registry_holds_it)}"
 
 
-def sync_team(git: Git, remote: str, settings: Settings, say: Callable[[str], None]) -> bool:
+def sync_team(git: Git, remote: str, settings: Settings, say: Callable[[str], None], *,
+              push: bool = True) -> tuple[SyncResult, bool]:  # fmt: skip
     """Sync the ledger with ``remote`` so that a decision is the team's: learn first when a decision of ours has
     not travelled yet (it is withdrawn if the team already has another), publish, settle, push the decision
-    branches that wait. True when the decisions this clone follows changed (the work tree must follow)."""
+    branches that wait. Returns the sync's result and whether the decisions this clone follows changed (then the
+    work tree must follow)."""
     from experiment_core.store import sync
 
     before = team.known(git)
     mine = own(git)
-    if any(not o.get("published") for o in mine.values()):
+    if push and any(not o.get("published") for o in mine.values()):
         sync.sync(git, remote, push=False)
         settle(git, remote, say)
-    result = sync.sync(git, remote)
-    say(result.summary())
-    mark_published(git)
+    result = sync.sync(git, remote, push=push)
+    if push:
+        mark_published(git)
     if mine or result.merge != "none" or not (git.common_dir / STATE_DIR / team.DECISIONS_FILE).exists():
         settle(git, remote, say)
-    push_waiting(git, remote, settings, say)
+    if push:
+        push_waiting(git, remote, settings, say)
+    return result, team.known(git) != before
+
+
+def absorb_fetched(git: Git, say: Callable[[str], None]) -> bool:
+    """After a pull: the ledger a plain fetch brought (side refs) merged in, no network; the decisions settled.
+    True when the decisions this clone follows changed."""
+    from experiment_core.store import sync
+
+    before = team.known(git)
+    merged = [sync.merge_fetched(git, remote) for remote in git.out("remote").split()]
+    if any(m != "none" for m in merged):
+        settle(git, None, say)
     return team.known(git) != before
 
 
-def safe(fn: Callable[[], None], say: Callable[[str], None], what: str) -> None:
+def safe(fn: Callable[[], object], say: Callable[[str], None], what: str) -> None:
     """Run a step that must never break the user's git operation: a failure is one line."""
     try:
         fn()
