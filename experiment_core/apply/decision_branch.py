@@ -275,8 +275,8 @@ def push_waiting(git: Git, remote: str, settings: Settings, say: Callable[[str],
         if ok:
             mine[exp_id] = {**entry, "pushed": True}
             changed = True
-            say(f"decision branch {branch} pushed to {remote}: merge it into the default branch (a pull request "
-                "away); this push is unchanged")
+            say(f"decision branch {branch} pushed to {remote}: open a pull request to merge it (your own push is "
+                "not changed)")
         else:
             say(f"decision branch {branch} waits in this clone ({why}): the next sync or push sends it")
     if changed:

@@ -70,6 +70,8 @@ def tell(sdir: Path, result: Result, registry_status: dict[str, str], team: dict
             arm = "its treatment" if status == "promoted" else "the control"
             hookenv.warn(f"{exp_id} is {status.replace('_', ' ')} for the team ({team[exp_id]}): this worktree now "
                          f"runs {arm}, no more trials")  # fmt: skip
+        elif status == "promoted":
+            hookenv.warn(f"{exp_id} is promoted: its treatment is what this branch commits now")
         else:
             hookenv.warn(f"{exp_id} is {status.replace('_', ' ')}: this worktree no longer runs its variant")
     for exp in result.started:  # said once per experiment and worktree, not on every checkout
