@@ -124,7 +124,8 @@ def team_sync(git: Git, remote: str, say: Callable[[str], None]) -> bool:
     except UserError as exc:
         say(f"ledger not synced: {exc.line()}")
     except GitError as exc:
-        detail = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else str(exc)
+        lines = exc.stderr.strip().splitlines() or [str(exc)]
+        detail = next((line for line in lines if line.startswith("fatal:")), lines[-1]).removeprefix("fatal: ")
         say(f"ledger not synced ({detail}) — run `experiment-hook sync` later")
     return False
 
