@@ -143,7 +143,7 @@ def test_one_decision_for_the_team_on_a_branch_off_main(tmp_path: Path, mode: st
     head0 = git(c0, "rev-parse", "HEAD").strip()
 
     pushed = team.git(c0, "push", "-u", "origin", "feature-0")  # the pre-push hook decides
-    said = pushed.stderr
+    said = pushed.stderr + pushed.stdout
     assert f"promote {team.exp}: promoted in commit" in said and f"on branch {team.branch}" in said, said
     assert f"decision branch {team.branch} pushed to origin" in said
     assert "push again" not in said and "not part of this push" not in said
@@ -158,7 +158,8 @@ def test_one_decision_for_the_team_on_a_branch_off_main(tmp_path: Path, mode: st
     follows(team, c0, TREATMENT)
 
     pushed = team.git(c1, "push", "-u", "origin", "feature-1")  # another clone learns it, decides nothing
-    assert f"{team.exp} is promoted for the team" in pushed.stderr and "promote " not in pushed.stderr
+    said = pushed.stderr + pushed.stdout
+    assert f"{team.exp} is promoted for the team" in said and "promote " not in said
     follows(team, c1, TREATMENT)
     status = run_cli(c1, "status").stdout
     assert f"{team.exp}: promoted 20" in status and "by clone " in status
@@ -275,7 +276,7 @@ def test_auto_from_a_shallow_detached_ci_checkout(tmp_path: Path, request: pytes
 
     c1 = team.clones[1]
     pulled = team.git(c1, "push", "-u", "origin", "feature-1")  # a developer follows at their next push
-    assert "is promoted for the team" in pulled.stderr
+    assert "is promoted for the team" in pulled.stderr + pulled.stdout
     follows(team, c1, TREATMENT)
     ci2 = tmp_path / "ci2"  # the next scheduled run decides nothing again
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{team.remote}", str(ci2))
