@@ -37,7 +37,8 @@ class Team:
             env.pop("PYTHONPATH", None)  # hooks import the package pre-commit installed
         return env
 
-    def git(self, where: Path, *args: str, seed: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def git(self, where: Path, *args: str, seed: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:  # fmt: skip
         proc = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, env=self.env(seed))
         if check and proc.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} exited {proc.returncode}: {proc.stderr}{proc.stdout}")
@@ -75,7 +76,8 @@ def build(tmp_path: Path, mode: str, request: pytest.FixtureRequest, monkeypatch
     for i in range(3):
         git(tmp_path, "clone", "-q", str(remote), str(tmp_path / f"clone{i}"))
         clones.append(tmp_path / f"clone{i}")
-        for key, value in (("user.email", f"c{i}@example.com"), ("user.name", f"Clone {i}"), ("commit.gpgsign", "false")):
+        for key, value in (("user.email", f"c{i}@example.com"), ("user.name", f"Clone {i}"),
+                           ("commit.gpgsign", "false")):  # fmt: skip
             git(clones[i], "config", key, value)
     c0 = clones[0]
     (c0 / "cfg.txt").write_text(CONTROL)

@@ -145,17 +145,18 @@ def status(exp_id: str | None = None, as_json: bool = False, as_markdown: bool =
     if not as_markdown and terminal.is_static():
         for row in rows:  # under pre-commit or in a pipe: one static line per experiment, pre-commit's rhythm
             click.echo(terminal.experiment_line(row))
-        for line in decided:
-            click.echo(line)
-        return
-    if not as_markdown:
+    elif not as_markdown:
         from experiment_core.reports.report import warnings
 
         found = {r["id"]: warnings(r["analysis"], r["alerts"]) for r in rows}
         terminal.print_status_table(rows, {k: v for k, v in found.items() if v}, summary_line(summary))
-        for line in decided:
-            click.echo(line)
-        return
+    else:
+        _markdown(rows, summary)
+    for line in decided:  # what the team decided, when, by which clone, where the decision commit is
+        click.echo(line)
+
+
+def _markdown(rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     for row in rows:
         click.echo(verdict_line(row["id"], row["analysis"]) if row["status"] == "running"
                    else f"{row['status'].upper()} {row['id']}")  # fmt: skip
@@ -171,5 +172,3 @@ def status(exp_id: str | None = None, as_json: bool = False, as_markdown: bool =
             click.echo(experiment_status_markdown(index, row, row["analysis"], row["sample_size"]))
             index += 1
     click.echo(summary_markdown(summary))
-    for line in decided:
-        click.echo(line)
