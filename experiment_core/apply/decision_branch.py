@@ -199,10 +199,13 @@ def settle(git: Git, remote: str | None, say: Callable[[str], None]) -> bool:
     mine = own(git)
     found = team.candidates(events)
     retract: list[ledger.Event] = []
-    undone = False
+    undone = forget = False
     for exp_id, entry in sorted(mine.items()):
         rivals = [d for d in found.get(exp_id, []) if d.id != entry["id"]]
         ours = next((d for d in found.get(exp_id, []) if d.id == entry["id"]), None)
+        if ours is not None and not rivals and entry.get("published") and entry.get("pushed"):
+            del mine[exp_id]  # settled: the team has it, its branch is on the remote
+            forget = True
         if ours is None or not rivals:
             continue
         winner = found[exp_id][0]
@@ -220,7 +223,7 @@ def settle(git: Git, remote: str | None, say: Callable[[str], None]) -> bool:
         ledger.append(git, retract)
         events = ledger_index.read_with(git, lambda index: index.events(None, ("decision", "status")))
         notes_commit = git.ref(ledger.NOTES_REF)
-    if undone:
+    if undone or forget:
         _save_own(git, mine)
     team.refresh(git, events, notes_commit)
     return undone
