@@ -285,3 +285,21 @@ def test_auto_from_a_shallow_detached_ci_checkout(tmp_path: Path, request: pytes
     git(ci2, "checkout", "-q", "--detach")
     again = run_cli(ci2, "--auto").stdout
     assert "promoted in commit" not in again and len(decision_events(team.remote)) == 1
+
+
+def _decision(exp: str, ts: str, id_: str, action: str = "promote") -> ledger.Event:
+    return {**ledger.make_event("decision", exp, action=action, reasons=[]), "ts": ts, "id": id_}
+
+
+def test_the_rule_every_clone_applies() -> None:
+    """Pure: the earliest decision not withdrawn by its own clone; hold and continue end nothing."""
+    early, late = _decision("e", "2026-12-04T10:00:00Z", "b"), _decision("e", "2026-12-04T11:00:00Z", "a", "rollback")
+    hold = _decision("f", "2026-12-04T09:00:00Z", "c", "hold")
+    assert decisions.final([late, early, hold]) == decisions.final([hold, early, late])
+    assert decisions.final([late, early, hold])["e"].id == "b" and "f" not in decisions.final([hold])
+    tie = _decision("e", "2026-12-04T10:00:00Z", "0")
+    assert decisions.final([early, tie])["e"].id == "0"  # same time: the smaller id
+    withdrawn = {**ledger.make_event("status", "e", **decisions.retraction(decisions.final([early])["e"], None))}
+    won = decisions.final([late, early, withdrawn])["e"]
+    assert (won.id, won.action, won.status, won.promoted) == ("a", "rollback", "rolled_back", False)
+    assert decisions.final([early, withdrawn]) == {}

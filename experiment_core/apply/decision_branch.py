@@ -323,11 +323,11 @@ def summary(git: Git, decision: team.Decision, registry_holds_it: bool) -> str:
 
 
 def sync_team(git: Git, remote: str, settings: Settings, say: Callable[[str], None], *,
-              push: bool = True) -> tuple[SyncResult, bool]:  # fmt: skip
+              push: bool = True, announce: bool = True) -> tuple[SyncResult, bool]:  # fmt: skip
     """Sync the ledger with ``remote`` so that a decision is the team's: learn first when a decision of ours has
     not travelled yet (it is withdrawn if the team already has another), publish, settle, push the decision
-    branches that wait. Returns the sync's result and whether the decisions this clone follows changed (then the
-    work tree must follow)."""
+    branches that wait; ``announce``: say the sync's summary first. Returns the sync's result and whether the
+    decisions this clone follows changed (then the work tree must follow)."""
     from experiment_core.store import sync
 
     before = team.known(git)
@@ -336,6 +336,8 @@ def sync_team(git: Git, remote: str, settings: Settings, say: Callable[[str], No
         sync.sync(git, remote, push=False)
         settle(git, remote, say)
     result = sync.sync(git, remote, push=push)
+    if announce:
+        say(result.summary())
     if push:
         mark_published(git)
     if mine or result.merge != "none" or not (git.common_dir / STATE_DIR / team.DECISIONS_FILE).exists():

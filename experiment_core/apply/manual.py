@@ -64,7 +64,6 @@ def _publish(git: Git) -> None:
         return
 
     def run() -> None:
-        result, _ = decision_branch.sync_team(git, remote, settings, click.echo)
-        click.echo(result.summary())
+        decision_branch.sync_team(git, remote, settings, click.echo)
 
     decision_branch.safe(run, click.echo, "ledger not synced")

@@ -29,7 +29,7 @@ def auto(dry_run: bool = False) -> None:
     for line in engine.describe(result, dry_run):
         click.echo(line)
     if remote is not None and result.applied:
-        team_sync(git, remote, click.echo)
+        team_sync(git, remote, click.echo, announce=False)
     if changed:
         from experiment_core.hookpaths.post_checkout import follow
 

@@ -49,8 +49,7 @@ def sync(remote: str | None, no_push: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"schema": 1, **result.__dict__, "ledger": health, "messages": said}, sort_keys=True))
         return
-    click.echo(result.summary() + ".")
-    for line in said:
+    for line in said:  # the sync's summary first, then what the team's decisions changed here
         click.echo(line)
     note = f"Ledger: {health['events']} events"
     if health["skipped_lines"]:

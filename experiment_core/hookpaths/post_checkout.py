@@ -66,10 +66,10 @@ def tell(sdir: Path, result: Result, registry_status: dict[str, str], team: dict
         hookenv.warn(conflict_line(exp_id, target))
     for exp_id in result.ended:
         status = registry_status.get(exp_id, "gone from the registry")
-        if team and exp_id in team:
+        if team and exp_id in team:  # said once per worktree: the variant stays until the decision is merged
             arm = "its treatment" if status == "promoted" else "the control"
-            hookenv.warn(f"{exp_id} is {status.replace('_', ' ')} for the team ({team[exp_id]}): this worktree now "
-                         f"runs {arm}, no more trials")  # fmt: skip
+            hookenv.warn_once(str(sdir), f"team:{exp_id}:{status}", f"{exp_id} is {status.replace('_', ' ')} for the "
+                              f"team ({team[exp_id]}): this worktree now runs {arm}, no more trials")  # fmt: skip
         elif status == "promoted":
             hookenv.warn(f"{exp_id} is promoted: its treatment is what this branch commits now")
         else:

@@ -85,7 +85,7 @@ def run(git: Git, remote_name: str, remote_url: str, refs: Sequence[PushedRef]) 
                 _say(line)
         applied = result.applied
         if remote is not None and applied:
-            team_sync(git, remote, _say)  # the decision becomes the team's; its branch is pushed
+            team_sync(git, remote, _say, announce=False)  # the decision becomes the team's; its branch is pushed
     if changed:
         from experiment_core.hookpaths.post_checkout import follow
 
@@ -109,7 +109,7 @@ def _remote(git: Git, remote: str, sync_on_push: bool) -> str | None:
     return remote
 
 
-def team_sync(git: Git, remote: str, say: Callable[[str], None]) -> bool:
+def team_sync(git: Git, remote: str, say: Callable[[str], None], announce: bool = True) -> bool:
     """The ledger synced and the team's decisions settled (:func:`decision_branch.sync_team`); never raises: a
     ledger that could not be synced must not block the user's push. True when the decisions followed changed."""
     from experiment_core.apply import decision_branch
@@ -118,9 +118,7 @@ def team_sync(git: Git, remote: str, say: Callable[[str], None]) -> bool:
 
     try:
         settings = load_registry(git.root, state_dir(git)).settings
-        result, changed = decision_branch.sync_team(git, remote, settings, say)
-        say(result.summary())
-        return changed
+        return decision_branch.sync_team(git, remote, settings, say, announce=announce)[1]
     except UserError as exc:
         say(f"ledger not synced: {exc.line()}")
     except GitError as exc:
