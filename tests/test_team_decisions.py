@@ -65,7 +65,8 @@ def trials_csv(path: Path) -> Path:
     return path
 
 
-def build(tmp_path: Path, mode: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Team:
+def build(tmp_path: Path, mode: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+          settings: str = "") -> Team:  # fmt: skip
     """Clone 0 creates the experiment on main; each clone works on feature-<i> (clone 0's unit on the treatment,
     the others' on the control; clone 2's branch tracks main); every clone records trials and syncs them."""
     if mode == "pre-commit":
@@ -86,6 +87,8 @@ def build(tmp_path: Path, mode: str, request: pytest.FixtureRequest, monkeypatch
     exp = json.loads(run_cli(c0, "create", "--name", "mode", "--file", "cfg.txt", "--command", "true",
                              "--sample-size", "4", "--json").stdout)["id"]  # fmt: skip
     (c0 / ".experiments" / exp / "cfg.txt").write_text(TREATMENT)
+    if settings:
+        (c0 / "experiments.yaml").write_text(f"settings:\n{settings}" + (c0 / "experiments.yaml").read_text())
     if mode == "pre-commit":
         hook_repo, rev, _ = request.getfixturevalue("pre_commit_hooks")
         (c0 / ".pre-commit-config.yaml").write_text(pre_commit_config(hook_repo, rev))
@@ -262,6 +265,17 @@ def test_two_clones_deciding_before_either_syncs_converge(tmp_path: Path, reques
 def test_auto_from_a_shallow_detached_ci_checkout(tmp_path: Path, request: pytest.FixtureRequest,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     team = build(tmp_path, "install", request, monkeypatch)
+    c0 = team.clones[0]  # the team asks for merge requests from decision branches (GitLab's push option)
+    team.git(c0, "checkout", "-q", "main")
+    text = (c0 / "experiments.yaml").read_text()
+    (c0 / "experiments.yaml").write_text("settings:\n  push_options: [merge_request.create]\n" + text)
+    team.git(c0, "commit", "-qam", "settings")
+    team.git(c0, "push", "-q", "--no-verify", "origin", "main")
+    git(team.remote, "config", "receive.advertisePushOptions", "true")
+    received = tmp_path / "push-options.txt"
+    hook = team.remote / "hooks" / "pre-receive"
+    hook.write_text(f'#!/bin/sh\ncat >/dev/null\necho "$GIT_PUSH_OPTION_COUNT $GIT_PUSH_OPTION_0" >> {received}\n')
+    hook.chmod(0o755)
     ci = tmp_path / "ci"
     main = git(team.remote, "rev-parse", "main").strip()
     git(tmp_path, "clone", "-q", "--depth", "1", "--branch", "main", f"file://{team.remote}", str(ci))
@@ -275,6 +289,7 @@ def test_auto_from_a_shallow_detached_ci_checkout(tmp_path: Path, request: pytes
     assert git(team.remote, "show", f"{decided}:cfg.txt") == TREATMENT
     assert git(ci, "rev-parse", "HEAD").strip() == main  # the checkout itself is untouched
     assert len(decision_events(team.remote)) == 1
+    assert "1 merge_request.create" in received.read_text().splitlines()  # the decision branch's push, with -o
 
     c1 = team.clones[1]
     pulled = team.git(c1, "push", "-u", "origin", "feature-1")  # a developer follows at their next push
@@ -303,3 +318,26 @@ def test_the_rule_every_clone_applies() -> None:
     won = decisions.final([late, early, withdrawn])["e"]
     assert (won.id, won.action, won.status, won.promoted) == ("a", "rollback", "rolled_back", False)
     assert decisions.final([early, withdrawn]) == {}
+
+
+def test_a_withdrawn_current_branch_decision_is_taken_back(tmp_path: Path, request: pytest.FixtureRequest,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """decision_commits: current — the clone whose decision lost takes its commit off the tip of its branch (kept
+    under a ref), gets the registry back and follows the team's decision; git status clean."""
+    team = build(tmp_path, "install", request, monkeypatch, settings="  decision_commits: current\n")
+    c0, c1, _ = team.clones
+    heads = [git(c, "rev-parse", "HEAD").strip() for c in (c0, c1)]
+    for clone in (c0, c1):
+        git(clone, "remote", "set-url", "origin", str(tmp_path / "unreachable.git"))
+        assert f"promote {team.exp}: promoted in commit" in run_cli(clone, "--auto").stdout
+        git(clone, "remote", "set-url", "origin", str(team.remote))
+    mine = git(c0, "rev-parse", "HEAD").strip()
+    assert git(c0, "rev-parse", "HEAD~1").strip() == heads[0]
+    run_cli(c1, "sync")
+    out = run_cli(c0, "sync").stdout
+    assert "the team decided first" in out, out
+    assert git(c0, "rev-parse", "HEAD").strip() == heads[0]  # the branch is back where its owner left it
+    assert git(c0, "for-each-ref", "--format=%(objectname)", "refs/experiment-hook/superseded").split() == [mine]
+    assert "status: running" in (c0 / "experiments.yaml").read_text()
+    follows(team, c0, TREATMENT)
+    assert decisions.known(Git(c0))[team.exp].id == decisions.known(Git(c1))[team.exp].id

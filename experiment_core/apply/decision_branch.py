@@ -250,16 +250,21 @@ def _undo(git: Git, remote: str | None, exp_id: str, entry: Mapping[str, Any]) -
 def _take_back(git: Git, ref: str, commit: str, old_head: str) -> None:
     """A ``current`` decision commit still at the tip of its branch: the branch goes back one commit, and the
     index entries and the registry it changed get their previous content (the work tree then follows)."""
+    from experiment_core.fsutil import atomic_write
+
     paths = git.out("diff-tree", "--no-commit-id", "--name-only", "-r", old_head, commit).splitlines()
     git.update_ref(ref, old_head, commit, message="experiment-hook: withdraw a superseded decision")
     for path in paths:
-        found = _blob_at(git, old_head, path)
-        if found is not None:
-            git.run("update-index", "--add", "--cacheinfo", f"{found[0]},{found[1]},{path}")
-            if path == REGISTRY_NAME:
-                from experiment_core.fsutil import atomic_write
-
-                atomic_write(git.root / path, git.cat_blob(found[1]))
+        found, written = _blob_at(git, old_head, path), _blob_at(git, commit, path)
+        if found is None:
+            continue
+        git.run("update-index", "--add", "--cacheinfo", f"{found[0]},{found[1]},{path}")
+        try:
+            data = (git.root / path).read_bytes()
+        except OSError:
+            continue
+        if written is not None and git.hash_object(data, write=False) == written[1]:  # ours: never a user's edit
+            atomic_write(git.root / path, git.cat_blob(found[1]))
 
 
 # ---- pushing the branch once the decision is the team's -------------------------------------------------------
