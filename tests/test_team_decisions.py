@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -341,3 +342,17 @@ def test_a_withdrawn_current_branch_decision_is_taken_back(tmp_path: Path, reque
     assert "status: running" in (c0 / "experiments.yaml").read_text()
     follows(team, c0, TREATMENT)
     assert decisions.known(Git(c0))[team.exp].id == decisions.known(Git(c1))[team.exp].id
+
+
+def test_an_alert_is_announced_once_and_listed_while_it_holds(repo: Path, create_exp: Callable[..., str]) -> None:
+    exp = create_exp()
+    csv = repo.parent / "outlier.csv"
+    values = [1.0 + 0.01 * (k % 5) for k in range(12)]
+    csv.write_text("arm,value\n" + "".join(f"control,{v}\ntreatment,{v}\n" for v in values) + "control,50\n")
+    run_cli(repo, "record", exp, "--from-csv", str(csv))
+    first = run_cli(repo, "--auto").stdout
+    assert f"alert {exp} [outliers]" in first, first
+    again = run_cli(repo, "--auto").stdout
+    assert "alert" not in again, again  # said once, when it first appeared
+    listed = json.loads(run_cli(repo, "status", "--json").stdout)["experiments"][0]
+    assert any("outlier" in a for a in listed["analysis"]["decision"]["alerts"])  # status: while it holds
