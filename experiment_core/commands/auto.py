@@ -31,6 +31,6 @@ def auto(dry_run: bool = False) -> None:
     if remote is not None and result.applied:
         team_sync(git, remote, click.echo, announce=False)
     if changed:
-        from experiment_core.hookpaths.post_checkout import follow
+        from experiment_core.hookpaths.pre_push import follow_now
 
-        follow(git, new_units=False, head=None)
+        follow_now(git)

@@ -36,9 +36,9 @@ def sync(remote: str | None, no_push: bool, as_json: bool) -> None:
     said: list[str] = []
     result, changed = decision_branch.sync_team(git, remote, registry.settings, said.append, push=not no_push)
     if changed:  # the team decided: this work tree follows at once
-        from experiment_core.hookpaths.post_checkout import follow
+        from experiment_core.hookpaths.pre_push import follow_now
 
-        follow(git, new_units=False, head=None)
+        follow_now(git)
     known = [e.id for e in registry.experiments]
 
     def read(index: ledger_index.LedgerIndex) -> dict[str, int]:  # brings the index forward for the next reads

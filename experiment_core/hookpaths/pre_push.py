@@ -87,9 +87,7 @@ def run(git: Git, remote_name: str, remote_url: str, refs: Sequence[PushedRef]) 
         if remote is not None and applied:
             team_sync(git, remote, _say, announce=False)  # the decision becomes the team's; its branch is pushed
     if changed:
-        from experiment_core.hookpaths.post_checkout import follow
-
-        follow(git, new_units=False, head=None)
+        follow_now(git)
     committed = [o for o in applied if o.commit and not o.branch]
     if committed and settings.block_push_on_decision:
         hookenv.warn("push stopped (block_push_on_decision): run `git push` again to publish the decision commit")
@@ -97,6 +95,16 @@ def run(git: Git, remote_name: str, remote_url: str, refs: Sequence[PushedRef]) 
     if committed:
         hookenv.warn("the decision commit is not part of this push: run `git push` again to publish it")
     return 0
+
+
+def follow_now(git: Git) -> None:
+    """The work tree follows the team's decisions now (no new unit), unless a rebase, merge or the like is under
+    way or paths are unmerged: then the hook that ends it does."""
+    if git.in_progress_operation() is not None or git.out("ls-files", "-u"):
+        return
+    from experiment_core.hookpaths.post_checkout import follow
+
+    follow(git, new_units=False, head=None)
 
 
 def _remote(git: Git, remote: str, sync_on_push: bool) -> str | None:
