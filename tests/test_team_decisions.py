@@ -336,7 +336,7 @@ def test_a_withdrawn_current_branch_decision_is_taken_back(tmp_path: Path, reque
     assert git(c0, "rev-parse", "HEAD~1").strip() == heads[0]
     run_cli(c1, "sync")
     out = run_cli(c0, "sync").stdout
-    assert "the team decided first" in out, out
+    assert "the team decided first" in out and f"feature-0 is back at {heads[0][:10]}" in out, out
     assert git(c0, "rev-parse", "HEAD").strip() == heads[0]  # the branch is back where its owner left it
     assert git(c0, "for-each-ref", "--format=%(objectname)", "refs/experiment-hook/superseded").split() == [mine]
     assert "status: running" in (c0 / "experiments.yaml").read_text()

@@ -214,11 +214,13 @@ def settle(git: Git, remote: str | None, say: Callable[[str], None]) -> bool:
             winner = rivals[0]
         elif winner.id == ours.id:
             continue
-        _undo(git, remote, exp_id, entry)
+        took_back = _undo(git, remote, exp_id, entry)
         del mine[exp_id]
         undone = True
         say(f"{exp_id}: the team decided first ({winner.action}, clone {winner.by or '?'}); this clone's "
-            f"{ours.action} is withdrawn, its commit kept as {SUPERSEDED_REFS}/{exp_id}/{ours.id[:12]}")
+            f"{ours.action} is withdrawn, its commit kept as {SUPERSEDED_REFS}/{exp_id}/{ours.id[:12]}"
+            + (f"; {str(entry['ref']).removeprefix('refs/heads/')} is back at {str(entry['old_head'])[:10]}"
+               if took_back else ""))  # fmt: skip
     if retract:
         ledger.append(git, retract)
         events = ledger_index.read_with(git, lambda index: index.events(None, ("decision", "status")))
@@ -229,11 +231,12 @@ def settle(git: Git, remote: str | None, say: Callable[[str], None]) -> bool:
     return undone
 
 
-def _undo(git: Git, remote: str | None, exp_id: str, entry: Mapping[str, Any]) -> None:
-    """Take back a lost decision's local effects, keeping its commit under a ref of its own."""
+def _undo(git: Git, remote: str | None, exp_id: str, entry: Mapping[str, Any]) -> bool:
+    """Take back a lost decision's local effects, keeping its commit under a ref of its own. True when a
+    ``current`` commit was taken off the tip of its branch."""
     commit = entry.get("commit")
     if not commit:
-        return
+        return False
     git.update_ref(f"{SUPERSEDED_REFS}/{exp_id}/{entry['id'][:12]}", commit,
                    message="experiment-hook: superseded decision")  # fmt: skip
     branch = entry.get("branch")
@@ -245,6 +248,8 @@ def _undo(git: Git, remote: str | None, exp_id: str, entry: Mapping[str, Any]) -
     ref, old_head = entry.get("ref"), entry.get("old_head")
     if entry.get("mode") == "current" and ref and old_head and git.ref(ref) == commit:
         _take_back(git, ref, commit, old_head)
+        return True
+    return False
 
 
 def _take_back(git: Git, ref: str, commit: str, old_head: str) -> None:
