@@ -288,8 +288,7 @@ def push_waiting(git: Git, remote: str, settings: Settings, say: Callable[[str],
         if ok:
             mine[exp_id] = {**entry, "pushed": True}
             changed = True
-            say(f"decision branch {branch} pushed to {remote}: open a pull request to merge it (your own push is "
-                "not changed)")
+            say(f"decision branch {branch} pushed to {remote}: open a pull request to merge it")
         else:
             say(f"decision branch {branch} waits in this clone ({why}): the next sync or push sends it")
     if changed:

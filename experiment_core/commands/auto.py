@@ -16,7 +16,7 @@ from experiment_core.gitio import Git
 def auto(dry_run: bool = False) -> None:
     """Sync the ledger, evaluate every running experiment, promote, roll back or expire as its settings allow,
     and push the decision branch (settings.decision_commits)."""
-    from experiment_core.hookpaths.pre_push import team_sync
+    from experiment_core.hookpaths.pre_push import WAITS, team_sync
     from experiment_core.state import state_dir
     from experiment_core.store import sync
     from experiment_core.store.spec import load_registry
@@ -29,7 +29,7 @@ def auto(dry_run: bool = False) -> None:
     for line in engine.describe(result, dry_run):
         click.echo(line)
     if remote is not None and result.applied:
-        team_sync(git, remote, click.echo, announce=False)
+        team_sync(git, remote, click.echo, announce=False, failed=WAITS)
     if changed:
         from experiment_core.hookpaths.pre_push import follow_now
 

@@ -85,7 +85,7 @@ def run(git: Git, remote_name: str, remote_url: str, refs: Sequence[PushedRef]) 
                 _say(line)
         applied = result.applied
         if remote is not None and applied:
-            team_sync(git, remote, _say, announce=False)  # the decision becomes the team's; its branch is pushed
+            team_sync(git, remote, _say, announce=False, failed=WAITS)  # the team's now; its branch pushed
     if changed:
         follow_now(git)
     committed = [o for o in applied if o.commit and not o.branch]
@@ -95,6 +95,9 @@ def run(git: Git, remote_name: str, remote_url: str, refs: Sequence[PushedRef]) 
     if committed:
         hookenv.warn("the decision commit is not part of this push: run `git push` again to publish it")
     return 0
+
+
+WAITS = "decision kept in this clone, not published yet"
 
 
 def follow_now(git: Git) -> None:
@@ -117,7 +120,8 @@ def _remote(git: Git, remote: str, sync_on_push: bool) -> str | None:
     return remote
 
 
-def team_sync(git: Git, remote: str, say: Callable[[str], None], announce: bool = True) -> bool:
+def team_sync(git: Git, remote: str, say: Callable[[str], None], announce: bool = True,
+              failed: str = "ledger not synced") -> bool:  # fmt: skip
     """The ledger synced and the team's decisions settled (:func:`decision_branch.sync_team`); never raises: a
     ledger that could not be synced must not block the user's push. True when the decisions followed changed."""
     from experiment_core.apply import decision_branch
@@ -128,11 +132,11 @@ def team_sync(git: Git, remote: str, say: Callable[[str], None], announce: bool 
         settings = load_registry(git.root, state_dir(git)).settings
         return decision_branch.sync_team(git, remote, settings, say, announce=announce)[1]
     except UserError as exc:
-        say(f"ledger not synced: {exc.line()}")
+        say(f"{failed}: {exc.line()}")
     except GitError as exc:
         lines = exc.stderr.strip().splitlines() or [str(exc)]
         detail = next((line for line in lines if line.startswith("fatal:")), lines[-1]).removeprefix("fatal: ")
-        say(f"ledger not synced ({detail}) — run `experiment-hook sync` later")
+        say(f"{failed} ({detail}) — run `experiment-hook sync` later")
     return False
 
 
