@@ -176,7 +176,7 @@ def test_one_decision_for_the_team_on_a_branch_off_main(tmp_path: Path, mode: st
 
     team.git(c1, "checkout", "-q", "-b", "feature-1b", seed=SEED_CONTROL)  # no unit of a decided experiment
     follows(team, c1, TREATMENT)
-    assert run_cli(c1, "record", team.exp, "--arm", "control", "--value", "1", check=False).returncode in (0, 2)
+    assert json.loads(run_cli(c1, "status", "--json").stdout)["experiments"][0]["this_worktree"] is None
     team.git(c1, "checkout", "-q", "feature-1")
 
     other = tmp_path / "other"  # a teammate's unrelated pull request reaches main; clone 2 pulls it
@@ -205,14 +205,12 @@ def test_one_decision_for_the_team_on_a_branch_off_main(tmp_path: Path, mode: st
     follows(team, c0, TREATMENT)
     team.git(c0, "checkout", "-q", "feature-0")
     for i, clone in enumerate(team.clones):
-        before = (clone / "cfg.txt").stat().st_mtime_ns
         merged = team.git(clone, "pull", "--no-rebase", "--no-edit", "origin", "main")
         assert "CONFLICT" not in merged.stdout + merged.stderr
         follows(team, clone, TREATMENT)
         assert "status: promoted" in (clone / "experiments.yaml").read_text()
         assert git(clone, "show", "HEAD:cfg.txt") == TREATMENT
         assert not (clone / ".git" / "experiment-hook" / "filter" / "deployed").read_text().strip(), i
-        del before
         status = run_cli(clone, "status").stdout
         assert "merged into this branch" in status
     assert len(decision_events(team.remote)) == 1 and decision_branches(team.remote) == [f"refs/heads/{team.branch}"]
