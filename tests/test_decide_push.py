@@ -32,6 +32,9 @@ def setup_experiment(tmp_path: Path, control: str, treatment: str, sample_size: 
     exp = json.loads(run_cli(repo, "create", "--name", "speed", "--file", "build.sh", "--command", "sh build.sh",
                              "--sample-size", str(sample_size), "--json").stdout)["id"]  # fmt: skip
     (repo / ".experiments" / exp / "build.sh").write_text(treatment)
+    # trunk-based work (everyone pushes main): the decision commit on the current branch, as before 0.2
+    text = (repo / "experiments.yaml").read_text()
+    (repo / "experiments.yaml").write_text("settings:\n  decision_commits: current\n" + text)
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "experiment")
     git(repo, "push", "-q", "origin", "main")
@@ -149,7 +152,8 @@ def test_push_leaves_an_aa_experiment_running_and_expires_it_after_14_days(tmp_p
 def test_block_push_on_decision(tmp_path: Path, block: bool) -> None:
     remote, repo, exp = setup_experiment(tmp_path, SLOW, FAST)
     text = (repo / "experiments.yaml").read_text()
-    (repo / "experiments.yaml").write_text(f"settings:\n  block_push_on_decision: {str(block).lower()}\n" + text)
+    (repo / "experiments.yaml").write_text(text.replace("settings:\n", f"settings:\n  block_push_on_decision: "
+                                                        f"{str(block).lower()}\n", 1))  # fmt: skip
     git(repo, "commit", "-qam", "settings")
     proc = push_until_decided(repo, exp, "promoted")
     assert f"promote {exp}" in proc.stderr

@@ -82,6 +82,8 @@ def build_team(request: pytest.FixtureRequest, tmp_path: Path, mode: str) -> Tea
     out = run_cli(a, "create", "--name", "mode", "--file", "cfg.txt", "--command", "true", "--json").stdout
     exp = str(json.loads(out)["id"])
     (a / ".experiments" / exp / "cfg.txt").write_text(TREATMENT)
+    text = (a / "experiments.yaml").read_text()  # everyone works on main: decisions committed there (trunk-based)
+    (a / "experiments.yaml").write_text("settings:\n  decision_commits: current\n" + text)
     install(a, mode, request)
     team = Team(remote, a, b, exp, mode)
     git(a, "add", "-A")

@@ -159,7 +159,9 @@ def test_push_rolls_back_a_winner_that_harms_a_guardrail(tmp_path: Path) -> None
     proc = push(repo)
     assert proc.returncode == 0, proc.stderr
     assert f"rollback {exp}: rolled_back" in proc.stderr and "guardrail runtime is 50 % worse" in proc.stderr
-    assert git(repo, "log", "-1", "--format=%s").strip() == f"experiment: Rollback {exp}"
-    assert "status: rolled_back" in (repo / "experiments.yaml").read_text()
-    assert push(repo).returncode == 0
-    assert git(remote, "log", "-1", "--format=%s", "main").strip() == f"experiment: Rollback {exp}"
+    assert git(repo, "log", "-1", "--format=%s").strip() == "more work"  # the pushed branch is not touched
+    branch = f"experiment-hook/rollback-{exp}"  # the decision commit: a branch off main, pushed by the hook
+    assert git(remote, "log", "-1", "--format=%s", branch).strip() == f"experiment: Rollback {exp}"
+    assert "status: rolled_back" in git(remote, "show", f"{branch}:experiments.yaml")
+    assert json.loads(run_cli(repo, "status", "--json").stdout)["experiments"][0]["status"] == "rolled_back"
+    assert git(repo, "status", "--porcelain") == ""

@@ -94,6 +94,9 @@ BAD_REGISTRIES = [
     ("negative guardrail limit", _entry(secondary=[{"name": "r", "guardrail": True, "max_regression": -5}]),
      "max_regression"),
     ("bad block_by", _entry(block_by="desk"), "block_by"),
+    ("bad decision_commits", "settings:\n  decision_commits: feature\nexperiments: []\n", "decision_commits"),
+    ("bad push_options", "settings:\n  push_options: {a: 1}\nexperiments: []\n", "push_options"),
+    ("bad base_branch", "settings:\n  base_branch: ../main\nexperiments: []\n", "base_branch"),
 ]
 
 
@@ -149,3 +152,11 @@ def test_non_numeric_value_refused(repo: Path, create_exp: Callable[..., str]) -
 def test_user_error_line_format() -> None:
     err = UserError("experiments.yaml: experiments[0].x", "unknown key", "remove it")
     assert err.line() == "experiments.yaml: experiments[0].x: unknown key — remove it"
+
+
+def test_decision_settings(repo: Path) -> None:
+    default = parse_registry(repo, {"experiments": []}).settings
+    assert (default.decision_commits, default.base_branch, default.push_options) == ("branch", None, ())
+    got = parse_registry(repo, {"settings": {"decision_commits": "current", "base_branch": "trunk",
+                                             "push_options": "merge_request.create"}}).settings  # fmt: skip
+    assert (got.decision_commits, got.base_branch, got.push_options) == ("current", "trunk", ("merge_request.create",))

@@ -37,6 +37,7 @@ class EngineResult:
     verdicts: list[Verdict] = field(default_factory=list)
     applied: list[lifecycle.Outcome] = field(default_factory=list)
     alerts: list[tuple[str, str, str]] = field(default_factory=list)  # (exp, kind, message)
+    announced: list[tuple[str, str, str]] = field(default_factory=list)  # the alerts that appeared now: said once
     refused: list[tuple[str, str]] = field(default_factory=list)  # (exp, why)
     skipped_evaluation: bool = False
 
@@ -90,7 +91,7 @@ def evaluate(
         done = lifecycle.recover(git)
         if done:
             say(f"experiment-hook: finished an interrupted {done.action} of {done.exp_id}")
-    registry = load_registry(git.root, state_dir(git))
+    registry = team_registry(git)
     if only is None and nothing_due(git, registry, git.ref(ledger.NOTES_REF), now):
         result.skipped_evaluation = True  # decided from the notes ref alone: the index is not even opened
         return result
@@ -120,9 +121,17 @@ def evaluate(
     if new_alerts and not dry_run:
         ledger.append(git, new_alerts)
     if not due and not dry_run and only is None and not new_alerts:
-        registry = load_registry(git.root, state_dir(git))
+        registry = team_registry(git)
         write_json(state_dir(git) / CACHE, {"key": _cache_key(git, registry, notes_commit, now)})
     return result
+
+
+def team_registry(git: Git) -> Registry:
+    """This branch's registry with the team's decisions over it: an experiment the ledger says is decided is
+    never decided again, whatever this branch's experiments.yaml still says."""
+    from experiment_core.store import decisions
+
+    return decisions.overlay(load_registry(git.root, state_dir(git)), decisions.known(git))
 
 
 def _note_alerts(exp_id: str, messages: list[str], seen: set[tuple[str, str]], result: EngineResult,
@@ -134,6 +143,7 @@ def _note_alerts(exp_id: str, messages: list[str], seen: set[tuple[str, str]], r
         result.alerts.append((exp_id, kind, message))
         if (exp_id, kind) not in seen:
             seen.add((exp_id, kind))
+            result.announced.append((exp_id, kind, message))
             new.append(ledger.make_event("alert", exp_id, kind=kind, message=message))
     return new
 
@@ -169,8 +179,7 @@ def describe(result: EngineResult, dry_run: bool) -> list[str]:
         icon = ICON.get(v.action, "")
         if v.exp_id in applied:
             o = applied[v.exp_id]
-            where = f"commit {o.commit[:10]}" if o.commit else "the work tree (detached HEAD: not committed)"
-            lines.append(f"{icon} {o.action} {v.exp_id}: {o.status} in {where} — {why}")
+            lines.append(f"{icon} {o.action} {v.exp_id}: {o.status} in {_where(o)} — {why}")
         elif v.exp_id in refused:
             lines.append(f"⚠️  {v.action} {v.exp_id} not applied: {refused[v.exp_id]}")
         elif v.action in lifecycle.FINAL_STATUS:
@@ -178,5 +187,12 @@ def describe(result: EngineResult, dry_run: bool) -> list[str]:
             lines.append(f"{icon} {v.exp_id}: {verb} {v.action} — {why}")
         else:
             lines.append(f"{icon} {v.exp_id}: {v.action} — {'; '.join(v.reasons) or 'no data yet'}")
-    lines += [f"⚠️  alert {exp_id} [{kind}]: {message}" for exp_id, kind, message in result.alerts]
+    shown = result.alerts if dry_run else result.announced  # an alert is announced once; `status` lists it
+    lines += [f"⚠️  alert {exp_id} [{kind}]: {message}" for exp_id, kind, message in shown]
     return lines
+
+
+def _where(o: lifecycle.Outcome) -> str:
+    if o.branch and o.commit:
+        return f"commit {o.commit[:10]} on branch {o.branch} (off the default branch; this branch is not touched)"
+    return f"commit {o.commit[:10]}" if o.commit else "the work tree (detached HEAD: not committed)"

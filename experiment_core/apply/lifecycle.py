@@ -27,13 +27,14 @@ from experiment_core.errors import UserError
 from experiment_core.fsutil import atomic_write
 from experiment_core.gitio import Git, GitError
 from experiment_core.state import APPLY_JOURNAL, read_json, state_dir, write_json
+from experiment_core.store import decisions as team
 from experiment_core.store import ledger
-from experiment_core.store.spec import REGISTRY_NAME, Experiment, edit_registry_text, status_change
+from experiment_core.store.spec import REGISTRY_NAME, Experiment, edit_registry_text, load_registry, status_change
 
 JOURNAL = APPLY_JOURNAL
 CRASH_ENV = "EXPERIMENT_HOOK_CRASH_AT"  # fault injection for the crash tests: SIGKILL at the Nth checkpoint
 
-FINAL_STATUS = {"promote": "promoted", "rollback": "rolled_back", "expire": "expired"}
+FINAL_STATUS = team.FINAL_STATUS
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Outcome:
     commit: str | None  # None: detached HEAD, applied to the work tree only
     paths: tuple[str, ...]
     message: str
+    branch: str | None = None  # the decision branch the commit is on (decision_commits: branch)
 
 
 # ---- fault injection ------------------------------------------------------------------------------------
@@ -151,7 +153,16 @@ def plan(
     events: list[ledger.Event],
     promote: bool,
 ) -> dict[str, Any]:
-    """Validate and build every object the apply needs; return the journal. Raises UserError, changing nothing."""
+    """Validate and build every object the apply needs; return the journal. Raises UserError, changing nothing.
+
+    With ``decision_commits: branch`` and a remote, the commit goes on a decision branch off the remote's
+    default branch (:func:`plan_branch`); else on the current branch."""
+    from experiment_core.apply import decision_branch
+
+    settings = load_registry(git.root, state_dir(git)).settings
+    remote = decision_branch.target(git, settings)
+    if remote is not None:
+        return plan_branch(git, exp, action, analysis, reasons, events, promote, remote)
     targets = sorted(exp.files)
     _check_can_apply(git, exp, action, targets)
     files = _target_entries(git, exp, targets, backups_of(events, exp.id), promote)
@@ -168,13 +179,44 @@ def plan(
         _checkpoint()
     event = ledger.make_event(
         "decision", exp.id, action=action, reasons=list(reasons), status=status, promoted=promote,
-        commit=new_commit, **{k: v for k, v in _analysis_numbers(analysis).items() if v is not None},
+        commit=new_commit, by=team.clone_id(git),
+        **{k: v for k, v in _analysis_numbers(analysis).items() if v is not None},
     )  # fmt: skip
     return {
         "exp": exp.id, "action": action, "status": status, "old_head": head, "branch": branch,
         "new_commit": new_commit, "files": files, "registry": {"work_blob": work_blob, "head_blob": head_blob},
         "event": event, "message": message,
     }  # fmt: skip
+
+
+def plan_branch(git: Git, exp: Experiment, action: str, analysis: Mapping[str, Any], reasons: list[str],
+                events: list[ledger.Event], promote: bool, remote: str) -> dict[str, Any]:  # fmt: skip
+    """The journal of a decision whose commit goes on ``experiment-hook/<action>-<exp>`` off the remote's default
+    branch: nothing of this work tree, index or branch goes into it, so the user's work is never in the way."""
+    from experiment_core.apply import decision_branch as db
+
+    if action not in FINAL_STATUS:
+        raise ValueError(action)
+    if not exp.running:
+        raise UserError(exp.id, f"is already {exp.status}", "nothing to do")
+    status = "promoted" if promote else FINAL_STATUS[action]
+    settings = load_registry(git.root, state_dir(git)).settings
+    base_name, base = db.base_commit(git, settings, remote)
+    entries = db.entries_on(git, base, exp, status, promote, backups_of(events, exp.id))
+    _checkpoint()
+    message = commit_message(exp, promote, action, analysis, reasons)
+    name = db.branch_name(action, exp.id)
+    if git.ref(f"refs/heads/{name}") is not None:
+        raise UserError(f"branch {name}", "exists already", f"rename or delete it (git branch -m {name} {name}-old)")
+    new_commit = db.build_commit(git, base, entries, message)
+    event = ledger.make_event(
+        "decision", exp.id, action=action, reasons=list(reasons), status=status, promoted=promote,
+        commit=new_commit, branch=name, base=base_name, by=team.clone_id(git),
+        **{k: v for k, v in _analysis_numbers(analysis).items() if v is not None},
+    )  # fmt: skip
+    return {"mode": "branch", "exp": exp.id, "action": action, "status": status, "new_commit": new_commit,
+            "decision_branch": name, "remote": remote, "files": {t: entries[t] for t in exp.files},
+            "event": event, "message": message}  # fmt: skip
 
 
 def _check_can_apply(git: Git, exp: Experiment, action: str, targets: list[str]) -> None:
@@ -250,14 +292,46 @@ def _journal_path(git: Git) -> Path:
     return state_dir(git) / JOURNAL
 
 
-def roll_forward(git: Git, journal: Mapping[str, Any]) -> Outcome:
-    event = journal["event"]
-    new_commit = journal["new_commit"]
-    _checkpoint()
+def _record(git: Git, journal: Mapping[str, Any]) -> None:
+    """The decision event into the ledger (once), remembered as this clone's until the team has it."""
+    from experiment_core.apply import decision_branch
     from experiment_core.store import ledger_index
 
+    event = journal["event"]
     if not ledger_index.read_with(git, lambda index: index.has_event(event["id"])):
-        ledger.append(git, [event], commit=new_commit or git.head())
+        ledger.append(git, [event], commit=journal["new_commit"] or git.head())
+    branch = journal.get("branch")
+    decision_branch.remember(git, event, mode=journal.get("mode", "current"), old_head=journal.get("old_head"),
+                             ref=branch or None)  # fmt: skip
+
+
+def roll_forward_branch(git: Git, journal: Mapping[str, Any]) -> Outcome:
+    """A decision branch: the event, the branch ref, then the work tree follows the team's decision (the
+    treatment for a promotion, the control otherwise) through the filter: git sees nothing changed."""
+    from experiment_core.apply import decision_branch
+    from experiment_core.clock import format_ts, utc_now
+    from experiment_core.deploy.worktree import follow_team
+
+    _checkpoint()
+    _record(git, journal)
+    _checkpoint()
+    decision_branch.create_branch(git, journal["decision_branch"], journal["new_commit"])
+    _checkpoint()
+    team.refresh(git)
+    follow_team(git, load_registry(git.root, state_dir(git)), rng=None, now=format_ts(utc_now()))
+    _checkpoint()
+    with contextlib.suppress(FileNotFoundError):
+        _journal_path(git).unlink()
+    return Outcome(journal["exp"], journal["action"], journal["status"], journal["new_commit"],
+                   tuple(journal["files"]), journal["message"], journal["decision_branch"])  # fmt: skip
+
+
+def roll_forward(git: Git, journal: Mapping[str, Any]) -> Outcome:
+    if journal.get("mode") == "branch":
+        return roll_forward_branch(git, journal)
+    new_commit = journal["new_commit"]
+    _checkpoint()
+    _record(git, journal)
     _checkpoint()
     if new_commit:
         current = git.head()
@@ -288,6 +362,7 @@ def roll_forward(git: Git, journal: Mapping[str, Any]) -> Outcome:
     atomic_write(git.root / REGISTRY_NAME, git.cat_blob(journal["registry"]["work_blob"]))
     _checkpoint()
     _forget_assignment(git, journal["exp"])
+    team.refresh(git)
     _checkpoint()
     with contextlib.suppress(FileNotFoundError):
         _journal_path(git).unlink()

@@ -46,4 +46,24 @@ def decide_by_hand(exp_id: str, action: str, *, yes: bool, dry_run: bool) -> Non
         click.confirm(f"{action.capitalize()} {exp.id}: {what} {files} and commit?", abort=True)
     outcome = lifecycle.apply(git, exp, action, data, reasons, created)
     where = f"commit {outcome.commit[:10]}" if outcome.commit else "the work tree only (detached HEAD: not committed)"
+    if outcome.branch:
+        where += f" on branch {outcome.branch} (off the default branch; this branch is not touched)"
     click.echo(f"{'✅' if action == 'promote' else '↩️'} {exp.id} {outcome.status}: {where}")
+    if outcome.branch:
+        _publish(git)
+
+
+def _publish(git: Git) -> None:
+    """A decision by hand becomes the team's at once: the ledger synced, the decision branch pushed (or waiting
+    for the next sync or push when the remote cannot be reached)."""
+    from experiment_core.apply import decision_branch
+
+    settings = load_registry(git.root, state_dir(git)).settings
+    remote = decision_branch.target(git, settings)
+    if remote is None:
+        return
+
+    def run() -> None:
+        decision_branch.sync_team(git, remote, settings, click.echo)
+
+    decision_branch.safe(run, click.echo, "ledger not synced")

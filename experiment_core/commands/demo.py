@@ -137,7 +137,7 @@ def _push_until_decided(work: Path, exp_id: str, trials: int, seed: int | None) 
         for line in _git(work, "push", "origin", "main").splitlines():
             if line.startswith("experiment-hook"):
                 click.echo(f"  {line}")
-        if "status: running" not in (work / "experiments.yaml").read_text():
+        if Git(work).out("for-each-ref", "refs/heads/experiment-hook"):  # the decision branch was made
             break
         target += 2  # not decided yet (a noisy machine): more work, then push again
         click.echo("  (no decision yet: two more units per arm, then push again)")
@@ -161,8 +161,14 @@ def _one_task(work: Path, git: Git, exp_id: str, task: int, units: dict[str, int
 
 
 def _show_the_decision(work: Path) -> None:
-    _git(work, "push", "-q", "origin", "main")
-    click.echo("$ git push origin main   # publishes the decision commit")
+    """The decision commit is on a branch of its own off main, pushed by the hook: merge it as a pull request
+    would (here a fast-forward), and push main."""
+    branch = Git(work).out("for-each-ref", "--count=1", "--format=%(refname:short)", "refs/heads/experiment-hook")
+    if branch:
+        click.echo(f"$ git merge --ff-only origin/{branch} && git push origin main   # the pull request, merged")
+        _git(work, "fetch", "-q", "origin")
+        _git(work, "merge", "-q", "--ff-only", f"origin/{branch}")
+        _git(work, "push", "-q", "origin", "main")
     click.echo("")
     click.echo(subprocess.run(["git", "log", "-1", "--format=%h %B", "origin/main"], cwd=work, capture_output=True,
                               text=True).stdout.rstrip())  # fmt: skip

@@ -13,7 +13,7 @@ from experiment_core.gitio import Git
 from experiment_core.reports.report import experiment_status_markdown, progress, summary_markdown, verdict_line
 from experiment_core.state import state_dir
 from experiment_core.store import ledger, ledger_index
-from experiment_core.store.spec import Experiment, load_registry
+from experiment_core.store.spec import Experiment, Registry, load_registry
 
 TrialSpan = tuple[int, "float | None", "float | None"]  # trials, epoch seconds of the first and the last
 
@@ -56,6 +56,30 @@ def experiment_row(exp: Experiment, analysis: dict[str, Any], alerts: list[ledge
     }
 
 
+# Alerts the analysis recomputes on every read (it lists them itself while they hold); a ledger alert of these kinds
+# is the record of when one first appeared, not a current one.
+ANALYSIS_ALERTS = ("srm", "guardrail", "alert_below", "alert_above", "error_rate", "outliers", "regression")
+
+
+def holding(alerts: list[ledger.Event]) -> list[ledger.Event]:
+    """The ledger's alerts that still hold as recorded (a conflict, a dropped trial, a duration): those the
+    analysis derives are listed from the analysis itself, with today's numbers."""
+    return [e for e in alerts if e.get("kind") not in ANALYSIS_ALERTS]
+
+
+def decision_row(git: Git, decision: Any, branch_registry: Registry) -> dict[str, Any] | None:
+    """What the team decided for an experiment, when, by which clone, and where the decision commit is."""
+    if decision is None:
+        return None
+    from experiment_core.apply.decision_branch import summary
+
+    exp = next((e for e in branch_registry.experiments if e.id == decision.exp), None)
+    holds = exp is not None and not exp.running
+    return {"action": decision.action, "status": decision.status, "ts": decision.ts, "by_clone": decision.by,
+            "commit": decision.commit, "branch": decision.branch, "merged_here": holds,
+            "summary": summary(git, decision, holds)}  # fmt: skip
+
+
 def summarize(rows: list[dict[str, Any]], skipped: int) -> dict[str, Any]:
     return {
         "active": sum(r["status"] == "running" for r in rows),
@@ -82,7 +106,11 @@ def summary_line(summary: dict[str, Any]) -> str:
 def status(exp_id: str | None = None, as_json: bool = False, as_markdown: bool = False) -> None:
     """Progress and current results of every experiment (or of EXP)."""
     git = Git.discover()
-    registry = load_registry(git.root, state_dir(git))
+    branch_registry = load_registry(git.root, state_dir(git))
+    from experiment_core.store import decisions
+
+    known = decisions.refresh(git) if branch_registry.experiments else {}
+    registry = decisions.overlay(branch_registry, known)  # the team's decisions over this branch's registry
     experiments = [registry.get(exp_id)] if exp_id else list(registry.experiments)
     rows: list[dict[str, Any]] = []
     skipped = 0
@@ -96,13 +124,14 @@ def status(exp_id: str | None = None, as_json: bool = False, as_markdown: bool =
             for exp in experiments:
                 analysis = analyze_data(exp, index.data(exp.id), now).to_dict()
                 span = index.trial_span(exp.id, exp.metric.name)
-                out.append(experiment_row(exp, analysis, index.events(exp.id, ("alert",)), span))
+                out.append(experiment_row(exp, analysis, holding(index.events(exp.id, ("alert",))), span))
             return out, index.skipped
 
         rows, skipped = ledger_index.read_with(git, read_rows, progress=True)
         for exp, row in zip(experiments, rows, strict=True):
             local = current_assignment(git, exp.id) if exp.running else None
             row["this_worktree"] = local.arm if local else None
+            row["decision"] = decision_row(git, known.get(exp.id), branch_registry)
     summary = summarize(rows, skipped)
     if as_json:
         click.echo(json.dumps({"schema": 1, "experiments": rows, "summary": summary}, indent=2, sort_keys=True))
@@ -112,16 +141,22 @@ def status(exp_id: str | None = None, as_json: bool = False, as_markdown: bool =
         return
     from experiment_core.reports import terminal
 
+    decided = [f"{r['id']}: {r['decision']['summary']}" for r in rows if r.get("decision")]
     if not as_markdown and terminal.is_static():
         for row in rows:  # under pre-commit or in a pipe: one static line per experiment, pre-commit's rhythm
             click.echo(terminal.experiment_line(row))
-        return
-    if not as_markdown:
+    elif not as_markdown:
         from experiment_core.reports.report import warnings
 
         found = {r["id"]: warnings(r["analysis"], r["alerts"]) for r in rows}
         terminal.print_status_table(rows, {k: v for k, v in found.items() if v}, summary_line(summary))
-        return
+    else:
+        _markdown(rows, summary)
+    for line in decided:  # what the team decided, when, by which clone, where the decision commit is
+        click.echo(line)
+
+
+def _markdown(rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     for row in rows:
         click.echo(verdict_line(row["id"], row["analysis"]) if row["status"] == "running"
                    else f"{row['status'].upper()} {row['id']}")  # fmt: skip

@@ -179,6 +179,7 @@ def reconcile(
     head: str | None = None,
     only: Iterable[str] | None = None,
     pause: Iterable[str] = (),
+    promoted: Iterable[Experiment] = (),
 ) -> Result:
     """Bring this worktree's deployed variants in line with the registry.
 
@@ -186,13 +187,16 @@ def reconcile(
     Without it (a pull, merge or rebase; a command): units stay; ended experiments leave the files, a changed
     treatment is deployed anew, and a treatment that no longer merges onto the control pauses its unit.
     ``pause``: experiments to stop here (restore). ``only``: leave other experiments as they are.
+    ``promoted``: experiments the team promoted (the ledger says so) while this branch's registry still says
+    running: their treatment runs here with no unit, until the decision commit reaches the branch.
 
     The steps, in this order (a crash between any two leaves nothing git would commit as the treatment):
     migrate 0.1 and configure the filter; decide the units and the records wanted; leave users' edits alone;
     rewrite the changed targets through git (records, then checkout); pause treatments that did not merge;
     note what the targets hold; save the units and record the new ones in the ledger."""
-    p = _begin(git, registry, now=now, branch=branch, only=only, pause=pause)
+    p = _begin(git, registry, now=now, branch=branch, only=only, pause=pause, promoted=promoted)
     _choose_units(p, rng)
+    _deploy_promoted(p)
     _keep_paused_treatments(p)
     changing = {t for t in set(p.records) | set(p.desired) if p.records.get(t) != p.desired.get(t)}
     edited = _leave_edits_alone(p, changing)
@@ -205,6 +209,20 @@ def reconcile(
     unracy(git, [t for e in p.running.values() for t in e.files if t in p.entries])
     _save_units(p, head)
     return p.result
+
+
+def follow_team(git: Git, registry: Registry, *, rng: random.Random | None, now: str, branch: str = "",
+                head: str | None = None) -> Result:  # fmt: skip
+    """:func:`reconcile` with the team's decisions (the ledger's, :mod:`experiment_core.store.decisions`) over this
+    branch's registry: a decided experiment draws no unit and records no trial here; a promotion this branch
+    does not hold yet deploys the treatment, a rollback or expiry the control."""
+    from experiment_core.store import decisions
+
+    known = decisions.known(git)
+    lagging = decisions.followed(registry, known)
+    view = decisions.overlay(registry, known)
+    promoted = [e for e in view.experiments if e.id in lagging and lagging[e.id].promoted]
+    return reconcile(git, view, rng=rng, now=now, branch=branch, head=head, promoted=promoted)
 
 
 @dataclass
@@ -223,6 +241,7 @@ class _Pass:
     limit: set[str] | None  # None: every experiment
     frozen: set[str]  # 0.1 edits left hidden under pre-commit: their experiments are not touched
     result: Result
+    promoted: dict[str, Experiment] = field(default_factory=dict)  # the team's promotions this branch lacks
     desired: dict[str, Deployed] = field(default_factory=dict)  # the records wanted
     units: dict[str, Assignment] = field(default_factory=dict)  # the units kept
     fresh: dict[str, Assignment] = field(default_factory=dict)  # the units drawn now
@@ -232,7 +251,7 @@ class _Pass:
 
 
 def _begin(git: Git, registry: Registry, *, now: str, branch: str, only: Iterable[str] | None,
-           pause: Iterable[str]) -> _Pass:  # fmt: skip
+           pause: Iterable[str], promoted: Iterable[Experiment]) -> _Pass:  # fmt: skip
     """Read the records and units, move a 0.1 clone over and make sure the filter is configured."""
     result = Result()
     state = filter_state(git)
@@ -241,14 +260,17 @@ def _begin(git: Git, registry: Registry, *, now: str, branch: str, only: Iterabl
     limit = set(only) if only is not None else None
     stop = set(pause)
     running = {e.id: e for e in registry.running() if e.id not in stop}
-    targets = {t for e in running.values() for t in e.files} | set(records)
+    kept = {e.id: e for e in promoted if e.id not in stop and e.id not in running}
+    targets = {t for e in [*running.values(), *kept.values()] for t in e.files} | set(records)
     targets |= {t for a in assignments.values() for t in a.written}
     entries = index_entries(git, targets)
     assignments, frozen = migrate(git, entries, assignments, result)
     running = {k: e for k, e in running.items() if k not in frozen}
-    if running:
-        result.configured = ensure_filter(git, {t for e in running.values() for t in e.files} | set(records))
-    p = _Pass(git, state, now, branch, records, assignments, running, entries, stop, limit, frozen, result)
+    kept = {k: e for k, e in kept.items() if k not in frozen}
+    if running or kept:
+        wanted = {t for e in [*running.values(), *kept.values()] for t in e.files}
+        result.configured = ensure_filter(git, wanted | set(records))
+    p = _Pass(git, state, now, branch, records, assignments, running, entries, stop, limit, frozen, result, kept)
     p.desired = {t: r for t, r in records.items() if not p.mine(r.exp)}
     p.units = {k: v for k, v in assignments.items() if not p.mine(k)}
     return p
@@ -278,6 +300,16 @@ def _choose_units(p: _Pass, rng: random.Random | None) -> None:
                 p.desired.update(got)
 
 
+def _deploy_promoted(p: _Pass) -> None:
+    """A promotion the team decided that this branch does not hold yet: the treatment runs here, with no unit
+    (no trial is recorded), through the filter like any treatment, so git sees the file as unchanged."""
+    for exp in p.promoted.values():
+        if p.mine(exp.id) and usable(p.git, exp, p.entries):
+            got = desired_records(p.git, exp, p.entries)
+            if got is not None:
+                p.desired.update(got)
+
+
 def _keep_paused_treatments(p: _Pass) -> None:
     """A paused unit keeps a treatment that holds a user's edit."""
     for target, record in p.records.items():
@@ -296,8 +328,14 @@ def _leave_edits_alone(p: _Pass, changing: set[str]) -> set[str]:
         old = p.records.get(target)
         exp_id = old.exp if old else (p.desired[target].exp if target in p.desired else "")
         data = read_bytes(p.git.root / target)
-        if exp_id in p.fresh or (exp_id in p.running and exp_id not in p.stop):
+        if exp_id in p.promoted and old is None:  # a user's edit over the control: the promotion waits for it
+            p.desired.pop(target, None)
+            p.result.messages.append(f"{target} holds your edit: left as it is; {exp_id} was promoted, and its "
+                                     "treatment is deployed here once the file is unchanged")
+        elif exp_id in p.fresh or (exp_id in p.running and exp_id not in p.stop):
             _pause_over_edit(p, target, old, exp_id, data, edited)
+        elif exp_id in p.promoted and old is not None:
+            p.desired[target] = old  # the promoted treatment under the user's edit: it stays as it is
         else:
             _end_over_edit(p, target, old, exp_id, data)
     return edited

@@ -19,10 +19,10 @@ from pathlib import Path
 from experiment_core import hookenv
 from experiment_core.clock import format_ts, utc_now
 from experiment_core.deploy.assign import load_assignments, make_rng
-from experiment_core.deploy.worktree import Result, reconcile
+from experiment_core.deploy.worktree import Result, follow_team
 from experiment_core.gitio import Git
 from experiment_core.state import state_dir
-from experiment_core.store.spec import load_registry
+from experiment_core.store.spec import Registry, load_registry
 
 GIT_PATHS = (hookenv.STATE_DIR, "HEAD", *(path for paths in hookenv.IN_PROGRESS.values() for path in paths))
 
@@ -54,8 +54,10 @@ def edit_line(exp_id: str, target: str, blob: str, result: Result) -> str:
             "the control, never with the treatment)")  # fmt: skip
 
 
-def tell(sdir: Path, result: Result, registry_status: dict[str, str]) -> None:
-    """Say what the user must know, once per thing (hooks that pre-commit runs show it with ``verbose``)."""
+def tell(sdir: Path, result: Result, registry_status: dict[str, str], team: dict[str, str] | None = None) -> None:
+    """Say what the user must know, once per thing (hooks that pre-commit runs show it with ``verbose``).
+    ``team``: for an experiment the team decided that this branch's registry does not hold yet, what was decided
+    and where the decision commit is."""
     for line in result.messages:
         hookenv.warn(line)
     for exp_id, target, blob in result.edits:
@@ -64,13 +66,34 @@ def tell(sdir: Path, result: Result, registry_status: dict[str, str]) -> None:
         hookenv.warn(conflict_line(exp_id, target))
     for exp_id in result.ended:
         status = registry_status.get(exp_id, "gone from the registry")
-        hookenv.warn(f"{exp_id} is {status.replace('_', ' ')}: this worktree no longer runs its variant")
+        if team and exp_id in team:  # said once per worktree: the variant stays until the decision is merged
+            arm = "its treatment" if status == "promoted" else "the control"
+            hookenv.warn_once(str(sdir), f"team:{exp_id}:{status}", f"{exp_id} is {status.replace('_', ' ')} for the "
+                              f"team ({team[exp_id]}): this worktree now runs {arm}, no more trials")  # fmt: skip
+        elif status == "promoted":
+            hookenv.warn(f"{exp_id} is promoted: its treatment is what this branch commits now")
+        else:
+            hookenv.warn(f"{exp_id} is {status.replace('_', ' ')}: this worktree no longer runs its variant")
     for exp in result.started:  # said once per experiment and worktree, not on every checkout
         hookenv.warn_once(
             str(sdir), f"started:{exp.id}",
             f"{exp.id} deploys a variant of {', '.join(sorted(exp.files))} on each branch checkout; git sees it as "
             "unchanged, and pulls, merges and your edits go through as usual",
         )  # fmt: skip
+
+
+def team_view(git: Git, registry: Registry, ended: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(status by experiment as the team sees it, where each decision this branch lacks stands)."""
+    from experiment_core.store import decisions
+
+    known = decisions.known(git)
+    status = {e.id: e.status for e in decisions.overlay(registry, known).experiments}
+    lagging = decisions.followed(registry, known)
+    if not any(exp_id in lagging for exp_id in ended):
+        return status, {}
+    from experiment_core.apply.decision_branch import summary
+
+    return status, {k: summary(git, d, False) for k, d in lagging.items() if k in ended}
 
 
 def _let_measurements_finish(sdir: str, timeout: float) -> None:
@@ -92,15 +115,15 @@ def follow(git: Git, *, new_units: bool, head: str | None) -> int:
         return 0
     if new_units:
         _let_measurements_finish(str(sdir), max((e.timeout for e in running), default=0.0))
-    result = reconcile(git, registry, rng=make_rng() if new_units else None, now=format_ts(utc_now()),
-                       branch=current_branch(git), head=head)  # fmt: skip
+    result = follow_team(git, registry, rng=make_rng() if new_units else None, now=format_ts(utc_now()),
+                         branch=current_branch(git), head=head)  # fmt: skip
     if (result.migrated or result.configured) and git.remotes():
         # first run here (also under pre-commit, where `install` never ran): plain `git fetch` brings the ledger;
         # a clone of 0.1 loses the exact-name refspec that failed every fetch
         from experiment_core.store import sync
 
         sync.setup_remote(git, sync.default_remote(git, registry.settings.remote))
-    tell(sdir, result, {e.id: e.status for e in registry.experiments})
+    tell(sdir, result, *team_view(git, registry, result.ended))
     if result.conflicts and head:  # the team sees it too (status, report)
         from experiment_core.store import ledger
 

@@ -1,7 +1,8 @@
-"""post-merge and post-rewrite: after a pull, merge or rebase, the work tree follows the registry before the
-command returns. A promotion, rollback or expiry a teammate made takes the variant out of this worktree; a changed
-treatment is deployed anew; a treatment that no longer merges onto the new control pauses the unit (said once).
-No new unit starts (that is a branch checkout's job). ``git commit --amend`` (post-rewrite ``amend``) does nothing.
+"""post-merge and post-rewrite: after a pull, merge or rebase, the work tree follows the registry (and the team's
+decisions, from the ledger the pull fetched) before the command returns. A promotion, rollback or expiry a teammate
+made takes the variant out of this worktree; a changed treatment is deployed anew; a treatment that no longer merges
+onto the new control pauses the unit (said once). No new unit starts (that is a branch checkout's job). ``git commit
+--amend`` (post-rewrite ``amend``) does nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ def run(git_cwd: Path) -> int:
     head = git.prime(*GIT_PATHS)  # MERGE_HEAD still exists while post-merge runs: the merge is done, though
     if git.out("ls-files", "-u"):
         return 0
+    from experiment_core.apply import decision_branch
+
+    # a pull fetched the team's ledger (side refs): merged now, so a decision the team made is followed at once
+    decision_branch.safe(lambda: decision_branch.absorb_fetched(git, hookenv.warn), hookenv.warn,
+                         "ledger not merged")  # fmt: skip
     return follow(git, new_units=False, head=head)
 
 

@@ -32,6 +32,7 @@ ANALYSES = ("sequential", "fixed")
 TESTS = ("welch", "student", "mann-whitney")
 ON_EXPIRY = ("rollback", "promote_if_not_worse")
 BLOCK_BY = ("machine", "none")
+DECISION_COMMITS = ("branch", "current")
 FACTOR_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)x$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 METRIC_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -99,6 +100,9 @@ class Settings:
     sync_on_push: bool = True
     block_push_on_decision: bool = False
     remote: str | None = None
+    decision_commits: str = "branch"  # "branch": a branch of its own off the remote's default branch; "current"
+    base_branch: str | None = None  # what decision branches are built on (default: <remote>/HEAD)
+    push_options: tuple[str, ...] = ()  # `git push -o` options for a decision branch's push
 
 
 @dataclass(frozen=True)
@@ -226,7 +230,7 @@ EXPERIMENT_KEYS = (
     "max_duration_days", "auto_promote", "auto_rollback", "split", "analysis", "test", "on_expiry", "timeout",
     "foreground", "block_by",
 )  # fmt: skip
-SETTINGS_KEYS = ("sync_on_push", "block_push_on_decision", "remote")
+SETTINGS_KEYS = ("sync_on_push", "block_push_on_decision", "remote", "decision_commits", "base_branch", "push_options")
 TOP_KEYS = ("version", "settings", "experiments")
 
 
@@ -344,6 +348,27 @@ def _experiment(ctx: _Ctx, root: Path, where: str, data: Any) -> Experiment:
     )
 
 
+def _settings(ctx: _Ctx, raw: Mapping[str, Any]) -> Settings:
+    remote, base = raw.get("remote"), raw.get("base_branch")
+    options = raw.get("push_options", []) or []
+    if isinstance(options, str):
+        options = [options]
+    if not isinstance(options, list) or not all(isinstance(o, str) and o.strip() and "\n" not in o for o in options):
+        raise ctx.fail("settings.push_options", f"expected a list of push options, got {options!r}",
+                       "write e.g. [merge_request.create, merge_request.remove_source_branch]")  # fmt: skip
+    if base is not None and (not isinstance(base, str) or not base.strip() or base.startswith("-") or ".." in base):
+        raise ctx.fail("settings.base_branch", f"{base!r} is not a branch name", "name the branch, e.g. main")
+    return Settings(
+        sync_on_push=_bool(ctx, "settings.sync_on_push", raw.get("sync_on_push", True)),
+        block_push_on_decision=_bool(ctx, "settings.block_push_on_decision", raw.get("block_push_on_decision", False)),
+        remote=None if remote is None else _str(ctx, "settings.remote", remote, allow_empty=False),
+        decision_commits=_choice(ctx, "settings.decision_commits", raw.get("decision_commits", "branch"),
+                                 DECISION_COMMITS),
+        base_branch=None if base is None else base.strip(),
+        push_options=tuple(o.strip() for o in options),
+    )
+
+
 def parse_registry(root: Path, data: Any, file: str = REGISTRY_NAME) -> Registry:
     """Validate plain data (as loaded from YAML) into a :class:`Registry`."""
     ctx = _Ctx(file)
@@ -357,14 +382,7 @@ def parse_registry(root: Path, data: Any, file: str = REGISTRY_NAME) -> Registry
     if not isinstance(settings_raw, Mapping):
         raise ctx.fail("settings", "expected a mapping", f"keys: {', '.join(SETTINGS_KEYS)}")
     _check_keys(ctx, "settings", settings_raw, SETTINGS_KEYS)
-    remote = settings_raw.get("remote")
-    settings = Settings(
-        sync_on_push=_bool(ctx, "settings.sync_on_push", settings_raw.get("sync_on_push", True)),
-        block_push_on_decision=_bool(
-            ctx, "settings.block_push_on_decision", settings_raw.get("block_push_on_decision", False)
-        ),
-        remote=None if remote is None else _str(ctx, "settings.remote", remote, allow_empty=False),
-    )
+    settings = _settings(ctx, settings_raw)
     items = data.get("experiments", []) or []
     if not isinstance(items, list):
         raise ctx.fail("experiments", "expected a list of experiments", "write each experiment as '- id: ...'")

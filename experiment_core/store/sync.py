@@ -251,6 +251,13 @@ def sync(git: Git, remote: str | None = None, *, push: bool = True, attempts: in
                     "run `experiment-hook sync` again")  # fmt: skip
 
 
+def merge_fetched(git: Git, remote: str) -> str:
+    """Merge what a plain ``git fetch``/``git pull`` brought into the remote's side ref (no network): ``none``,
+    ``created``, ``fast-forward`` or ``merge``."""
+    sha = git.ref(side_ref(remote))
+    return "none" if sha is None else _merge(git, remote, sha)
+
+
 def pre_push(git: Git, remote: str) -> str | None:
     """What the pre-push hook calls with git's first argument (the remote's name, or a URL). Honors
     ``settings.sync_on_push``; never raises: a ledger that could not be synced must not block the user's push.
