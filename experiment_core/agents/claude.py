@@ -163,11 +163,23 @@ def handle(raw: bytes, cwd: str, now: float) -> str | None:
     return json.dumps({"decision": "block", "reason": reason}) if reason else None
 
 
+def hook_now() -> float:
+    """Now, or ``EXPERIMENT_HOOK_NOW`` (the clock's override, for tests and what-if runs)."""
+    override = os.environ.get("EXPERIMENT_HOOK_NOW")
+    if override:
+        from experiment_core.clock import parse_ts
+
+        moment = parse_ts(override)
+        if moment is not None:
+            return moment.timestamp()
+    return time.time()
+
+
 def main() -> int:
     """Entry of the shim: exit 0 always, print nothing but ``/rate``'s block; a failure of ours is one line in
     ``agent/last-error.txt`` of the state dir (when there is one), never on the assistant's screen."""
-    now = time.time()
     try:
+        now = hook_now()
         out = handle(sys.stdin.buffer.read(1 << 20), os.getcwd(), now)
         if out:
             sys.stdout.write(out + "\n")
