@@ -257,10 +257,11 @@ def trial_events(use: Mapping[str, Any], metrics: Mapping[str, float]) -> list[d
     from experiment_core.store import ledger
 
     events = []
+    use_id = uuid.uuid5(uuid.NAMESPACE_URL, f"experiment-hook:{use['key']}").hex[:16]  # opaque: ties a use's metrics
     for name, value in sorted(metrics.items()):
         event = ledger.make_event("trial", use["exp"], arm=use["arm"], metric=name, value=value, unit=use["unit"],
                                   exit_code=None, commit=None, source="agent", agent=use["agent"],
-                                  command=use["command"])  # fmt: skip
+                                  command=use["command"], use=use_id)  # fmt: skip
         event["id"] = uuid.uuid5(uuid.NAMESPACE_URL, f"experiment-hook:{use['key']}:{name}").hex
         events.append(event)
     return events
