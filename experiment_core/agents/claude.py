@@ -17,7 +17,6 @@ makes the use unreadable (no trial, never a 0); one response written on several 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -46,10 +45,10 @@ def to_hook(payload: Any, now: float) -> trials.Hook | None:
         return None
     kind = EVENTS.get(str(payload.get("hook_event_name")))
     session = payload.get("session_id")
-    if kind is None or not isinstance(session, str) or not trials.KEY_PART.match(session):
+    if kind is None or not isinstance(session, str) or not trials.key_ok(session):
         return None
     prompt = payload.get("prompt_id")
-    prompt = prompt if isinstance(prompt, str) and trials.KEY_PART.match(prompt) else ""
+    prompt = prompt if isinstance(prompt, str) and trials.key_ok(prompt) else ""
     if kind == "expand" and not prompt:
         return None
     if kind == "tool_error" and payload.get("is_interrupt") is True:
@@ -300,14 +299,15 @@ def uninstall_settings(root: str, agent_state: str) -> str:
         else:
             os.unlink(path)
             if not record.get("dir_existed"):
-                with contextlib.suppress(OSError):
+                try:
                     os.rmdir(os.path.dirname(path))
+                except OSError:
+                    pass
         action = "restored"
     elif raw is not None and without_ours(json.loads(raw)) != json.loads(raw):
         atomic_write(Path(path), (json.dumps(without_ours(data), indent=2) + "\n").encode())
         action = "removed"
     else:
         action = "absent"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(record_path)
+    trials.unlink(record_path)
     return action

@@ -17,14 +17,12 @@ closes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     Usage = tuple[int, int, int]  # (turns, input tokens, output tokens)
@@ -35,9 +33,20 @@ ACTIVE_FILE = "active"
 IDLE_SECONDS = 30 * 60.0
 BUILTIN = ("duration_s", "active_s", "turns", "tool_errors", "input_tokens", "output_tokens", "completed",
            "user_satisfaction")  # fmt: skip
-METRIC_LINE = re.compile(r"^\s*experiment-metric:\s*([A-Za-z_][A-Za-z0-9_.-]{0,63})\s*=\s*(\S+)\s*$", re.M)
-RATE_PROMPT = re.compile(r"^\s*/rate(?:\s+(\S+))?\s*$")
-KEY_PART = re.compile(r"^[A-Za-z0-9-]{1,80}$")
+METRIC_LINE = r"(?m)^\s*experiment-metric:\s*([A-Za-z_][A-Za-z0-9_.-]{0,63})\s*=\s*(\S+)\s*$"
+RATE_PROMPT = r"^\s*/rate(?:\s+(\S+))?\s*$"  # regular expressions compiled on first use (not every event's)
+
+
+def key_ok(text: object) -> bool:
+    """A session or prompt id we can name a file after: ASCII letters, digits and dashes (a uuid)."""
+    return isinstance(text, str) and 0 < len(text) <= 80 and text.isascii() and text.replace("-", "").isalnum()
+
+
+def unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class Worktree:
@@ -109,18 +118,22 @@ def write_json(path: str, data: Any) -> None:
     os.replace(tmp, path)
 
 
-@contextlib.contextmanager
-def locked(wt: Worktree) -> Iterator[None]:
+class locked:  # used as ``with locked(wt):``; no contextlib on the hook's path
     """One handler of this worktree at a time (flock: released by the kernel if the handler dies)."""
-    import fcntl
 
-    os.makedirs(wt.agent, exist_ok=True)
-    fd = os.open(os.path.join(wt.agent, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    def __init__(self, wt: Worktree) -> None:
+        self.path = os.path.join(wt.agent, "lock")
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing the descriptor drops the flock
 
 
 def trial_key(session: str, prompt: str, exp: str) -> str:
@@ -198,7 +211,9 @@ def metric_lines(message: str) -> dict[str, float]:
     import math
 
     out: dict[str, float] = {}
-    for name, raw in METRIC_LINE.findall(message or ""):
+    import re
+
+    for name, raw in re.findall(METRIC_LINE, message or ""):
         try:
             value = float(raw)
         except ValueError:
@@ -225,8 +240,7 @@ def close(wt: Worktree, use: Mapping[str, Any], end: float, read_usage: UsageRea
     """Record a use (once) and forget it; returns the events written."""
     path = os.path.join(wt.agent, "open", use["key"] + ".json")
     if not use["prompted"] or not mark_done(wt, use["key"]):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        unlink(path)
         return []  # a session that was never prompted used nothing; a recorded use never counts twice
     if wt.active_units().get(use["exp"]) != use["unit"]:
         message = f"a branch checkout during a use of {use['command']} changed the unit; that use is dropped"
@@ -239,8 +253,7 @@ def close(wt: Worktree, use: Mapping[str, Any], end: float, read_usage: UsageRea
         else:
             events = trial_events(use, metrics_of(use, usage))
     append(wt, events)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    unlink(path)
     return events
 
 
@@ -339,8 +352,29 @@ class Adapter:
 
 
 def agent_experiments(wt: Worktree, units: Mapping[str, str]) -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """(exp, unit, arm, targets) of each running ``metric.source: agent`` experiment this worktree runs. A broken
-    registry reads as none (the assistant's hooks say nothing: the git hooks and commands report it)."""
+    """(exp, unit, arm, targets) of each running ``metric.source: agent`` experiment this worktree runs. Cached in
+    ``agent/experiments.json`` keyed by the registry's and the unit list's stat, so an event does not import the
+    registry's parser; a broken registry reads as none (the git hooks and the commands report it, not the
+    assistant's hooks)."""
+    key = [stat_key(os.path.join(wt.root, "experiments.yaml")), stat_key(os.path.join(wt.state, ACTIVE_FILE))]
+    cache_path = os.path.join(wt.agent, "experiments.json")
+    cached = read_json(cache_path)
+    if isinstance(cached, dict) and cached.get("key") == key and isinstance(cached.get("experiments"), list):
+        return [(e[0], e[1], e[2], tuple(e[3])) for e in cached["experiments"]]
+    found = parse_agent_experiments(wt, units)
+    write_json(cache_path, {"key": key, "experiments": [[e, u, a, list(t)] for e, u, a, t in found]})
+    return found
+
+
+def stat_key(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns]
+
+
+def parse_agent_experiments(wt: Worktree, units: Mapping[str, str]) -> list[tuple[str, str, str, tuple[str, ...]]]:
     from pathlib import Path
 
     from experiment_core.errors import UserError
@@ -364,7 +398,7 @@ def handle(wt: Worktree, hook: Hook, adapter: Adapter) -> str | None:
     units = wt.active_units()
     if not units and not os.path.isdir(os.path.join(wt.agent, "open")):
         return None  # nothing runs here: cost nothing, say nothing
-    if hook.kind == "prompt" and RATE_PROMPT.match(hook.text):
+    if hook.kind == "prompt" and hook.text.lstrip().startswith("/rate") and is_rate(hook.text):
         return rate_prompt(wt, hook.text) if units else None
     with locked(wt):
         close_idle(wt, hook.now, adapter.read_usage)
@@ -423,9 +457,17 @@ def expand(wt: Worktree, hook: Hook, adapter: Adapter, units: Mapping[str, str])
             remember_last(wt, use)
 
 
+def is_rate(text: str) -> bool:
+    import re
+
+    return re.match(RATE_PROMPT, text) is not None
+
+
 def rate_prompt(wt: Worktree, text: str) -> str:
     """``/rate N``: record the score, and the one-line reason the prompt is blocked with (no model call)."""
-    m = RATE_PROMPT.match(text)
+    import re
+
+    m = re.match(RATE_PROMPT, text)
     raw = (m.group(1) if m else None) or ""
     if raw not in ("1", "2", "3", "4", "5"):
         return "experiment-hook: nothing recorded; rate the last use from 1 (poor) to 5 (great), e.g. /rate 4"
