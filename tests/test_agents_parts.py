@@ -50,29 +50,30 @@ class Assistant:
         with self.transcript.open("a") as f:
             f.write((json.dumps(line) + "\n") * lines)
 
-    def use(self, prompt: str, t: float, wait: float, tokens: tuple[int, int] = (100, 10)) -> None:
+    def use(self, prompt: str, t: float, wait: float, tokens: tuple[int, int] = (100, 10),
+            command: str = "review_pr") -> None:  # fmt: skip
         """``/review_pr``: submit, expansion, one answer, Stop."""
-        self.send("UserPromptSubmit", t, prompt_id=prompt, prompt="/review_pr 1")
-        self.send("UserPromptExpansion", t, prompt_id=prompt, command_name="review_pr", command_args="1",
+        self.send("UserPromptSubmit", t, prompt_id=prompt, prompt=f"/{command} 1")
+        self.send("UserPromptExpansion", t, prompt_id=prompt, command_name=command, command_args="1",
                   expansion_type="slash_command", command_source="projectSettings")  # fmt: skip
         self.answer(t + wait / 2, f"msg-{prompt}", *tokens, lines=2)  # one response on two lines
         self.send("Stop", t + wait, prompt_id=prompt, last_assistant_message="ok\nexperiment-metric: found=2",
                   stop_hook_active=False, background_tasks=[])  # fmt: skip
 
 
-def make_repo(tmp_path: Path, seed: str = "treat") -> tuple[Path, str]:
+def make_repo(tmp_path: Path, seed: str = "treat", command: str = COMMAND) -> tuple[Path, str]:
     repo = tmp_path / "repo"
-    repo.mkdir(parents=True)
+    repo.mkdir(parents=True, exist_ok=True)
     git(repo, "init", "-q", "-b", "main")
     for key, value in (("user.email", "t@e"), ("user.name", "t"), ("commit.gpgsign", "false")):
         git(repo, "config", key, value)
-    (repo / COMMAND).parent.mkdir(parents=True)
-    (repo / COMMAND).write_text("Review $ARGUMENTS.\n")
+    (repo / command).parent.mkdir(parents=True)
+    (repo / command).write_text("Review $ARGUMENTS.\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "init")
     run_cli(repo, "install")
-    exp = json.loads(run_cli(repo, "create", "--agent", "--name", "r", "--file", COMMAND, "--json").stdout)["id"]
-    (repo / ".experiments" / exp / COMMAND).write_text("Review $ARGUMENTS in parallel.\n")
+    exp = json.loads(run_cli(repo, "create", "--agent", "--name", "r", "--file", command, "--json").stdout)["id"]
+    (repo / ".experiments" / exp / command).write_text("Review $ARGUMENTS in parallel.\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "experiment")
     run_cli(repo, "install", "--agent", "claude")
@@ -219,6 +220,18 @@ def test_where_nothing_runs_the_handler_costs_nothing_and_says_nothing(tmp_path:
     (repo / "experiments.yaml").unlink()
     git(repo, "checkout", "--", "experiments.yaml")
     assert [e for e in events(repo, exp) if e["type"] == "trial"] == []
+
+
+def test_a_plugin_command_kept_in_the_repository_is_its_namespaced_name(tmp_path: Path) -> None:
+    plugin = "plugins/psd-claude-workflow"
+    (tmp_path / "repo" / plugin / ".claude-plugin").mkdir(parents=True)
+    (tmp_path / "repo" / plugin / ".claude-plugin" / "plugin.json").write_text('{"name": "psd"}')
+    repo, exp = make_repo(tmp_path, command=f"{plugin}/commands/review_pr.md")
+    a = Assistant(repo, "mmmm-4")
+    a.use("p1", 0, 1.0, command="review_pr")  # a project command of that name is another file: not a use
+    a.use("p2", 5, 2.0, command="psd:review_pr")
+    a.send("SessionEnd", 10, reason="other")
+    assert [t["duration_s"] for t in trials(repo, exp)] == [2.0]
 
 
 def test_commits_record_no_trial_for_an_assistant_experiment(tmp_path: Path) -> None:

@@ -5,9 +5,11 @@ absolute interpreter ``install`` ran with on ``hooks/agent_claude.py`` and endin
 tells ours from the user's. ``install`` keeps every other key and hook; ``uninstall`` gives back the file's very
 bytes when nobody changed it since, else removes exactly our entries.
 
-Which file a command uses: ``.claude/commands/**/NAME.md`` (``/NAME``, or ``/DIR:NAME`` from a subfolder),
-``.claude/skills/NAME/SKILL.md`` (``/NAME``), and a plugin kept in the repository (``<plugin>/commands/NAME.md``,
-``<plugin>/skills/NAME/SKILL.md``: ``/PLUGIN:NAME``, the name from ``.claude-plugin/plugin.json``). ``CLAUDE.md``,
+Which file a command uses (``command_name`` of ``UserPromptExpansion``, checked with 2.1.328):
+``.claude/commands/NAME.md`` is ``/NAME``, ``.claude/commands/DIR/NAME.md`` only ``/DIR:NAME``,
+``.claude/skills/NAME/SKILL.md`` ``/NAME``, and a plugin kept in the repository and started with ``--plugin-dir``
+(``<plugin>/commands/NAME.md``, ``<plugin>/skills/NAME/SKILL.md``) only ``/PLUGIN:NAME``, the name from its
+``.claude-plugin/plugin.json``. ``CLAUDE.md``,
 ``.claude/CLAUDE.md`` and ``AGENTS.md`` are loaded by every session: a use is a session.
 
 The transcript (``~/.claude/projects/<cwd>/<session>.jsonl``) is internal and changes between versions: read
@@ -80,9 +82,9 @@ class Claude(trials.Adapter):
         else:
             return set()
         if prefix == [".claude"]:
-            return {name, ":".join([*sub, name])}
+            return {":".join([*sub, name])}
         plugin = plugin_name(os.path.join(self.root, *prefix)) if prefix else ""
-        return {name, f"{plugin}:{name}"} if plugin else set()
+        return {f"{plugin}:{name}"} if plugin else set()
 
     def loads_always(self, target: str) -> bool:
         return target in INSTRUCTION_FILES
