@@ -252,3 +252,49 @@ def test_under_pre_commit_tool_errors_rating_and_uninstall(tmp_path: Path, reque
     out = run_cli(repo, "uninstall").stdout
     assert "restored" in out
     assert (repo / ".claude" / "settings.local.json").read_text() == user_settings()
+
+
+def by_args(body: dict[str, Any]) -> Reply:
+    text = request_text(body)
+    if "<command-args>1</command-args>" in text:
+        return Reply(text="one", delay=0.3, input_tokens=101, output_tokens=11)
+    if "<command-args>2</command-args>" in text:
+        return Reply(text="two", delay=1.5, input_tokens=202, output_tokens=22)
+    return Reply(text="You're welcome.", delay=0.05, input_tokens=7, output_tokens=3)
+
+
+def test_two_sessions_at_once_keep_their_own_use_and_a_resumed_one_counts_once(tmp_path: Path) -> None:
+    import threading
+
+    binary = require_cli()
+    _, (repo,) = make_clones(tmp_path, 1)
+    (repo / COMMAND).parent.mkdir(parents=True)
+    (repo / COMMAND).write_text(CONTROL)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "review command")
+    run_cli(repo, "install")
+    exp = json.loads(run_cli(repo, "create", "--agent", "--name", "r", "--file", COMMAND, "--json").stdout)["id"]
+    (repo / ".experiments" / exp / COMMAND).write_text(TREATMENT)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "experiment")
+    run_cli(repo, "install", "--agent", "claude")
+    checkout(repo, "task", "b")
+    sessions: dict[str, Session] = {}
+    with ModelServer(by_args) as server:
+        cli = ClaudeCli(binary, tmp_path / "home", server)
+        cli.home.mkdir()
+        threads = [threading.Thread(target=lambda n=n: sessions.__setitem__(n, cli.run(repo, f"/review_pr {n}")))
+                   for n in ("1", "2")]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        cli.run(repo, "thanks", "--resume", sessions["1"].result["session_id"])  # not a use; the first not again
+    uses: dict[str, dict[str, Any]] = defaultdict(dict)
+    for e in export(repo, exp):
+        if e["type"] == "trial":
+            uses[e["use"]][e["metric"]] = e["value"]
+    got = sorted(uses.values(), key=lambda u: u["input_tokens"])
+    assert [(u["input_tokens"], u["output_tokens"], u["turns"]) for u in got] == [(101, 11, 1), (202, 22, 1)]
+    for use, n, delay in zip(got, ("1", "2"), (0.3, 1.5), strict=True):
+        assert delay <= use["duration_s"] <= sessions[n].result["duration_ms"] / 1000 + CLI_SLACK

@@ -165,7 +165,7 @@ def is_done(wt: Worktree, key: str) -> bool:
 
 
 def mark_done(wt: Worktree, key: str) -> bool:
-    """True the first time only (O_EXCL): the one close that may record this use."""
+    """True the first time only (O_EXCL)."""
     directory = os.path.join(wt.agent, "done")
     os.makedirs(directory, exist_ok=True)
     try:
@@ -237,9 +237,11 @@ def metrics_of(use: Mapping[str, Any], usage: Usage) -> dict[str, float]:
 
 
 def close(wt: Worktree, use: Mapping[str, Any], end: float, read_usage: UsageReader) -> list[dict[str, Any]]:
-    """Record a use (once) and forget it; returns the events written."""
+    """Record a use (once) and forget it; returns the events written. The ledger first, then the marker: a
+    handler killed in between (SessionEnd's hooks share 1.5 s) leaves the use to be recorded again, and its
+    trial events' ids, derived from the use, make the second write a duplicate readers drop."""
     path = os.path.join(wt.agent, "open", use["key"] + ".json")
-    if not use["prompted"] or not mark_done(wt, use["key"]):
+    if not use["prompted"] or is_done(wt, use["key"]):
         unlink(path)
         return []  # a session that was never prompted used nothing; a recorded use never counts twice
     if wt.active_units().get(use["exp"]) != use["unit"]:
@@ -253,6 +255,7 @@ def close(wt: Worktree, use: Mapping[str, Any], end: float, read_usage: UsageRea
         else:
             events = trial_events(use, metrics_of(use, usage))
     append(wt, events)
+    mark_done(wt, use["key"])
     unlink(path)
     return events
 
