@@ -402,7 +402,8 @@ def handle(wt: Worktree, hook: Hook, adapter: Adapter) -> str | None:
     if not units and not os.path.isdir(os.path.join(wt.agent, "open")):
         return None  # nothing runs here: cost nothing, say nothing
     if hook.kind == "prompt" and hook.text.lstrip().startswith("/rate") and is_rate(hook.text):
-        return rate_prompt(wt, hook.text) if units else None
+        rated_here = os.path.exists(os.path.join(wt.agent, "last.json")) or agent_experiments(wt, units)
+        return rate_prompt(wt, hook.text) if rated_here else None  # no assistant experiment here: not ours
     with locked(wt):
         close_idle(wt, hook.now, adapter.read_usage)
         if hook.kind in ("end", "start") and (hook.kind == "end" or hook.source == "clear"):
