@@ -378,7 +378,13 @@ def stat_key(path: str) -> list[int] | None:
 
 
 def parse_agent_experiments(wt: Worktree, units: Mapping[str, str]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    import sys
     from pathlib import Path
+
+    if sys.flags.no_site:  # started with -S (the installed handler): the YAML parser lives in site-packages
+        import site
+
+        site.main()
 
     from experiment_core.errors import UserError
     from experiment_core.store.spec import load_registry

@@ -39,15 +39,16 @@ def install(agent: str | None = None) -> None:
 
 def agent_command() -> str:
     """The shell command an assistant runs: the absolute interpreter on the installed entry file (never a file a
-    branch can change), as for the git hooks."""
+    branch can change), as for the git hooks. ``-S`` skips the site-packages scan (most of a bare interpreter's
+    start-up in a venv with editable installs); the package's own directory is put on the path instead, and the
+    handler turns the site on itself in the rare event that needs a third-party module (parsing the registry)."""
     import shlex
     import sys
 
-    from experiment_core.hookpaths.githooks import entry_dir, needs_pythonpath, package_parent
+    from experiment_core.hookpaths.githooks import entry_dir, package_parent
 
-    parent = package_parent()
-    env = f"PYTHONPATH={shlex.quote(str(parent))} " if needs_pythonpath(parent) else ""
-    return f"{env}{shlex.quote(sys.executable)} {shlex.quote(str(entry_dir() / 'agent_claude.py'))}"
+    path = shlex.quote(str(package_parent()))
+    return f"PYTHONPATH={path} {shlex.quote(sys.executable)} -S {shlex.quote(str(entry_dir() / 'agent_claude.py'))}"
 
 
 def install_agent(git: Git) -> None:
