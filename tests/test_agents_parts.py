@@ -296,3 +296,18 @@ def test_create_agent_checks_the_file_is_the_assistants(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "not a command, skill or instruction file" in proc.stderr
     proc = run_cli(repo, "create", "--name", "n", "--file", "notes.md", check=False)
     assert proc.returncode == 2 and "--command or --agent" in proc.stderr
+
+
+def test_create_agent_guardrails_know_which_way_is_better(tmp_path: Path) -> None:
+    repo, _ = make_repo(tmp_path)
+    (repo / "CLAUDE.md").write_text("# notes\n")
+    git(repo, "add", "CLAUDE.md")
+    git(repo, "commit", "-qm", "notes")
+    exp = json.loads(run_cli(repo, "create", "--agent", "--name", "n", "--file", "CLAUDE.md", "--guardrail",
+                             "completed", "--guardrail", "output_tokens:20", "--json").stdout)["id"]  # fmt: skip
+    from experiment_core.store.spec import load_registry
+
+    got = load_registry(repo).get(exp)
+    assert (got.metric.name, got.metric.source, got.metric.command) == ("duration_s", "agent", None)
+    assert [(m.name, m.direction, m.max_regression) for m in got.guardrails] == [
+        ("completed", "higher", None), ("output_tokens", "lower", 20.0)]

@@ -75,7 +75,8 @@ def parse_guardrail(text: str, primary: str) -> dict[str, Any]:
 @click.option("--no-auto-promote", is_flag=True)
 @click.option("--no-auto-rollback", is_flag=True)
 @click.option("--guardrail", "guardrails", multiple=True, metavar="NAME[:PCT]",
-              help="A guardrail metric (lower is better; repeatable): a regression beyond PCT % (default "
+              help="A guardrail metric (lower is better; with --agent completed and user_satisfaction higher; "
+                   "repeatable): a regression beyond PCT % (default "
                    "--max-regression) blocks promotion and rolls back. Record its values with `record --metric`.")
 @click.option("--json", "as_json", is_flag=True, help="Print {id, files} as JSON.")
 def create(
@@ -102,6 +103,9 @@ def create(
                         "--command 'make test' to time a command, or --agent for an assistant's command file")
     primary_metric = primary_metric or (AGENT_METRIC if agent else DEFAULT_METRIC)
     secondary = _guardrail_metrics(guardrails, primary_metric)
+    for metric in secondary if agent else []:  # the assistant's metrics where more is better
+        if metric["name"] in HIGHER_IS_BETTER:
+            metric["direction"] = "higher"
     git = Git.discover()
     registry = load_registry(git.root)  # validate the existing file before touching anything
     targets = _checked_targets(git, registry, files)
@@ -141,6 +145,7 @@ def create(
 
 
 AGENT_METRIC = "duration_s"
+HIGHER_IS_BETTER = ("completed", "user_satisfaction")
 
 
 def _check_agent_files(git: Git, targets: list[str]) -> None:
