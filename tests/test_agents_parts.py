@@ -250,7 +250,7 @@ USER_FILE = '{\n    "model": "opus",\n    "hooks": {\n        "Stop": [{"hooks":
 
 def test_install_keeps_the_users_settings_and_uninstall_gives_them_back(tmp_path: Path) -> None:
     repo, _ = make_repo(tmp_path)
-    run_cli(repo, "uninstall", "--agent", "claude")
+    assert "removed" in run_cli(repo, "uninstall", "--agent", "claude").stdout
     assert not (repo / ".claude" / "settings.local.json").exists()  # we had created it: gone again
     (repo / SETTINGS).write_text(USER_FILE)
     for _ in range(2):  # idempotent
@@ -271,7 +271,7 @@ def test_uninstall_after_the_user_edited_the_file_removes_only_ours(tmp_path: Pa
     data["env"] = {"MINE": "1"}
     data["hooks"]["Stop"].insert(0, {"hooks": [{"type": "command", "command": "say done"}]})
     (repo / SETTINGS).write_text(json.dumps(data))
-    assert "removed" in run_cli(repo, "uninstall", "--agent", "claude").stdout
+    assert "updated" in run_cli(repo, "uninstall", "--agent", "claude").stdout
     assert json.loads((repo / SETTINGS).read_text()) == {
         "env": {"MINE": "1"}, "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]}}
 

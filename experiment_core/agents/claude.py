@@ -284,8 +284,8 @@ def install_settings(root: str, agent_state: str, command: str) -> str:
 
 
 def uninstall_settings(root: str, agent_state: str) -> str:
-    """Take our handlers out: the file's bytes from before ``install`` when nobody changed it since, else the
-    file without our entries. Returns what happened (``removed``, ``restored``, ``absent``)."""
+    """Take our handlers out: the file's bytes from before ``install`` when nobody changed it since (``restored``;
+    ``removed`` when ``install`` created it), else the file without our entries (``updated``); ``absent``: none."""
     from pathlib import Path
 
     from experiment_core.fsutil import atomic_write
@@ -298,6 +298,7 @@ def uninstall_settings(root: str, agent_state: str) -> str:
         original = record.get("original")
         if isinstance(original, str):
             atomic_write(Path(path), original.encode("utf-8", "surrogateescape"))
+            action = "restored"
         else:
             os.unlink(path)
             if not record.get("dir_existed"):
@@ -305,10 +306,10 @@ def uninstall_settings(root: str, agent_state: str) -> str:
                     os.rmdir(os.path.dirname(path))
                 except OSError:
                     pass
-        action = "restored"
+            action = "removed"
     elif raw is not None and without_ours(json.loads(raw)) != json.loads(raw):
         atomic_write(Path(path), (json.dumps(without_ours(data), indent=2) + "\n").encode())
-        action = "removed"
+        action = "updated"
     else:
         action = "absent"
     trials.unlink(record_path)

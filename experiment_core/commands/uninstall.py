@@ -29,8 +29,10 @@ def uninstall_agent(root: Path, git: Git) -> None:
 
     agent_state = git.git_path("experiment-hook") / "agent"
     action = claude.uninstall_settings(str(root), str(agent_state))
-    if action != "absent":
-        click.echo(f"{action:>9}  {root / claude.SETTINGS} (Claude Code's hooks of experiment-hook)")
+    what = {"restored": "as it was before `install --agent claude`", "removed": "written by `install --agent claude`",
+            "updated": "our hooks taken out, yours and your edits kept"}.get(action)  # fmt: skip
+    if what:
+        click.echo(f"{action:>9}  {root / claude.SETTINGS} ({what})")
 
 
 @click.command("uninstall")
