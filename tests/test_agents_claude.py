@@ -27,7 +27,7 @@ COMMAND = ".claude/commands/review_pr.md"
 CONTROL = "Review pull request $ARGUMENTS one file at a time (variant: sequential).\n"
 TREATMENT = "Review pull request $ARGUMENTS with parallel agents (variant: parallel).\n"
 INSTRUCTIONS = "# Team notes\nKeep answers short.\n"
-SLOW = Reply(text="Reviewed.\nexperiment-metric: issues_caught=2", delay=1.2, input_tokens=523, output_tokens=67)
+SLOW = Reply(text="Reviewed.\nexperiment-metric: issues_caught=2", delay=2.5, input_tokens=523, output_tokens=67)
 FAST = Reply(text="Reviewed.\nexperiment-metric: issues_caught=3", delay=0.1, input_tokens=311, output_tokens=41)
 OTHER = Reply(text="Hello.", delay=0.05, input_tokens=50, output_tokens=5)
 CLI_SLACK = 1.0  # seconds the CLI's JSON duration may miss of our expansion-to-Stop (hook start-up on both ends)
@@ -162,15 +162,22 @@ def test_a_teams_week_with_the_real_cli_promotes_the_faster_command(tmp_path: Pa
         assert first.returncode == 0 and "promoted" not in first.stderr, first.stderr  # 2 units per arm: too early
         work(cli, bob, "bob", cells, exp, aa, seen)
         checkout(bob, "bob-chat", "s-chat")
-        chat_unit, chat_aa_arm = units_of(bob)[exp][0], units_of(bob)[aa][1]
+        chat_unit = units_of(bob)[exp][0]
         cli.run(bob, "hello")  # a session that never uses the command
         git(bob, "checkout", "-q", "main")
         (bob / "notes.txt").write_text("done\n")
         git(bob, "add", "notes.txt")
         git(bob, "commit", "-qm", "notes")
         run_cli(bob, "sync")  # Alice's trials (her push published them)
-        pushed = subprocess.run(["git", "push", "origin", "main"], cwd=bob, capture_output=True, text=True,
-                                env=cli_env())  # fmt: skip
+        pushed = push(bob)
+        for extra in range(2):  # on a loaded machine the CLI's own time is noisy: a little more work, push again
+            if f"promote {exp}" in pushed.stderr:
+                break
+            assert "promoted" not in pushed.stderr and "rolled_back" not in pushed.stderr, pushed.stderr
+            work(cli, bob, f"bob-more{extra}", cells[2:], exp, aa, seen)
+            (bob / "notes.txt").write_text(f"more {extra}\n")
+            git(bob, "commit", "-qam", "more notes")
+            pushed = push(bob)
     assert pushed.returncode == 0, pushed.stderr
     assert f"promote {exp}: promoted" in pushed.stderr and f"{aa}: continue" in pushed.stderr, pushed.stderr
     git(bob, "push", "-q", "origin", "main")  # publishes the decision commit
@@ -181,8 +188,8 @@ def test_a_teams_week_with_the_real_cli_promotes_the_faster_command(tmp_path: Pa
     assert decisions == ["promote"]
     assert [e for e in export(bob, aa) if e["type"] == "decision" and e["action"] != "continue"] == []
     aa_trials = by_unit(export(bob, aa))
-    assert len(aa_trials) == 9  # every session is a use of the instruction file, the chat too
-    assert [t["arm"] for t in aa_trials.values()].count("treatment") == 4 + (chat_aa_arm == "treatment")
+    assert len(aa_trials) == len(seen) + 1  # every session is a use of the instruction file, the chat too
+    assert {t["arm"] for t in aa_trials.values()} == {"control", "treatment"}
     assert git(remote, "log", "-1", "--format=%s", "main").startswith(f"experiment: Promote {exp}")
     assert git(remote, "show", f"main:{COMMAND}") == TREATMENT
     ledger_text = notes_text(remote)
@@ -190,6 +197,10 @@ def test_a_teams_week_with_the_real_cli_promotes_the_faster_command(tmp_path: Pa
         assert private not in ledger_text
     for _, session in seen.values():
         assert session.result["session_id"] not in ledger_text
+
+
+def push(repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "push", "origin", "main"], cwd=repo, capture_output=True, text=True, env=cli_env())
 
 
 def notes_text(repo: Path) -> str:

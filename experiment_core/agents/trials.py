@@ -178,7 +178,7 @@ def mark_done(wt: Worktree, key: str) -> bool:
 # ---- a use's life ---------------------------------------------------------------------------------------
 def new_use(key: str, exp: str, unit: str, arm: str, kind: str, command: str, now: float,
             transcript: str, agent: str) -> dict[str, Any]:  # fmt: skip
-    """A use's state: ``started``/``turn_start`` are None for a session until its first prompt."""
+    """A use's state: a session's ``started`` (0.0) and ``turn_start`` (None) wait for its first prompt."""
     started = now if kind == "command" else None
     return {"key": key, "exp": exp, "unit": unit, "arm": arm, "kind": kind, "command": command, "agent": agent,
             "opened": now, "started": started if started is not None else 0.0, "prompted": kind == "command",
@@ -209,10 +209,9 @@ def on_stop(use: dict[str, Any], now: float, message: str, failed: bool) -> None
 def metric_lines(message: str) -> dict[str, float]:
     """``experiment-metric: NAME=VALUE`` lines of a final message (finite numbers; built-in names are ours)."""
     import math
-
-    out: dict[str, float] = {}
     import re
 
+    out: dict[str, float] = {}
     for name, raw in re.findall(METRIC_LINE, message or ""):
         try:
             value = float(raw)

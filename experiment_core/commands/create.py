@@ -98,14 +98,7 @@ def create(
     agent: bool = False,
 ) -> None:
     """Create an experiment on one or more files of this repository."""
-    if (command is None) == (not agent):
-        raise UserError("create", "give exactly one of --command or --agent",
-                        "--command 'make test' to time a command, or --agent for an assistant's command file")
-    primary_metric = primary_metric or (AGENT_METRIC if agent else DEFAULT_METRIC)
-    secondary = _guardrail_metrics(guardrails, primary_metric)
-    for metric in secondary if agent else []:  # the assistant's metrics where more is better
-        if metric["name"] in HIGHER_IS_BETTER:
-            metric["direction"] = "higher"
+    primary_metric, secondary = _metrics(command, agent, primary_metric, guardrails)
     git = Git.discover()
     registry = load_registry(git.root)  # validate the existing file before touching anything
     targets = _checked_targets(git, registry, files)
@@ -146,6 +139,20 @@ def create(
 
 AGENT_METRIC = "duration_s"
 HIGHER_IS_BETTER = ("completed", "user_satisfaction")
+
+
+def _metrics(command: str | None, agent: bool, primary: str | None,
+             guardrails: tuple[str, ...]) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
+    """The primary metric's name and the guardrails' entries (``--agent``: the assistant's names)."""
+    if (command is None) == (not agent):
+        raise UserError("create", "give exactly one of --command or --agent",
+                        "--command 'make test' to time a command, or --agent for an assistant's command file")
+    primary = primary or (AGENT_METRIC if agent else DEFAULT_METRIC)
+    secondary = _guardrail_metrics(guardrails, primary)
+    for metric in secondary if agent else []:  # the assistant's metrics where more is better
+        if metric["name"] in HIGHER_IS_BETTER:
+            metric["direction"] = "higher"
+    return primary, secondary
 
 
 def _check_agent_files(git: Git, targets: list[str]) -> None:
