@@ -62,8 +62,10 @@ def parse_guardrail(text: str, primary: str) -> dict[str, Any]:
 @click.option("--name", required=True, help="Short name of the experiment.")
 @click.option("--hypothesis", default="", help="What you expect, measurably (e.g. 'saves 15 % build time').")
 @click.option("--file", "files", multiple=True, required=True, metavar="PATH", help="Target file (repeatable).")
-@click.option("--command", required=True, help="Command whose run is measured (the primary metric).")
-@click.option("--primary-metric", default=DEFAULT_METRIC, show_default=True)
+@click.option("--command", default=None, help="Command whose run is measured (the primary metric).")
+@click.option("--agent", is_flag=True, help="Trials come from the assistant's use of the file (metric.source: agent; "
+              "primary metric duration_s; see docs/agents.md) instead of a command.")
+@click.option("--primary-metric", default=None, help=f"[default: {DEFAULT_METRIC}; duration_s with --agent]")
 @click.option("--direction", type=click.Choice(DIRECTIONS), default="lower", show_default=True)
 @click.option("--sample-size", type=click.IntRange(min=2), default=10, show_default=True, help="Units per arm.")
 @click.option("--improvement-threshold", type=click.FloatRange(min=0), default=15.0, show_default=True)
@@ -73,15 +75,16 @@ def parse_guardrail(text: str, primary: str) -> dict[str, Any]:
 @click.option("--no-auto-promote", is_flag=True)
 @click.option("--no-auto-rollback", is_flag=True)
 @click.option("--guardrail", "guardrails", multiple=True, metavar="NAME[:PCT]",
-              help="A guardrail metric (lower is better; repeatable): a regression beyond PCT % (default "
+              help="A guardrail metric (lower is better; with --agent completed and user_satisfaction higher; "
+                   "repeatable): a regression beyond PCT % (default "
                    "--max-regression) blocks promotion and rolls back. Record its values with `record --metric`.")
 @click.option("--json", "as_json", is_flag=True, help="Print {id, files} as JSON.")
 def create(
     name: str,
     hypothesis: str,
     files: tuple[str, ...],
-    command: str,
-    primary_metric: str,
+    command: str | None,
+    primary_metric: str | None,
     direction: str,
     sample_size: int,
     improvement_threshold: float,
@@ -92,12 +95,15 @@ def create(
     no_auto_rollback: bool,
     as_json: bool,
     guardrails: tuple[str, ...] = (),
+    agent: bool = False,
 ) -> None:
     """Create an experiment on one or more files of this repository."""
-    secondary = _guardrail_metrics(guardrails, primary_metric)
+    primary_metric, secondary = _metrics(command, agent, primary_metric, guardrails)
     git = Git.discover()
     registry = load_registry(git.root)  # validate the existing file before touching anything
     targets = _checked_targets(git, registry, files)
+    if agent:
+        _check_agent_files(git, targets)
     now = utc_now()
     exp_id = _fresh_id(git, registry, now)
     mapping = _treatment_paths(git, exp_id, targets)
@@ -108,7 +114,8 @@ def create(
         "status": "running",
         "created": format_ts(now),
         "files": mapping,
-        "metric": {"name": primary_metric, "command": command, "direction": direction, "unit": "s"},
+        "metric": ({"name": primary_metric, "source": "agent", "direction": direction, "unit": "s"} if agent else
+                   {"name": primary_metric, "command": command, "direction": direction, "unit": "s"}),
         "targets": {
             "improvement_threshold": improvement_threshold,
             "max_regression": max_regression,
@@ -128,6 +135,36 @@ def create(
     for target, treatment in mapping.items():
         click.echo(f"  {target}  ->  edit the treatment in {treatment}")
     click.echo("Next: edit the treatment, then `git add experiments.yaml .experiments && git commit`.")
+
+
+AGENT_METRIC = "duration_s"
+HIGHER_IS_BETTER = ("completed", "user_satisfaction")
+
+
+def _metrics(command: str | None, agent: bool, primary: str | None,
+             guardrails: tuple[str, ...]) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
+    """The primary metric's name and the guardrails' entries (``--agent``: the assistant's names)."""
+    if (command is None) == (not agent):
+        raise UserError("create", "give exactly one of --command or --agent",
+                        "--command 'make test' to time a command, or --agent for an assistant's command file")
+    primary = primary or (AGENT_METRIC if agent else DEFAULT_METRIC)
+    secondary = _guardrail_metrics(guardrails, primary)
+    for metric in secondary if agent else []:  # the assistant's metrics where more is better
+        if metric["name"] in HIGHER_IS_BETTER:
+            metric["direction"] = "higher"
+    return primary, secondary
+
+
+def _check_agent_files(git: Git, targets: list[str]) -> None:
+    """Each target is a file the assistant uses: a command, a skill, or an instruction file."""
+    from experiment_core.agents.claude import INSTRUCTION_FILES, Claude
+
+    adapter = Claude(str(git.root))
+    for target in targets:
+        if not adapter.command_names(target) and not adapter.loads_always(target):
+            raise UserError(f"--file {target}", "not a command, skill or instruction file of Claude Code",
+                            "name .claude/commands/NAME.md, .claude/skills/NAME/SKILL.md, a plugin's "
+                            f"commands/NAME.md, or one of {', '.join(INSTRUCTION_FILES)}")  # fmt: skip
 
 
 def _guardrail_metrics(guardrails: tuple[str, ...], primary: str) -> list[dict[str, Any]]:

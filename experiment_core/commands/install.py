@@ -10,9 +10,15 @@ from experiment_core.store import ledger
 
 
 @click.command("install")
-def install() -> None:
+@click.option("--agent", type=click.Choice(["claude"]), default=None,
+              help="Add the assistant's hooks instead (Claude Code: .claude/settings.local.json), so its uses of an "
+                   "experimented command, skill or instruction file are trials.")  # fmt: skip
+def install(agent: str | None = None) -> None:
     """Install the git hooks (for repositories without pre-commit), chaining any hook already there."""
     git = Git.discover()
+    if agent is not None:
+        install_agent(git)
+        return
     for change in install_hooks(git):
         chained = change.action == "chained"
         note = f" (the previous hook runs first: {change.path.name}.pre-experiment-hook)" if chained else ""
@@ -29,3 +35,30 @@ def install() -> None:
     follow(git, new_units=False, head=git.head())  # filter driver set up; a clone of 0.1 moves over
     click.echo("Every branch checkout now starts a unit of each running experiment; commits record trials;")
     click.echo("pulls, merges and rebases bring teammates' decisions into this work tree.")
+
+
+def agent_command() -> str:
+    """The shell command an assistant runs: the absolute interpreter on the installed entry file (never a file a
+    branch can change), as for the git hooks. ``-S`` skips the site-packages scan (most of a bare interpreter's
+    start-up in a venv with editable installs); the package's own directory is put on the path instead, and the
+    handler turns the site on itself in the rare event that needs a third-party module (parsing the registry)."""
+    import shlex
+    import sys
+
+    from experiment_core.hookpaths.githooks import entry_dir, package_parent
+
+    path = shlex.quote(str(package_parent()))
+    return f"PYTHONPATH={path} {shlex.quote(sys.executable)} -S {shlex.quote(str(entry_dir() / 'agent_claude.py'))}"
+
+
+def install_agent(git: Git) -> None:
+    from experiment_core.agents import claude
+    from experiment_core.state import state_dir
+
+    agent_state = state_dir(git) / "agent"
+    agent_state.mkdir(parents=True, exist_ok=True)
+    action = claude.install_settings(str(git.root), str(agent_state), agent_command())
+    where = git.root / claude.SETTINGS
+    click.echo(f"{action:>9}  {where} (Claude Code's hooks; `experiment-hook uninstall` removes them)")
+    click.echo("Each use of an experimented command, skill or instruction file is now a trial of this worktree's arm;")
+    click.echo("`/rate N` (1-5) inside Claude Code scores the last one.")

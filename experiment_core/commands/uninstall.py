@@ -23,14 +23,32 @@ def worktrees(git: Git) -> list[Path]:
     return [Path(line[len("worktree ") :]) for line in out.splitlines() if line.startswith("worktree ")]
 
 
+def uninstall_agent(root: Path, git: Git) -> None:
+    """Claude Code's handlers out of the worktree's ``.claude/settings.local.json`` (the user's own stay)."""
+    from experiment_core.agents import claude
+
+    agent_state = git.git_path("experiment-hook") / "agent"
+    action = claude.uninstall_settings(str(root), str(agent_state))
+    what = {"restored": "as it was before `install --agent claude`", "removed": "written by `install --agent claude`",
+            "updated": "our hooks taken out, yours and your edits kept"}.get(action)  # fmt: skip
+    if what:
+        click.echo(f"{action:>9}  {root / claude.SETTINGS} ({what})")
+
+
 @click.command("uninstall")
-def uninstall() -> None:
+@click.option("--agent", type=click.Choice(["claude"]), default=None,
+              help="Remove only the assistant's hooks `install --agent` added.")
+def uninstall(agent: str | None = None) -> None:
     """Remove the filter driver and the git hooks written by `install` (hooks that are not ours stay)."""
     git = Git.discover()
+    if agent is not None:
+        uninstall_agent(git.root, git)
+        return
     for root in worktrees(git):
         if not root.is_dir():
             continue
         tree = Git(root)
+        uninstall_agent(root, tree)
         released = restore(tree)  # every file that is or was experimented on here, and what it holds now
         for r in released:
             if r.outcome != "already control":

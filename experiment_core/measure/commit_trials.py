@@ -122,6 +122,8 @@ def run_job(args: list[str], log: Any) -> bool:
         if exp is None or a is None or not a.active or a.exp != job.exp:
             print(f"{job.exp}: unit {job.unit} unknown or experiment not running; no trial", file=log)
             continue
+        if exp.metric.source == "agent":  # its trials come from the assistant's hooks (experiment_core.agents)
+            continue
         events.extend(measure_unit(root, exp, a, job.first_commit, commit, committed_at, log, machine, startup))
     if events:
         ledger.append(git, events, commit=commit)

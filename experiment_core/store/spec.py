@@ -37,6 +37,7 @@ FACTOR_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)x$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 METRIC_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_METRIC = "time_to_complete"
+SOURCES = ("command", "agent")  # metric.source: a timed command (post-commit, run) or the assistant's own use
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Metric:
     max_regression: float | None = None  # percent; None: the experiment's targets.max_regression
     alert_below: float | str | None = None  # a number (absolute floor of the treatment mean) or "0.5x" (of control)
     alert_above: float | str | None = None  # a number (absolute ceiling) or "2x" (a multiple of control's mean)
+    source: str = "command"  # primary only: "agent" when trials come from an assistant's hooks (experiment_core.agents)
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,9 @@ def check_repo_path(root: Path, rel: Any, where: str) -> str:
 
 
 # ---- parsing plain data into records ---------------------------------------------------------------------
-METRIC_KEYS = ("name", "command", "direction", "unit", "guardrail", "max_regression", "alert_below", "alert_above")
+METRIC_KEYS = (
+    "name", "command", "direction", "unit", "guardrail", "max_regression", "alert_below", "alert_above", "source",
+)  # fmt: skip
 TARGET_KEYS = ("improvement_threshold", "max_regression", "alpha")
 EXPERIMENT_KEYS = (
     "id", "name", "hypothesis", "status", "created", "files", "metric", "secondary", "targets", "sample_size",
@@ -262,6 +266,7 @@ def _metric(ctx: _Ctx, where: str, data: Any, default_name: str | None) -> Metri
         max_regression=max_reg,
         alert_below=_level(ctx, f"{where}.alert_below", data.get("alert_below")),
         alert_above=_level(ctx, f"{where}.alert_above", data.get("alert_above")),
+        source=_choice(ctx, f"{where}.source", data.get("source", "command"), SOURCES),
     )
 
 
