@@ -180,7 +180,6 @@ def test_a_teams_week_with_the_real_cli_promotes_the_faster_command(tmp_path: Pa
             pushed = push(bob)
     assert pushed.returncode == 0, pushed.stderr
     assert f"promote {exp}: promoted" in pushed.stderr and f"{aa}: continue" in pushed.stderr, pushed.stderr
-    git(bob, "push", "-q", "origin", "main")  # publishes the decision commit
     events = export(bob, exp)
     assert chat_unit not in by_unit(events)
     assert_trials_equal_what_was_seen(events, seen)
@@ -190,8 +189,11 @@ def test_a_teams_week_with_the_real_cli_promotes_the_faster_command(tmp_path: Pa
     aa_trials = by_unit(export(bob, aa))
     assert len(aa_trials) == len(seen) + 1  # every session is a use of the instruction file, the chat too
     assert {t["arm"] for t in aa_trials.values()} == {"control", "treatment"}
-    assert git(remote, "log", "-1", "--format=%s", "main").startswith(f"experiment: Promote {exp}")
-    assert git(remote, "show", f"main:{COMMAND}") == TREATMENT
+    decision_branch = f"experiment-hook/promote-{exp}"  # a pull request away from main, never on main itself
+    assert git(remote, "log", "-1", "--format=%s", decision_branch).startswith(f"experiment: Promote {exp}")
+    git(remote, "merge-base", "--is-ancestor", f"{decision_branch}^", "main")  # built on main as the clone knew it
+    assert git(remote, "show", f"{decision_branch}:{COMMAND}") == TREATMENT
+    assert (bob / COMMAND).read_text() == TREATMENT and git(bob, "status", "--porcelain") == ""  # bob follows at once
     ledger_text = notes_text(remote)
     for private in ["pull request", "variant:", "/review_pr 4", "hello", str(tmp_path), "Reviewed"]:
         assert private not in ledger_text

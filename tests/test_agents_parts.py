@@ -265,6 +265,20 @@ def test_install_keeps_the_users_settings_and_uninstall_gives_them_back(tmp_path
     assert (repo / SETTINGS).read_text() == USER_FILE  # byte for byte
 
 
+def test_the_settings_file_we_create_never_shows_in_git_status_and_uninstall_takes_the_exclusion_back(
+        tmp_path: Path) -> None:  # fmt: skip
+    repo, _ = make_repo(tmp_path)  # make_repo ran `install --agent claude`
+    exclude = repo / ".git" / "info" / "exclude"
+    assert (repo / SETTINGS).exists() and git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert exclude.read_text().count(".claude/settings.local.json") == 1
+    run_cli(repo, "install", "--agent", "claude")
+    assert exclude.read_text().count(".claude/settings.local.json") == 1  # idempotent
+    run_cli(repo, "uninstall", "--agent", "claude")
+    assert ".claude" not in exclude.read_text()  # the exclusion was ours: gone with our file
+    (repo / SETTINGS).write_text(USER_FILE)  # the user's own untracked file stays visible to git, as they had it
+    assert "settings.local.json" in git(repo, "status", "--porcelain", "--untracked-files=all")
+
+
 def test_uninstall_after_the_user_edited_the_file_removes_only_ours(tmp_path: Path) -> None:
     repo, _ = make_repo(tmp_path)
     data = json.loads((repo / SETTINGS).read_text())

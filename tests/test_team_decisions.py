@@ -223,9 +223,8 @@ def test_two_clones_deciding_before_either_syncs_converge(tmp_path: Path, reques
     url = str(team.remote)
     for clone in (c0, c1):  # both offline: each decides alone, its branch waits locally
         git(clone, "remote", "set-url", "origin", str(tmp_path / "unreachable.git"))
-    git(c1, "config", "user.email", "second@example.com")  # two people: their decision commits differ
     first = run_cli(c0, "--auto").stdout
-    second = run_cli(c1, "--auto").stdout
+    second = run_cli(c1, "--auto", env={"GIT_COMMITTER_EMAIL": "second@example.com"}).stdout  # two people
     for out in (first, second):
         assert f"promote {team.exp}: promoted in commit" in out and "ledger not synced" in out, out
     commit0 = git(c0, "rev-parse", team.branch).strip()

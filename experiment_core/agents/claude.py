@@ -314,3 +314,25 @@ def uninstall_settings(root: str, agent_state: str) -> str:
         action = "absent"
     trials.unlink(record_path)
     return action
+
+
+EXCLUDE_NOTE = "# experiment-hook install --agent claude: Claude Code's hooks, in this worktree-local file"
+EXCLUDE_PATTERN = "/" + SETTINGS.replace(os.sep, "/")
+
+
+def with_exclude(text: str) -> str:
+    """``info/exclude`` with our two lines added, so the settings file we create never shows in ``git status``."""
+    lines = text.splitlines()
+    if EXCLUDE_NOTE in lines:
+        return text
+    head = text if not text or text.endswith("\n") else text + "\n"
+    return f"{head}{EXCLUDE_NOTE}\n{EXCLUDE_PATTERN}\n"
+
+
+def without_exclude(text: str) -> str:
+    """``info/exclude`` without exactly the two lines :func:`with_exclude` added."""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines[:-1]):
+        if line.rstrip("\n") == EXCLUDE_NOTE and lines[i + 1].rstrip("\n") == EXCLUDE_PATTERN:
+            return "".join(lines[:i] + lines[i + 2 :])
+    return text

@@ -53,11 +53,18 @@ def agent_command() -> str:
 
 def install_agent(git: Git) -> None:
     from experiment_core.agents import claude
+    from experiment_core.fsutil import atomic_write_text
     from experiment_core.state import state_dir
 
     agent_state = state_dir(git) / "agent"
     agent_state.mkdir(parents=True, exist_ok=True)
     action = claude.install_settings(str(git.root), str(agent_state), agent_command())
+    if not git.ok("check-ignore", "-q", "--", claude.SETTINGS) and not git.ok("ls-files", "--error-unmatch", "--",
+                                                                               claude.SETTINGS):  # fmt: skip
+        exclude = git.common_dir / "info" / "exclude"
+        old = exclude.read_text() if exclude.is_file() else ""
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(exclude, claude.with_exclude(old))  # an untracked file of ours never shows in git status
     where = git.root / claude.SETTINGS
     click.echo(f"{action:>9}  {where} (Claude Code's hooks; `experiment-hook uninstall` removes them)")
     click.echo("Each use of an experimented command, skill or instruction file is now a trial of this worktree's arm;")

@@ -14,6 +14,7 @@ import click
 
 from experiment_core.deploy.release import restore
 from experiment_core.deploy.variants import index_entries, remove_filter, show_to_git
+from experiment_core.fsutil import atomic_write_text
 from experiment_core.gitio import Git
 from experiment_core.hookpaths.githooks import uninstall as uninstall_hooks
 
@@ -33,6 +34,18 @@ def uninstall_agent(root: Path, git: Git) -> None:
             "updated": "our hooks taken out, yours and your edits kept"}.get(action)  # fmt: skip
     if what:
         click.echo(f"{action:>9}  {root / claude.SETTINGS} ({what})")
+    if not any(claude.MARKER in _read(r / claude.SETTINGS) for r in worktrees(git)):
+        exclude = git.common_dir / "info" / "exclude"
+        text = _read(exclude)
+        if claude.without_exclude(text) != text:
+            atomic_write_text(exclude, claude.without_exclude(text))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 @click.command("uninstall")
