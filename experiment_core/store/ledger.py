@@ -8,8 +8,9 @@ updates the notes ref without checking its old value and concurrent appends lose
 
 Each event goes to its experiment's ref (``refs/notes/experiments-<exp-id>``); a read is the union of every ledger
 ref, the legacy ``refs/notes/experiments`` of clones before 0.3 included, deduplicated by id. Reading all the notes
-costs one ``for-each-ref``, one ``ls-tree`` per ref and one ``cat-file --batch`` whatever the ledger's size; commands read the local index instead (:mod:`experiment_core.store.ledger_index`), which is
-built that way once and then brought forward from the notes that changed.
+costs one ``for-each-ref``, one ``ls-tree`` per ref and one ``cat-file --batch`` whatever the ledger's size;
+commands read the local index instead (:mod:`experiment_core.store.ledger_index`), which is built that way once
+and then brought forward from the notes that changed.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The local index of the ledger: one SQLite file per clone, derived from the notes, rebuilt whenever in doubt.
 
-The notes (every ledger ref, :mod:`experiment_core.store.refs`) stay the one source of truth and the only thing that travels. This file,
-``$GIT_COMMON_DIR/experiment-hook/ledger-index.sqlite3``, holds what reads need, so that a command costs what it
-reads, not what the ledger holds:
+The notes (every ledger ref, :mod:`experiment_core.store.refs`) stay the one source of truth and the only thing
+that travels. This file, ``$GIT_COMMON_DIR/experiment-hook/ledger-index.sqlite3``, holds what reads need, so that
+a command costs what it reads, not what the ledger holds:
 
 * ``events``: every valid event's id once (dedup by id: amend and rebase copy notes), with the number of note
   lines that carry it and its segment;
@@ -21,10 +21,11 @@ unit's mean is then bit for bit ``math.fsum(values) / n`` whatever the order in 
 the index equals a full re-read of the notes exactly (tests check it) and removals need no re-scan.
 
 Bringing it forward: each ledger ref whose commit changed is diffed against the commit indexed for it (``git
-diff-tree``; a new ref against the empty tree), and only the notes that changed are read (``cat-file --batch``); a note's lines go out by count and in by count, so a note
-that grew by one line adds one event. An event whose last copy goes makes its experiment's aggregates be
-recomputed from its stored events. One writer at a time (an flock beside the file), WAL so readers never wait,
-a busy timeout, and every update is one transaction: a writer killed half-way leaves the previous state.
+diff-tree``; a new ref against the empty tree), and only the notes that changed are read (``cat-file --batch``);
+a note's lines go out by count and in by count, so a note that grew by one line adds one event. An event whose
+last copy goes makes its experiment's aggregates be recomputed from its stored events. One writer at a time (an
+flock beside the file), WAL so readers never wait, a busy timeout, and every update is one transaction: a writer
+killed half-way leaves the previous state.
 
 Never trusted when it looks wrong: a file that is not SQLite, has another schema (``application_id``,
 ``user_version``), names another repository, or whose notes commits git does not know (or whose ref is gone) is
