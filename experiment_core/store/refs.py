@@ -19,6 +19,7 @@ behind by :func:`experiment_core.store.sync.setup_remote`.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 
 from experiment_core.gitio import Git
@@ -40,12 +41,15 @@ def exp_ref(exp_id: str) -> str:
     return PREFIX + name
 
 
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}\Z")
+
+
 def is_ledger_ref(name: str) -> bool:
-    """The legacy ref, or ``refs/notes/experiments-<one component>``."""
+    """The legacy ref, or ``refs/notes/experiments-<name>`` with a name as experiment ids are spelled (a remote's
+    ref of another shape is not ours: never fetched, read or named in a git command)."""
     if name == LEGACY:
         return True
-    rest = name[len(PREFIX) :] if name.startswith(PREFIX) else ""
-    return bool(rest) and "/" not in rest
+    return name.startswith(PREFIX) and _NAME_RE.match(name, len(PREFIX)) is not None
 
 
 def side_prefix(remote: str) -> str:
