@@ -34,11 +34,13 @@ class Migrated:
     refs: list[str] = field(default_factory=list)  # the refs that got a commit
 
 
-def migrate(git: Git) -> Migrated:
-    """Copy the legacy ref's events not copied yet into their experiments' refs (under the ledger lock)."""
-    legacy = git.ref(refs.LEGACY)
+def migrate(git: Git, legacy: str | None | bool = True) -> Migrated:
+    """Copy the legacy ref's events not copied yet into their experiments' refs (under the ledger lock).
+    ``legacy``: the legacy ref's commit when the caller knows it (None: no such ref), True: look it up."""
+    if legacy is True:
+        legacy = git.ref(refs.LEGACY)
     mark = git.common_dir / STATE_DIR / MARK
-    if legacy is None or _read_mark(mark) == legacy:
+    if not isinstance(legacy, str) or _read_mark(mark) == legacy:
         return Migrated()
     with ledger.ledger_lock(git):
         legacy = git.ref(refs.LEGACY)

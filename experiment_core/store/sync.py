@@ -278,15 +278,14 @@ def sync(git: Git, remote: str | None = None, *, push: bool = True, attempts: in
     """
     remote = remote or default_remote(git)
     setup_remote(git, remote)
-    result = SyncResult(remote=remote, local_before=refs.token(refs.tips(git)))
+    result = SyncResult(remote=remote)
     for attempt in range(1, attempts + 1):
         result.attempts = attempt
         remote_refs = _ls_remote(git, remote)
         remote_notes = refs.ledger_tips(remote_refs)
         if attempt == 1:
             result.remote_before = refs.token(remote_notes)
-        _take_remote(git, remote, remote_refs, remote_notes, result)
-        local = refs.tips(git)
+        local = _take_remote(git, remote, remote_refs, remote_notes, result)
         result.local_after = refs.token(local)
         todo = {ref: remote_notes.get(ref) for ref, sha in local.items() if remote_notes.get(ref) != sha}
         if not push or not todo:
@@ -303,12 +302,15 @@ def sync(git: Git, remote: str | None = None, *, push: bool = True, attempts: in
 
 
 def _take_remote(git: Git, remote: str, remote_refs: dict[str, str], remote_notes: dict[str, str],
-                 result: SyncResult) -> None:  # fmt: skip
+                 result: SyncResult) -> dict[str, str]:  # fmt: skip
     """Fetch and merge every ledger ref the remote changed, then copy the legacy ref's new events into
-    per-experiment refs (:mod:`.migrate`)."""
+    per-experiment refs (:mod:`.migrate`). This clone's ledger tips afterwards."""
     from experiment_core.store import migrate
 
     seen = _Seen.read(git, remote)
+    if result.attempts == 1:
+        result.local_before = refs.token(seen.local)
+    changed = False
     fetched = _fetch(git, remote, remote_refs, seen)
     if fetched:
         result.fetched = True
@@ -317,9 +319,13 @@ def _take_remote(git: Git, remote: str, remote_refs: dict[str, str], remote_note
         if sha == seen.local.get(ref):
             continue
         merged = _merge(git, remote, sha, ref)
+        changed = changed or merged != "none"
         if _MERGES.index(merged) > _MERGES.index(result.merge):
             result.merge = merged
-    result.migrated += migrate.migrate(git).copied
+    local = refs.tips(git) if changed else seen.local
+    copied = migrate.migrate(git, local.get(refs.LEGACY)).copied
+    result.migrated += copied
+    return refs.tips(git) if copied else local
 
 
 def pre_push(git: Git, remote: str) -> str | None:
