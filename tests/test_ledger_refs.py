@@ -86,9 +86,14 @@ def test_three_clones_one_on_the_previous_layout(clones: tuple[Path, list[Path]]
     for exp in ("exp-1", "exp-2", "exp-3"):  # each experiment's ref holds all of its events, the legacy ones too
         assert set(ids_in(remote, refs.exp_ref(exp))) == {e["id"] for e in written if e["exp"] == exp}
     # the old clone upgrades: its first sync takes every ref, its reads see the union
+    assert git(old, "for-each-ref", "refs/notes/experiments-remote/")  # 0.2's side refs
     result = sync.sync(Git(old), "origin")
     assert ids_in(old) == want and result.merge == "created"  # the per-experiment refs, new to it
     assert_index_equals_notes(Git(old))
+    fetch = git(old, "config", "--get-all", "remote.origin.fetch").split()
+    assert "+refs/notes/experiments*:refs/notes/remotes/origin/experiments*" in fetch
+    assert not [spec for spec in fetch if "experiments-remote" in spec]  # 0.2's glob and side refs are gone
+    assert not git(old, "for-each-ref", "refs/notes/experiments-remote/")
     # from now on a push carries only the ref of the experiment that got an event; a fetch only that one
     a3 = _event("exp-3", "a3")
     ledger.append(Git(a), [a3])
@@ -151,3 +156,17 @@ def test_odd_ids_and_an_experiment_called_remote(repo: Path) -> None:
     ledger.append(g, events)
     assert sorted(e["exp"] for e in ledger.read(g, cache=False).events) == ["a..b", "plain", "remote", "x.lock"]
     assert_index_equals_notes(g)
+
+
+def test_a_remote_experiment_ref_that_is_not_a_commit_is_refused(clones: tuple[Path, list[Path]]) -> None:
+    _, (a, b, _) = clones
+    ledger.append(Git(a), [_event("exp-1", "a")])
+    sync.sync(Git(a), "origin")
+    sync.sync(Git(b), "origin")
+    tree = git(a, "rev-parse", "HEAD^{tree}").strip()
+    git(a, "push", "-q", "--no-verify", "--force", "origin", f"{tree}:{refs.exp_ref('exp-1')}")
+    before = git(b, "for-each-ref")
+    proc = run_cli(b, "sync", check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "refs/notes/experiments-exp-1" in proc.stderr and "not a notes commit" in proc.stderr
+    assert git(b, "for-each-ref") == before  # side ref put back, the ledger untouched
