@@ -22,6 +22,8 @@ def migrate() -> None:
     if not done.refs:
         click.echo(f"nothing to copy: every event of {refs.LEGACY} is in its experiment's ref.")
         return
-    click.echo(f"copied {done.copied} events of {refs.LEGACY} into {len(done.refs)} per-experiment refs "
+    events = f"{done.copied} event{'s' if done.copied != 1 else ''}"
+    count = f"{len(done.refs)} per-experiment ref{'s' if len(done.refs) != 1 else ''}"
+    click.echo(f"copied {events} of {refs.LEGACY} into {count} "
                f"({', '.join(r.removeprefix('refs/notes/') for r in done.refs[:5])}"
                f"{', ...' if len(done.refs) > 5 else ''}).")  # fmt: skip

@@ -34,7 +34,7 @@ class Migrated:
     refs: list[str] = field(default_factory=list)  # the refs that got a commit
 
 
-def migrate(git: Git, legacy: str | None | bool = True) -> Migrated:
+def migrate(git: Git, legacy: str | bool | None = True) -> Migrated:
     """Copy the legacy ref's events not copied yet into their experiments' refs (under the ledger lock).
     ``legacy``: the legacy ref's commit when the caller knows it (None: no such ref), True: look it up."""
     if legacy is True:

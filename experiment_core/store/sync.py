@@ -66,7 +66,8 @@ class SyncResult:
                       }[self.merge])  # fmt: skip
         parts.append("pushed" if self.pushed else "remote already up to date")
         if self.migrated:
-            parts.append(f"{self.migrated} events of refs/notes/experiments copied into per-experiment refs")
+            parts.append(f"{self.migrated} event{'s' if self.migrated != 1 else ''} of refs/notes/experiments copied "
+                         "into per-experiment refs")  # fmt: skip
         if self.attempts > 1:
             parts.append(f"{self.attempts} attempts (another clone pushed meanwhile)")
         return ", ".join(parts)
