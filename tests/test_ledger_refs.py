@@ -170,3 +170,24 @@ def test_a_remote_experiment_ref_that_is_not_a_commit_is_refused(clones: tuple[P
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "refs/notes/experiments-exp-1" in proc.stderr and "not a notes commit" in proc.stderr
     assert git(b, "for-each-ref") == before  # side ref put back, the ledger untouched
+
+
+def test_an_index_of_the_previous_version_is_brought_forward(repo: Path) -> None:
+    """0.2's index knew one notes commit (meta ``commit``, no ``tips``): it is taken as the legacy ref's."""
+    import sqlite3
+
+    g = Git(repo)
+    old_append(repo, [_event("exp-1", "old")])
+    assert_index_equals_notes(g)
+    conn = sqlite3.connect(ledger_index.index_path(g))
+    with conn:
+        conn.execute("DELETE FROM meta WHERE key='tips'")
+        conn.execute("INSERT INTO meta VALUES ('sentinel', 'a rebuild drops it')")
+        legacy = git(repo, "rev-parse", "refs/notes/experiments").strip()
+        assert conn.execute("SELECT value FROM meta WHERE key='commit'").fetchone()[0] == legacy  # as 0.2 wrote it
+    conn.close()
+    ledger.append(g, [_event("exp-2", "new")])
+    assert_index_equals_notes(g)
+    conn = sqlite3.connect(ledger_index.index_path(g))
+    assert conn.execute("SELECT value FROM meta WHERE key='sentinel'").fetchone() is not None  # brought forward
+    conn.close()
