@@ -191,6 +191,8 @@ def _fetch(git: Git, remote: str, remote_refs: dict[str, str], seen: _Seen) -> l
     if not specs:
         return []
     git.run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", remote, *specs)
+    if not wanted:
+        return []
     after = _Seen.read(git, remote).side
     moved = [ref for ref in wanted if after.get(ref) != seen.side.get(ref)]
     types = git.run("cat-file", "--batch-check=%(objecttype)", input="".join(f"{after[ref]}\n" for ref in moved
