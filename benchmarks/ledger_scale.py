@@ -4,7 +4,8 @@
                                       [--repeat 3] [--keep]
 
 The ledger is what a team of 50 writes in a year, built with ``git fast-import`` (seconds, not hours): N events
-as notes of N/per_note commits, 4 events per note, spread over ``--experiments`` running experiments; a unit
+as notes of N/per_note commits, 4 events per note, spread over ``--experiments`` running experiments, each
+experiment's notes in its own ref (``refs/notes/experiments-<exp-id>``, the layout of 0.3); a unit
 (a branch) is 20 consecutive notes of one experiment (fewer in a small ledger, so that every experiment of the
 twin has units in both arms too), its first note carrying the ``assign``, arms alternating; trials of the
 primary metric carry a machine, one in 50 fails. The same stream goes into a bare "origin" and a working clone,
@@ -39,7 +40,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from experiment_core.store import ledger  # noqa: E402
+from experiment_core.store import ledger, refs  # noqa: E402
 
 ENV_IDENT = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
              "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}  # fmt: skip
@@ -63,10 +64,11 @@ def exp_ids(n: int) -> list[str]:
 
 
 def ledger_stream(n_events: int, per_note: int = 4, exps: list[str] | None = None, first_commit: int = 0,
-                  branch: str = "refs/heads/bench-ledger", seed: int = 12,
-                  ids: list[str] | None = None) -> bytes:  # fmt: skip
-    """A ``git fast-import`` stream adding ``n_events`` valid events as notes on new commits of ``branch``
-    (existing notes are kept). Deterministic for a given seed; the event ids go to ``ids`` when given."""
+                  branch: str = "refs/heads/bench-ledger", seed: int = 12, ids: list[str] | None = None,
+                  tips: dict[str, str] | None = None) -> bytes:  # fmt: skip
+    """A ``git fast-import`` stream adding ``n_events`` valid events as notes on new commits of ``branch``, each
+    note in its experiment's ref (``tips``: the refs' current commits, continued). Deterministic for a given seed;
+    the event ids go to ``ids`` when given."""
     rng = random.Random(seed + first_commit)
     exps = exps or ["exp-1"]
     n_commits = -(-n_events // per_note)
@@ -74,8 +76,7 @@ def ledger_stream(n_events: int, per_note: int = 4, exps: list[str] | None = Non
     for i in range(n_commits):
         stamp = EPOCH + first_commit + i
         out.append(b"commit %s\nmark :%d\ncommitter B <b@x> %d +0000\ndata 0\n\n" % (branch.encode(), i + 1, stamp))
-    out.append(b"commit %s\ncommitter B <b@x> %d +0000\ndata 0\n\n" % (ledger.NOTES_REF.encode(),
-                                                                      EPOCH + first_commit + n_commits))  # fmt: skip
+    notes: dict[str, list[bytes]] = {}
     k = 0
     per_unit = notes_per_unit(n_events, per_note, len(exps))
     for i in range(n_commits):
@@ -97,7 +98,14 @@ def ledger_stream(n_events: int, per_note: int = 4, exps: list[str] | None = Non
                 ids.append(str(ev["id"]))
             k += 1
         body = b"\n".join(lines) + b"\n"
-        out.append(b"N inline :%d\ndata %d\n%s\n" % (i + 1, len(body), body))
+        notes.setdefault(refs.exp_ref(exp), []).append(b"N inline :%d\ndata %d\n%s\n" % (i + 1, len(body), body))
+    for ref, changes in notes.items():
+        stamp = EPOCH + first_commit + n_commits
+        out.append(b"commit %s\ncommitter B <b@x> %d +0000\ndata 0\n" % (ref.encode(), stamp))
+        if tips and ref in tips:  # continue the existing notes history
+            out.append(b"from %s\n" % tips[ref].encode())
+        out += changes
+        out.append(b"\n")
     return b"".join(out)
 
 
@@ -111,16 +119,12 @@ def build_ledger(repo: Path, n_events: int, per_note: int = 1, exps: list[str] |
                  first_commit: int = 0) -> list[str]:  # fmt: skip
     """Add ``n_events`` events to ``repo``'s ledger with one ``git fast-import`` (tests use it too); their ids."""
     ids: list[str] = []
-    _fast_import(repo, ledger_stream(n_events, per_note, exps, first_commit, ids=ids))
+    tips = refs.parse_refs(_git(repo, "for-each-ref", "--format=%(objectname) %(refname)", refs.PREFIX + "*").decode())
+    _fast_import(repo, ledger_stream(n_events, per_note, exps, first_commit, ids=ids, tips=tips))
     return ids
 
 
 def _fast_import(repo: Path, stream: bytes) -> None:
-    old = _git(repo, "for-each-ref", "--format=%(objectname)", ledger.NOTES_REF).strip()
-    if old:  # continue the existing notes history
-        head, _, rest = stream.partition(b"commit %s\n" % ledger.NOTES_REF.encode())
-        committer, _, tail = rest.partition(b"\n\n")
-        stream = head + b"commit %s\n" % ledger.NOTES_REF.encode() + committer + b"\nfrom " + old + b"\n" + tail
     _git(repo, "fast-import", "--quiet", "--force", input=stream)
 
 
@@ -172,10 +176,12 @@ def median_of(fn: object, repeat: int) -> tuple[float, float]:
 
 
 def plumbing_floor(repo: Path) -> tuple[float, float]:
-    """``git notes list`` + one ``git cat-file --batch`` of those blobs, output captured, nothing decoded."""
+    """``git notes list`` of each ref + one ``git cat-file --batch`` of those blobs, output captured, nothing
+    decoded."""
     t = time.perf_counter()
-    listing = subprocess.run(["git", "notes", f"--ref={ledger.NOTES_REF}", "list"], cwd=repo, capture_output=True,
-                             check=True).stdout  # fmt: skip
+    names = _git(repo, "for-each-ref", "--format=%(refname)", refs.PREFIX + "*").decode().split()
+    listing = b"".join(subprocess.run(["git", "notes", f"--ref={ref}", "list"], cwd=repo, capture_output=True,
+                                      check=True).stdout for ref in names)  # fmt: skip
     blobs = b"".join(line.split()[0] + b"\n" for line in listing.splitlines() if line.strip())
     subprocess.run(["git", "cat-file", "--batch"], cwd=repo, input=blobs, capture_output=True, check=True)
     return time.perf_counter() - t, 0.0
@@ -233,7 +239,7 @@ def bench(base: Path, n: int, n_exps: int, per_note: int, repeat: int) -> dict[s
     # a fresh clone: the first command builds the index; then it is the other side of a true merge
     fresh = base / "fresh"
     _git(base, "clone", "-q", str(origin), str(fresh))
-    _git(fresh, "fetch", "-q", "origin", f"+{ledger.NOTES_REF}:{ledger.NOTES_REF}")
+    _git(fresh, "fetch", "-q", "origin", f"+{refs.GLOB}:{refs.GLOB}")
     res["floor"] = min(plumbing_floor(fresh) for _ in range(2))
     res["cold"] = run_measured(cli("status", "--json"), fresh)
 
@@ -247,8 +253,8 @@ def bench(base: Path, n: int, n_exps: int, per_note: int, repeat: int) -> dict[s
     def git_push_floor() -> tuple[float, float]:
         """What git itself costs for the same push: one note appended by hand, then a plain ``git push``."""
         line = ledger.encode(ledger.make_event("trial", exp, arm="control", metric=PRIMARY, value=1.0, unit="g"))
-        _git(work, "notes", f"--ref={ledger.NOTES_REF}", "append", "-m", line, "HEAD")
-        return run_measured(["git", "push", "-q", "--no-verify", "origin", ledger.NOTES_REF], work)
+        _git(work, "notes", f"--ref={refs.exp_ref(exp)}", "append", "-m", line, "HEAD")
+        return run_measured(["git", "push", "-q", "--no-verify", "origin", refs.exp_ref(exp)], work)
 
     res["push-floor"] = median_of(git_push_floor, repeat)
     with_events = json.loads(run_measured_out(cli("sync", "--json"), work))["ledger"]["events"]

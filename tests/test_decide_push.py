@@ -103,9 +103,9 @@ def test_push_promotes_a_clearly_faster_treatment(tmp_path: Path) -> None:
     # the next push publishes it, and the ledger (with the decision) reached the remote
     assert push(repo).returncode == 0
     assert git(remote, "log", "-1", "--format=%s", "main").startswith(f"experiment: Promote {exp}")
-    assert '"action":"promote"' in git(remote, "notes", "--ref=experiments", "list") + "".join(
+    assert '"action":"promote"' in "".join(  # in the experiment's own notes ref
         git(remote, "cat-file", "-p", line.split()[0])
-        for line in git(remote, "notes", "--ref=experiments", "list").splitlines()
+        for line in git(remote, "notes", f"--ref=experiments-{exp}", "list").splitlines()
     )
 
 

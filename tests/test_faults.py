@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks.ledger_scale import build_ledger
 from experiment_core.gitio import Git
-from experiment_core.store import ledger
+from experiment_core.store import ledger, refs
 from tests.conftest import PROJECT, cli_env
 
 APPENDER = textwrap.dedent(
@@ -81,7 +81,7 @@ def test_kill_9_mid_append_leaves_a_readable_ledger_and_a_usable_lock(repo: Path
 def test_stale_ref_lock_is_recovered(repo: Path) -> None:
     g = Git(repo)
     ledger.append(g, [one_event(1)])
-    lock = g.common_dir / (ledger.NOTES_REF + ".lock")
+    lock = g.common_dir / (refs.exp_ref("exp-1") + ".lock")  # one_event's experiment's ref
     lock.write_text("left by a git killed mid-update\n")
     old = time.time() - 600
     os.utime(lock, (old, old))

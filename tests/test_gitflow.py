@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from experiment_core.store import ledger
 from experiment_core.store.spec import set_status
 from tests.conftest import SEED_CONTROL, SEED_TREATMENT, cli_env, git, make_clones, pre_commit_config, run_cli
 
@@ -362,7 +363,8 @@ def test_a_pulled_rollback_under_an_edit_keeps_the_edit_on_the_control_and_says_
 def test_fetch_brings_the_ledger(team: Team) -> None:
     """The remote has a ledger now (clone a's push synced it): a plain fetch in b brings it into the side ref."""
     team.git(team.b, "fetch", "-q")
-    assert "refs/notes/experiments-remote/origin" in git(team.b, "for-each-ref", "--format=%(refname)").split()
+    names = git(team.b, "for-each-ref", "--format=%(refname)").split()
+    assert f"refs/notes/remotes/origin/experiments-{team.exp}" in names
     assert team.git(team.b, "pull", "-q").returncode == 0
 
 
@@ -400,6 +402,10 @@ def make_it_a_0_1_clone(team: Team, content: str) -> None:
     git(b, "config", "--add", "remote.origin.fetch", "+refs/notes/experiments:refs/notes/experiments-remote/origin")
     git(b, "update-index", "--skip-worktree", "cfg.txt")
     (b / "cfg.txt").write_text(content)
+    # and 0.1 wrote the ledger to refs/notes/experiments, on the remote too (the exact refspec needs it there)
+    line = ledger.encode(ledger.make_event("trial", team.exp, arm="control", metric="t", value=1.0, unit="old"))
+    git(b, "notes", "--ref=experiments", "add", "-m", line, "HEAD")
+    git(b, "push", "-q", "--no-verify", "origin", "refs/notes/experiments")
 
 
 @pytest.mark.parametrize("edit", ["", "mine=1\n"])

@@ -74,7 +74,8 @@ def hooked(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
         (repo / ".pre-commit-config.yaml").write_text(pre_commit_config(hook_repo, rev))
         subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=repo, check=True, capture_output=True,
                        env=cli_env())  # fmt: skip
-        git(repo, "config", "notes.rewriteRef", "refs/notes/experiments")
+        # `create` set notes.rewriteRef (amend and rebase carry the notes of every ledger ref)
+        assert "refs/notes/experiments-*" in git(repo, "config", "--get-all", "notes.rewriteRef").split()
     else:
         run_cli(repo, "install")
     hooked = Hooked(repo, exp, request.param)

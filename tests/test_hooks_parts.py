@@ -114,7 +114,8 @@ def test_install_chains_honours_hooks_path_and_uninstall_puts_back(repo: Path) -
     assert "chained" in out and str(hooks / "post-commit") in out
     script = (hooks / "post-commit").read_text()
     assert sys.executable in script and "experiment-hook: managed hook" in script
-    assert git(repo, "config", "--get-all", "notes.rewriteRef").split() == ["refs/notes/experiments"]
+    assert git(repo, "config", "--get-all", "notes.rewriteRef").split() == ["refs/notes/experiments",
+                                                                           "refs/notes/experiments-*"]
     assert not (repo / ".git" / "hooks" / "post-commit").exists()
     proc = subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, env=cli_env(),
                           capture_output=True, text=True)  # fmt: skip

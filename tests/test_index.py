@@ -15,7 +15,7 @@ import pytest
 
 from experiment_core.evidence.units import collect_units
 from experiment_core.gitio import Git
-from experiment_core.store import ledger, ledger_index, sync
+from experiment_core.store import ledger, ledger_index, refs, sync
 from tests.conftest import PROJECT, cli_env, git, init_repo
 
 EXPS = ("exp-1", "exp-2")
@@ -87,7 +87,7 @@ def test_index_follows_appends_amends_rebases_removals_and_rewinds(repo: Path) -
     ledger.append(g, _varied(0))
     assert_index_equals_notes(g)
     assert ledger_index.index_path(g).is_file()
-    first = git(repo, "rev-parse", ledger.NOTES_REF).strip()
+    first = git(repo, "rev-parse", refs.exp_ref("exp-1")).strip()
     for i in range(1, 8):
         ledger.append(g, _varied(i, EXPS[i % 2]))  # notes grow
         if i % 3 == 0:
@@ -106,15 +106,21 @@ def test_index_follows_appends_amends_rebases_removals_and_rewinds(repo: Path) -
     assert_index_equals_notes(g)
     garbage = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=b"garbage\n\xff\n{]\n",
                              capture_output=True, check=True).stdout.decode().strip()  # fmt: skip
-    git(repo, "notes", "--ref=experiments", "append", "-C", garbage, "HEAD")
+    git(repo, "notes", "--ref=experiments-exp-1", "append", "-C", garbage, "HEAD")
     assert_index_equals_notes(g)
-    git(repo, "notes", "--ref=experiments", "remove", "HEAD")  # last copies go: aggregates recomputed
+    git(repo, "notes", "--ref=experiments-exp-1", "remove", "HEAD")  # last copies go: aggregates recomputed
     assert_index_equals_notes(g)
-    git(repo, "notes", "--ref=experiments", "remove", "HEAD~1")
+    git(repo, "notes", "--ref=experiments-exp-1", "remove", "HEAD~1")
     assert_index_equals_notes(g)
-    git(repo, "update-ref", ledger.NOTES_REF, first)  # rewound: the diff runs backwards
+    git(repo, "notes", "--ref=experiments", "append", "-C", garbage, "HEAD")  # the legacy ref: part of the ledger
+    git(repo, "notes", "--ref=experiments", "append", "-m", ledger.encode(_trial("exp-2", 4.0)), "HEAD~1")
     assert_index_equals_notes(g)
-    git(repo, "update-ref", "-d", ledger.NOTES_REF)  # gone altogether
+    git(repo, "update-ref", refs.exp_ref("exp-1"), first)  # rewound: the diff runs backwards
+    assert_index_equals_notes(g)
+    git(repo, "update-ref", "-d", refs.exp_ref("exp-2"))  # gone altogether
+    assert_index_equals_notes(g)
+    for ref in refs.tips(g):
+        git(repo, "update-ref", "-d", ref)  # no ledger left
     assert_index_equals_notes(g)
 
 
@@ -145,7 +151,7 @@ def test_index_follows_syncs_with_a_remote(clones: tuple[Path, list[Path]]) -> N
     for path in (a, b, c):
         sync.sync(Git(path), "origin")
         assert_index_equals_notes(Git(path))
-    assert Git(a).ref(ledger.NOTES_REF) == Git(b).ref(ledger.NOTES_REF) == Git(c).ref(ledger.NOTES_REF)
+    assert refs.tips(Git(a)) == refs.tips(Git(b)) == refs.tips(Git(c))
 
 
 WRITER = textwrap.dedent(
@@ -201,7 +207,7 @@ def test_kill_9_mid_update_leaves_a_usable_index(repo: Path) -> None:
     ledger.append(g, _varied(0))
     assert_index_equals_notes(g)
     path = ledger_index.index_path(g)
-    old = git(repo, "rev-parse", ledger.NOTES_REF).strip()
+    old = refs.token(refs.tips(g))
     hit = 0
     delay = 0.4
     for round_ in range(6):
@@ -220,7 +226,7 @@ def test_kill_9_mid_update_leaves_a_usable_index(repo: Path) -> None:
         else:
             delay /= 2
         assert_index_equals_notes(g)
-        old = git(repo, "rev-parse", ledger.NOTES_REF).strip()
+        old = refs.token(refs.tips(g))
         if hit >= 2:
             break
     assert hit >= 1, "no kill landed inside an update"

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 from experiment_core.gitio import Git
-from experiment_core.store import ledger, ledger_index
+from experiment_core.store import ledger, ledger_index, refs
 from tests.conftest import PROJECT, cli_env, git
 
 
@@ -26,9 +26,14 @@ def test_append_then_read_round_trip(repo: Path) -> None:
     assert sorted(e["value"] for e in read.events) == [1.5, 2.5, 3.5, 9.0]
     assert {e["id"] for e in events} <= {e["id"] for e in read.events}
     # stored where the user can see it, one JSON object per line, on a real commit
-    note = git(repo, "notes", "--ref=experiments", "show", "HEAD")
+    note = git(repo, "notes", "--ref", "experiments-exp-1", "show", "HEAD")  # the experiment's own ref
     assert sum(1 for line in note.splitlines() if line.startswith("{")) == 4
-    assert read.notes_commit == git(repo, "rev-parse", "refs/notes/experiments").strip()
+    tip = git(repo, "rev-parse", "refs/notes/experiments-exp-1").strip()
+    assert refs.tips(g) == {"refs/notes/experiments-exp-1": tip}
+    assert read.notes_commit == refs.token(refs.tips(g))
+    ledger.append(g, [_trial("exp-2"), _trial("exp-1", value=7.0)])  # one append, two experiments: two refs
+    assert len(git(repo, "notes", "--ref", "experiments-exp-2", "list").split()) == 2
+    assert sorted(e["value"] for e in ledger.read(g).events) == [1.0, 1.5, 2.5, 3.5, 7.0, 9.0]
 
 
 COUNT_PROCESSES = textwrap.dedent(
@@ -60,22 +65,28 @@ def test_read_uses_constant_number_of_git_processes(repo: Path) -> None:
         git(repo, "add", "f")
         git(repo, "commit", "-qm", f"c{i}")
         ledger.append(g, [_trial(value=float(i))])
-    assert _processes_of_a_read(repo, "cold") == (15, 3, "rev-parse ls-tree cat-file")  # never one per note
+    assert _processes_of_a_read(repo, "cold") == (15, 3, "for-each-ref cat-file ls-tree")  # never one per note
     assert _processes_of_a_read(repo, "cache")[:2] == (15, 3)  # first read builds the index
-    assert _processes_of_a_read(repo, "cache") == (15, 1, "rev-parse")  # warm: the notes commit did not move
+    assert _processes_of_a_read(repo, "cache") == (15, 1, "for-each-ref")  # warm: no notes commit moved
     ledger.append(g, [_trial(value=99.0)])
-    assert _processes_of_a_read(repo, "cache") == (16, 3, "rev-parse diff-tree cat-file")  # only what changed
+    assert _processes_of_a_read(repo, "cache") == (16, 3, "for-each-ref diff-tree cat-file")  # only what changed
+    ledger.append(g, [_trial("exp-2", value=98.0)])  # a new experiment's ref: diffed against the empty tree
+    assert _processes_of_a_read(repo, "cache") == (17, 3, "for-each-ref diff-tree cat-file")
+    git(repo, "notes", "--ref=experiments", "append", "-m", ledger.encode(_trial("exp-3")), "HEAD")  # a 0.2 clone
+    assert _processes_of_a_read(repo, "cold") == (18, 5, "for-each-ref cat-file ls-tree ls-tree ls-tree")
+    assert _processes_of_a_read(repo, "cache") == (18, 3, "for-each-ref diff-tree cat-file")
 
 
 def test_amend_carries_notes_and_readers_dedup(repo: Path) -> None:
     g = Git(repo)
     ledger.ensure_config(g)
     ledger.ensure_config(g)  # idempotent
-    assert git(repo, "config", "--get-all", "notes.rewriteRef").split() == ["refs/notes/experiments"]
+    assert git(repo, "config", "--get-all", "notes.rewriteRef").split() == ["refs/notes/experiments",
+                                                                           "refs/notes/experiments-*"]  # a glob
     ev = _trial()
     ledger.append(g, [ev])
     git(repo, "commit", "--amend", "-qm", "amended")
-    assert ev["id"] in git(repo, "notes", "--ref=experiments", "show", "HEAD")  # copied to the new commit
+    assert ev["id"] in git(repo, "notes", "--ref=experiments-exp-1", "show", "HEAD")  # copied to the new commit
     read = ledger.read(g)
     assert [e["id"] for e in read.events] == [ev["id"]]  # two copies in notes, one event
 
@@ -152,7 +163,7 @@ def test_invalid_events_are_never_written(repo: Path) -> None:
         pass
     else:
         raise AssertionError("NaN event was accepted")
-    assert g.ref(ledger.NOTES_REF) is None
+    assert refs.tips(g) == {}
 
 
 def _same_as_cold(g: Git) -> ledger.LedgerRead:
@@ -169,6 +180,7 @@ def test_cache_follows_every_kind_of_ledger_change(repo: Path) -> None:
     ledger.ensure_config(g)
     ledger.append(g, [_trial(value=1.0)])
     first = _same_as_cold(g)
+    first_commit = git(repo, "rev-parse", refs.exp_ref("exp-1")).strip()
     assert ledger_index.index_path(g).exists()
     assert ledger.read(g).events == first.events  # same commit: served from the index
     ledger.append(g, [_trial(value=2.0)])  # a note grows
@@ -182,12 +194,12 @@ def test_cache_follows_every_kind_of_ledger_change(repo: Path) -> None:
     assert len(_same_as_cold(g).events) == 3
     blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=b"garbage\n\xff\n",
                           capture_output=True, check=True).stdout.decode().strip()  # fmt: skip
-    git(repo, "notes", "--ref=experiments", "append", "-C", blob, "HEAD")
+    git(repo, "notes", "--ref=experiments-exp-1", "append", "-C", blob, "HEAD")
     assert _same_as_cold(g).skipped == 2
-    git(repo, "notes", "--ref=experiments", "remove", "HEAD")  # garbage and the amended copy go
+    git(repo, "notes", "--ref=experiments-exp-1", "remove", "HEAD")  # garbage and the amended copy go
     after_remove = _same_as_cold(g)
     assert after_remove.skipped == 0 and len(after_remove.events) == 3  # the pre-amend commit still has one
-    git(repo, "notes", "--ref=experiments", "remove", "HEAD~1")
+    git(repo, "notes", "--ref=experiments-exp-1", "remove", "HEAD~1")
     assert len(_same_as_cold(g).events) == 1
-    git(repo, "update-ref", ledger.NOTES_REF, first.notes_commit or "")  # rewound: diff runs backwards
+    git(repo, "update-ref", refs.exp_ref("exp-1"), first_commit)  # rewound: diff runs backwards
     assert len(_same_as_cold(g).events) == 1

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from experiment_core.gitio import Git
-from experiment_core.store import ledger, sync
+from experiment_core.store import ledger, refs, sync
 from tests.conftest import cli_env, git, make_clones, run_cli
 
 
@@ -17,12 +17,15 @@ def trial(unit: str, value: float = 1.0) -> ledger.Event:
                              commit=None)  # fmt: skip
 
 
-def ids(path: Path, ref: str = ledger.NOTES_REF) -> list[str]:
+EXP_REF = refs.exp_ref("exp-1")  # where trial() events live
+
+
+def ids(path: Path, ref: str | None = None) -> list[str]:
     return sorted(e["id"] for e in ledger.read(Git(path), ref, cache=False).events)
 
 
 def remote_notes(remote: Path) -> str | None:
-    out = git(remote, "for-each-ref", "--format=%(objectname)", ledger.NOTES_REF).strip()
+    out = git(remote, "for-each-ref", "--format=%(objectname)", EXP_REF).strip()
     return out or None
 
 
@@ -32,13 +35,13 @@ def test_two_clones_merge_to_the_exact_union(clones: tuple[Path, list[Path]]) ->
     ledger.append(Git(a), ea)
     ledger.append(Git(b), eb)
     ra = sync.sync(Git(a), "origin")
-    assert ra.pushed and ra.merge == "none" and remote_notes(remote) == git(a, "rev-parse", ledger.NOTES_REF).strip()
+    assert ra.pushed and ra.merge == "none" and remote_notes(remote) == git(a, "rev-parse", EXP_REF).strip()
     rb = sync.sync(Git(b), "origin")  # both clones wrote notes on the same commit: a true cat_sort_uniq merge
     assert rb.merge == "merge" and rb.pushed
     sync.sync(Git(a), "origin")
     want = sorted(e["id"] for e in ea + eb)
     assert ids(a) == ids(b) == want
-    note = git(a, "notes", "--ref=experiments", "show", "HEAD")
+    note = git(a, "notes", "--ref=experiments-exp-1", "show", "HEAD")
     assert sorted(json.loads(line)["id"] for line in note.splitlines() if line.strip()) == want  # no duplicate line
     again = sync.sync(Git(b), "origin")  # idempotent: nothing to fetch, merge or push
     assert (again.merge, again.pushed, again.fetched) == ("none", False, False)
@@ -56,15 +59,16 @@ def test_fresh_clone_is_set_up_and_gets_the_ledger(clones: tuple[Path, list[Path
     assert "took the remote's ledger" in out
     assert ids(fresh) == sorted(e["id"] for e in events)
     fetch = git(fresh, "config", "--get-all", "remote.origin.fetch").split()
-    assert f"+refs/notes/experiments*:{sync.side_ref('origin')}*" in fetch  # a glob: no ledger there is no error
-    assert git(fresh, "config", "--get-all", "notes.rewriteRef").split() == [ledger.NOTES_REF]
+    assert "+refs/notes/experiments*:refs/notes/remotes/origin/experiments*" in fetch  # a glob: no ledger, no error
+    rewrite = git(fresh, "config", "--get-all", "notes.rewriteRef").split()
+    assert rewrite == [ledger.NOTES_REF, "refs/notes/experiments-*"]
     # from now on a plain `git fetch` brings the remote ledger into the side ref (never over the local one)
     ledger.append(Git(a), [trial("later")])
     run_cli(a, "sync")
-    local_before = git(fresh, "rev-parse", ledger.NOTES_REF)
+    local_before = git(fresh, "rev-parse", EXP_REF)
     git(fresh, "fetch", "-q")
-    assert git(fresh, "rev-parse", sync.side_ref("origin")) == git(a, "rev-parse", ledger.NOTES_REF)
-    assert git(fresh, "rev-parse", ledger.NOTES_REF) == local_before
+    assert git(fresh, "rev-parse", sync.side_ref("origin", EXP_REF)) == git(a, "rev-parse", EXP_REF)
+    assert git(fresh, "rev-parse", EXP_REF) == local_before
     run_cli(fresh, "sync")
     assert len(ids(fresh)) == 4
 
@@ -88,8 +92,8 @@ def test_stale_lease_is_refused_then_sync_retries(clones: tuple[Path, list[Path]
     ledger.append(Git(b), [trial("b")])
     sync.sync(Git(b), "origin")  # b pushes in between: `seen` is stale now
     ledger.append(Git(a), [trial("a2")])
-    lease_ok, _ = sync._push(Git(a), "origin", seen)
-    assert not lease_ok and remote_notes(remote) == git(b, "rev-parse", ledger.NOTES_REF).strip()
+    lease_ok, _ = sync._push(Git(a), "origin", {EXP_REF: seen})
+    assert not lease_ok and remote_notes(remote) == git(b, "rev-parse", EXP_REF).strip()
     result = sync.sync(Git(a), "origin")
     assert result.pushed and result.merge == "merge"
     assert len(ids(a)) == 3 and ids(a) == ids(remote)
@@ -158,8 +162,8 @@ def test_rewritten_remote_history_loses_nothing(clones: tuple[Path, list[Path]])
     kept = [trial("a", v) for v in range(3)]
     ledger.append(Git(a), kept)
     sync.sync(Git(a), "origin")
-    git(b, "notes", "--ref=experiments", "add", "-m", ledger.encode(trial("b")), "HEAD")  # unrelated history
-    git(b, "push", "-q", "--force", "--no-verify", "origin", "refs/notes/experiments")
+    git(b, "notes", "--ref=experiments-exp-1", "add", "-m", ledger.encode(trial("b")), "HEAD")  # unrelated history
+    git(b, "push", "-q", "--force", "--no-verify", "origin", EXP_REF)
     assert len(ids(remote)) == 1
     result = sync.sync(Git(a), "origin")
     assert result.merge == "merge" and result.pushed

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from experiment_core.gitio import Git
 from experiment_core.state import state_dir
-from experiment_core.store import ledger, ledger_index, sync
+from experiment_core.store import ledger, ledger_index, refs, sync
 from tests.conftest import PROJECT, cli_env, git
 
 WRITER = textwrap.dedent(
@@ -57,7 +57,7 @@ def raw_id_counts(repo: Path) -> Counter[str]:
     """Every event line in every note blob, counted by id (no dedup: this is what a duplicate would show)."""
     counts: Counter[str] = Counter()
     g = Git(repo)
-    for blob in ledger._iter_note_blobs(g, git(repo, "rev-parse", ledger.NOTES_REF).strip()):
+    for blob in ledger._iter_note_blobs(g, list(refs.tips(g).values())):
         events, skipped = ledger.decode(blob)
         assert skipped == 0
         counts.update(e["id"] for e in events)
@@ -135,5 +135,5 @@ def test_worktrees_share_the_ledger_but_not_local_state(repo: Path, tmp_path: Pa
     git(other, "commit", "-qm", "side commit")
     ledger.append(side_g, [ledger.make_event("trial", "exp-1", arm="treatment", metric="t", value=2.0, unit="s")])
     assert len(ledger.read(main_g).events) == 62
-    assert git(other, "notes", "--ref=experiments", "list", "HEAD").strip()
-    assert git(repo, "notes", "--ref=experiments", "list", "HEAD").strip()
+    assert git(other, "notes", "--ref=experiments-exp-1", "list", "HEAD").strip()
+    assert git(repo, "notes", "--ref=experiments-exp-1", "list", "HEAD").strip()

@@ -27,7 +27,7 @@ from experiment_core.gitio import Git, GitError
 from experiment_core.hookenv import STATE_DIR
 from experiment_core.state import read_json, write_json
 from experiment_core.store import decisions as team
-from experiment_core.store import ledger
+from experiment_core.store import ledger, refs
 from experiment_core.store.spec import REGISTRY_NAME, Experiment, Settings, edit_registry_text, status_change
 from experiment_core.store.sync import SyncResult
 
@@ -224,7 +224,7 @@ def settle(git: Git, remote: str | None, say: Callable[[str], None]) -> bool:
     if retract:
         ledger.append(git, retract)
         events = ledger_index.read_with(git, lambda index: index.events(None, ("decision", "status")))
-        notes_commit = git.ref(ledger.NOTES_REF)
+        notes_commit = refs.token(refs.tips(git))
     if undone or forget:
         _save_own(git, mine)
     team.refresh(git, events, notes_commit)

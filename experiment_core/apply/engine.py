@@ -16,7 +16,7 @@ from experiment_core.apply import lifecycle
 from experiment_core.errors import UserError
 from experiment_core.gitio import Git
 from experiment_core.state import read_json, state_dir, write_json
-from experiment_core.store import ledger
+from experiment_core.store import ledger, refs
 from experiment_core.store.spec import REGISTRY_NAME, Experiment, Registry, load_registry
 
 CACHE = "engine-cache.json"
@@ -92,8 +92,8 @@ def evaluate(
         if done:
             say(f"experiment-hook: finished an interrupted {done.action} of {done.exp_id}")
     registry = team_registry(git)
-    if only is None and nothing_due(git, registry, git.ref(ledger.NOTES_REF), now):
-        result.skipped_evaluation = True  # decided from the notes ref alone: the index is not even opened
+    if only is None and nothing_due(git, registry, refs.token(refs.tips(git)), now):
+        result.skipped_evaluation = True  # decided from the notes refs' tips alone: the index is not even opened
         return result
     from experiment_core.evidence.analysis import AnalysisResult, analyze_data
     from experiment_core.store import ledger_index

@@ -1,4 +1,4 @@
-"""The ledger: events as JSON lines in git notes (``refs/notes/experiments``).
+"""The ledger: events as JSON lines in git notes, one notes ref per experiment (:mod:`experiment_core.store.refs`).
 
 One canonical JSON object per line (sorted keys, compact), so the same event is the same bytes in every clone
 and ``git notes merge -s cat_sort_uniq`` is an exact union. Every event has ``v``, ``id``, ``type``, ``exp``,
@@ -6,9 +6,11 @@ and ``git notes merge -s cat_sort_uniq`` is an exact union. Every event has ``v`
 sends crashes analysis. Writers serialize on a lock in the git common dir, because ``git notes append`` alone
 updates the notes ref without checking its old value and concurrent appends lose records.
 
-Reading all the notes costs two git processes whatever the ledger's size (``ls-tree`` piped into one
-``cat-file --batch``); commands read the local index instead (:mod:`experiment_core.store.ledger_index`), which is
-built that way once and then brought forward from the notes that changed.
+Each event goes to its experiment's ref (``refs/notes/experiments-<exp-id>``); a read is the union of every ledger
+ref, the legacy ``refs/notes/experiments`` of clones before 0.3 included, deduplicated by id. Reading all the notes
+costs one ``for-each-ref``, one ``ls-tree`` per ref and one ``cat-file --batch`` whatever the ledger's size;
+commands read the local index instead (:mod:`experiment_core.store.ledger_index`), which is built that way once
+and then brought forward from the notes that changed.
 """
 
 from __future__ import annotations
@@ -22,18 +24,19 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from experiment_core.clock import format_ts, parse_ts, utc_now
 from experiment_core.errors import UserError
 from experiment_core.gitio import Git, GitError
 from experiment_core.hookenv import STATE_DIR
+from experiment_core.store import refs
 from experiment_core.store.spec import ID_RE, METRIC_NAME_RE
 
-NOTES_REF = "refs/notes/experiments"
+NOTES_REF = refs.LEGACY  # the legacy ref (clones before 0.3 write only there); see refs.exp_ref
 SCHEMA_VERSION = 1
 MAX_LINE = 64 * 1024
 ARMS = ("control", "treatment")
@@ -46,7 +49,7 @@ Event = dict[str, Any]
 class LedgerRead:
     events: list[Event]
     skipped: int
-    notes_commit: str | None
+    notes_commit: str | None  # the notes state read: refs.token of the refs' tips (the commit of a single ref)
 
 
 # ---- building and encoding ------------------------------------------------------------------------------
@@ -361,50 +364,54 @@ def run_locked_ref_update(git: Git, *args: str, input: bytes | None = None, env:
 
 # ---- read and append ------------------------------------------------------------------------------------
 def ensure_config(git: Git) -> None:
-    """Make amend and rebase carry our notes to the rewritten commits."""
-    if NOTES_REF not in git.config_get_all("notes.rewriteRef"):
-        git.run("config", "--add", "notes.rewriteRef", NOTES_REF)
+    """Make amend and rebase carry our notes to the rewritten commits (every ledger ref: a glob)."""
+    have = git.config_get_all("notes.rewriteRef")
+    for ref in (NOTES_REF, refs.REWRITE_GLOB):
+        if ref not in have:
+            git.run("config", "--add", "notes.rewriteRef", ref)
 
 
 def append(git: Git, events: Iterable[Event], commit: str | None = None) -> int:
-    """Append events to the note on ``commit`` (default HEAD), under the ledger lock. Returns the count.
+    """Append events to the note on ``commit`` (default HEAD) in their experiments' refs, under the ledger lock.
+    Returns the count.
 
-    One ``git notes append`` process: its cost depends on the size of that one note, not on the ledger's.
+    One ``git notes append`` process per experiment named: its cost depends on the size of that one note, not on
+    the ledger's.
     """
-    lines = []
+    by_ref: dict[str, list[str]] = {}
     for event in events:
         if validate(dict(event)) is None:
             raise ValueError(f"refusing to write an invalid event: {event!r}")
-        lines.append(encode(event))
-    if not lines:
+        by_ref.setdefault(refs.exp_ref(event["exp"]), []).append(encode(event))
+    if not by_ref:
         return 0
     target = commit or git.head()
     if target is None:
         raise UserError(str(git.root), "the repository has no commit yet", "make a first commit, then retry")
-    payload = ("\n".join(lines) + "\n").encode("utf-8")
     with ledger_lock(git):
-        run_locked_ref_update(git, "notes", f"--ref={NOTES_REF}", "append", "-F", "-", target, input=payload)
-    return len(lines)
+        for ref, lines in by_ref.items():
+            payload = ("\n".join(lines) + "\n").encode("utf-8")
+            run_locked_ref_update(git, "notes", f"--ref={ref}", "append", "-F", "-", target, input=payload, ref=ref)
+    return sum(len(lines) for lines in by_ref.values())
 
 
 # ---- reading: one ls-tree piped into one cat-file --batch, decoded while git still writes ------------------
 _CHUNK_BYTES = 1 << 18
 
 
-def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
-    """Every blob of the notes tree of ``commit``: ``git ls-tree -r --object-only`` piped straight into
-    ``git cat-file --batch`` (two processes, whatever the ledger's size). Reading by commit id, not by ref name,
-    makes the read one consistent snapshot even while other processes append. A thread drains git's output as it
-    comes (:class:`_Drain`), so git never waits for the decoding: the two run side by side."""
+def _iter_note_blobs(git: Git, commit: str | Sequence[str]) -> Iterator[bytes]:
+    """Every blob of the notes trees of ``commit`` (one, or several in order): ``git ls-tree -r --object-only``
+    of each written straight into one ``git cat-file --batch``. Reading by commit id, not by ref name, makes the
+    read one consistent snapshot even while other processes append. A thread drains git's output as it comes
+    (:class:`_Drain`), so git never waits for the decoding: the two run side by side."""
+    commits = [commit] if isinstance(commit, str) else list(commit)
     env = _git_env()
-    lister = subprocess.Popen(["git", "ls-tree", "-r", "--object-only", commit], cwd=git.root,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
-    assert lister.stdout is not None
-    cat = subprocess.Popen(["git", "cat-file", "--batch"], cwd=git.root, stdin=lister.stdout, stdout=subprocess.PIPE,
+    cat = subprocess.Popen(["git", "cat-file", "--batch"], cwd=git.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, env=_with_config(env, "core.deltaBaseCacheLimit",
                                                                        DELTA_BASE_CACHE))  # fmt: skip
-    lister.stdout.close()
-    assert cat.stdout is not None
+    assert cat.stdout is not None and cat.stdin is not None
+    failed: list[str] = []
+    feeder = _feed_listings(git, commits, cat.stdin, env, failed)
     drain = _Drain(cat.stdout.fileno())
     try:
         yield from _batch_blobs(drain)
@@ -413,11 +420,32 @@ def _iter_note_blobs(git: Git, commit: str) -> Iterator[bytes]:
         if not drain.eof:
             cat.kill()
             drain.wait()
+        feeder.join()
         cat.stdout.close()
         cat.wait()
-        lister.wait()
-    if lister.returncode != 0:
-        raise GitError(["ls-tree", "-r", "--object-only", commit], lister.returncode, "cannot list the notes tree")
+    if failed:
+        raise GitError(["ls-tree", "-r", "--object-only", failed[0]], 128, "cannot list the notes tree")
+
+
+def _feed_listings(git: Git, commits: list[str], sink: IO[bytes], env: dict[str, str], failed: list[str]) -> Any:
+    """A thread running ``ls-tree`` of each commit in turn with ``sink`` (cat-file's stdin) as its output, then
+    closing it; commits git could not list go to ``failed``."""
+    import threading
+
+    def run() -> None:
+        try:
+            for commit in commits:
+                code = subprocess.call(["git", "ls-tree", "-r", "--object-only", commit], cwd=git.root, stdout=sink,
+                                       stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+                if code != 0:
+                    failed.append(commit)
+        finally:
+            with contextlib.suppress(OSError):
+                sink.close()
+
+    thread = threading.Thread(target=run, name="ls-tree-feeder", daemon=True)
+    thread.start()
+    return thread
 
 
 # git's cache of delta bases for that one cat-file (default 96 MB). Notes packed in long delta chains and read
@@ -536,7 +564,7 @@ class _Snapshot:
         return events
 
 
-def _read_uncached(git: Git, commit: str) -> _Snapshot:
+def _read_uncached(git: Git, commit: str | Sequence[str]) -> _Snapshot:
     snap = _Snapshot({}, 0)
     pending: list[bytes] = []
     pending_bytes = 0
@@ -550,24 +578,29 @@ def _read_uncached(git: Git, commit: str) -> _Snapshot:
     return snap
 
 
-def read(git: Git, ref: str = NOTES_REF, cache: bool = True) -> LedgerRead:
-    """All valid events of ``ref``, deduplicated by id (rewritten commits carry copies), sorted by time then id.
+def read(git: Git, ref: str | None = None, cache: bool = True) -> LedgerRead:
+    """All valid events of the ledger (every ledger ref, :func:`refs.tips`), or of ``ref`` alone, deduplicated by
+    id (rewritten commits and the legacy ref carry copies), sorted by time then id.
 
-    With ``cache`` (the default), from the local index (:mod:`experiment_core.store.ledger_index`), brought forward
-    from the notes first; commands that need one experiment, or only aggregates, read the index directly.
-    ``cache=False`` reads the notes themselves: one ``rev-parse``, one ``ls-tree`` piped into one
-    ``cat-file --batch`` (the oracle the index is tested against).
+    With ``cache`` (the default) and no ``ref``, from the local index (:mod:`experiment_core.store.ledger_index`),
+    brought forward from the notes first; commands that need one experiment, or only aggregates, read the index
+    directly. ``cache=False`` reads the notes themselves: one ``for-each-ref``, one ``ls-tree`` per ref piped into
+    one ``cat-file --batch`` (the oracle the index is tested against).
     """
-    if cache and ref == NOTES_REF:
+    if cache and ref is None:
         from experiment_core.store import ledger_index
 
         return ledger_index.read_with(git, lambda index: LedgerRead(index.events(), index.skipped,
                                                                     index.notes_commit))  # fmt: skip
-    head = git.ref(ref)
-    if head is None:
+    if ref is None:
+        tips = refs.tips(git)
+    else:
+        head = git.ref(ref)
+        tips = {ref: head} if head else {}
+    if not tips:
         return LedgerRead([], 0, None)
-    snap = _read_uncached(git, head)
-    return LedgerRead(snap.sorted_events(), snap.skipped, head)
+    snap = _read_uncached(git, list(tips.values()))
+    return LedgerRead(snap.sorted_events(), snap.skipped, refs.token(tips) if ref is None else tips[ref])
 
 
 def for_experiment(events: Iterable[Event], exp_id: str) -> list[Event]:

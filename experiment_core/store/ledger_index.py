@@ -1,8 +1,8 @@
 """The local index of the ledger: one SQLite file per clone, derived from the notes, rebuilt whenever in doubt.
 
-The notes (``refs/notes/experiments``) stay the one source of truth and the only thing that travels. This file,
-``$GIT_COMMON_DIR/experiment-hook/ledger-index.sqlite3``, holds what reads need, so that a command costs what it
-reads, not what the ledger holds:
+The notes (every ledger ref, :mod:`experiment_core.store.refs`) stay the one source of truth and the only thing
+that travels. This file, ``$GIT_COMMON_DIR/experiment-hook/ledger-index.sqlite3``, holds what reads need, so that
+a command costs what it reads, not what the ledger holds:
 
 * ``events``: every valid event's id once (dedup by id: amend and rebase copy notes), with the number of note
   lines that carry it and its segment;
@@ -13,20 +13,23 @@ reads, not what the ledger holds:
 * ``pairs``: per (experiment, metric, pair, arm) count, exact sum and first trial;
 * ``arm_units``: the distinct units of each arm (assign or trial), for the sample-ratio test;
 * ``experiments``: the number of events of each experiment named in the ledger;
-* ``meta``: the notes commit the index reflects, this clone's common dir, the skipped-line count.
+* ``meta``: the notes commit of each ledger ref the index reflects (``tips``, and their :func:`refs.token`),
+  this clone's common dir, the skipped-line count.
 
 Sums are exact integers in units of 2^-1074 (every finite double is a whole multiple of it), stored as blobs: a
 unit's mean is then bit for bit ``math.fsum(values) / n`` whatever the order in which values came and went, so
 the index equals a full re-read of the notes exactly (tests check it) and removals need no re-scan.
 
-Bringing it forward: the indexed notes commit is diffed against the notes ref (``git diff-tree``), and only the
-notes that changed are read (``cat-file --batch``); a note's lines go out by count and in by count, so a note
-that grew by one line adds one event. An event whose last copy goes makes its experiment's aggregates be
-recomputed from its stored events. One writer at a time (an flock beside the file), WAL so readers never wait,
-a busy timeout, and every update is one transaction: a writer killed half-way leaves the previous state.
+Bringing it forward: each ledger ref whose commit changed is diffed against the commit indexed for it (``git
+diff-tree``; a new ref against the empty tree), and only the notes that changed are read (``cat-file --batch``);
+a note's lines go out by count and in by count, so a note that grew by one line adds one event. An event whose
+last copy goes makes its experiment's aggregates be recomputed from its stored events. One writer at a time (an
+flock beside the file), WAL so readers never wait, a busy timeout, and every update is one transaction: a writer
+killed half-way leaves the previous state.
 
 Never trusted when it looks wrong: a file that is not SQLite, has another schema (``application_id``,
-``user_version``), names another repository, or whose notes commit git does not know is deleted and rebuilt
+``user_version``), names another repository, or whose notes commits git does not know (or whose ref is gone) is
+rebuilt
 from the notes, silently. A rebuild writes a fresh file beside it and renames it into place.
 """
 
@@ -46,7 +49,7 @@ from typing import Any, TypeVar
 from experiment_core.clock import parse_ts
 from experiment_core.gitio import Git, GitError
 from experiment_core.hookenv import STATE_DIR
-from experiment_core.store import ledger
+from experiment_core.store import ledger, refs
 
 INDEX_NAME = "ledger-index.sqlite3"
 APPLICATION_ID = 0x45484C49  # "EHLI"
@@ -55,6 +58,7 @@ SCALE = 1074  # sums in units of 2**-1074: exact for every finite double
 BUSY_MS = 30_000
 
 Progress = Callable[[int, int], None]  # (notes read, notes in total)
+Tips = dict[str, str]  # {ledger ref: notes commit}
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -273,16 +277,16 @@ def _writer_lock(path: Path) -> Iterator[None]:
 
 
 # ---- building from scratch -------------------------------------------------------------------------------------
-def _count_notes(git: Git, commit: str) -> int:
+def _count_notes(git: Git, tips: Tips) -> int:
     try:
-        return git.run("ls-tree", "-r", "--object-only", commit).count(b"\n")
+        return sum(git.run("ls-tree", "-r", "--object-only", commit).count(b"\n") for commit in tips.values())
     except GitError:
         return 0
 
 
-def _rebuild(git: Git, path: Path, head: str | None, progress: Progress | None,
+def _rebuild(git: Git, path: Path, head: Tips, progress: Progress | None,
              conn: sqlite3.Connection | None = None) -> None:  # fmt: skip
-    """Index notes commit ``head`` from scratch (caller holds the writer lock). With ``conn`` (an open index of
+    """Index the notes commits ``head`` from scratch (caller holds the writer lock). With ``conn`` (an open index of
     ours), in place, in one transaction: a reader keeps its snapshot, a killed writer leaves the old index.
     Without, in a fresh file beside ``path`` renamed into place at the end. Memory: one chunk of notes, the ids
     seen and the aggregates; the events go to disk."""
@@ -317,18 +321,18 @@ def _rebuild(git: Git, path: Path, head: str | None, progress: Progress | None,
     os.replace(tmp, path)
 
 
-def _fill(git: Git, conn: sqlite3.Connection, head: str | None, progress: Progress | None) -> None:
-    """Create the tables and index every event of notes commit ``head`` (inside the caller's transaction)."""
+def _fill(git: Git, conn: sqlite3.Connection, head: Tips, progress: Progress | None) -> None:
+    """Create the tables and index every event of the notes commits ``head`` (inside the caller's transaction)."""
     conn.execute("PRAGMA cache_size=-32768")
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
     build = _Builder(conn)
-    if head is not None:
+    if head:
         total = _count_notes(git, head) if progress else 0
         pending: list[bytes] = []
         pending_bytes = 0
-        for done, blob in enumerate(ledger._iter_note_blobs(git, head), 1):
+        for done, blob in enumerate(ledger._iter_note_blobs(git, list(head.values())), 1):
             pending.append(blob)
             pending_bytes += len(blob)
             if pending_bytes >= 1 << 20:
@@ -463,9 +467,23 @@ class _Builder:
                               [(n, rowid) for rowid, n in self.extra.items()])  # fmt: skip
 
 
-def _set_meta(conn: sqlite3.Connection, repo_id: str, head: str | None, skipped: int) -> None:
+def _set_meta(conn: sqlite3.Connection, repo_id: str, head: Tips, skipped: int) -> None:
     conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                     [("repo", repo_id), ("commit", head or ""), ("skipped", str(skipped))])  # fmt: skip
+                     [("repo", repo_id), ("commit", refs.token(head) or ""), ("tips", json.dumps(head)),
+                      ("skipped", str(skipped))])  # fmt: skip
+
+
+def _indexed_tips(meta: dict[str, str]) -> Tips | None:
+    """The tips an index of ours reflects (an index of 0.2 knew only the legacy ref's commit); None if unreadable."""
+    if "tips" not in meta:
+        return {refs.LEGACY: meta["commit"]} if meta["commit"] else {}
+    try:
+        tips = json.loads(meta["tips"])
+    except ValueError:
+        return None
+    if not isinstance(tips, dict) or not all(isinstance(v, str) for v in tips.values()):
+        return None
+    return tips
 
 
 def _store(conn: sqlite3.Connection, agg: _Aggregates, merge: bool = False) -> None:
@@ -528,11 +546,32 @@ def _changed_blobs(git: Git, old: str, new: str) -> tuple[list[str], list[str]] 
     return ([s for s, n in minus.items() for _ in range(n)], [s for s, n in plus.items() for _ in range(n)])
 
 
-def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bool:
-    """Move the index from notes commit ``old`` to ``new`` in one transaction. False: rebuild instead."""
-    if new is None:
+def _changed_refs(git: Git, old: Tips, new: Tips) -> tuple[list[str], list[str]] | None:
+    """(blobs gone, blobs come) over every ledger ref that moved (a new ref: from the empty tree); None when a ref
+    is gone or git cannot diff a pair (rebuild instead)."""
+    if not set(old) <= set(new):
+        return None
+    minus: list[str] = []
+    plus: list[str] = []
+    for ref, commit in new.items():
+        before = old.get(ref)
+        if before == commit:
+            continue
+        if before is None and len(commit) != len(refs.EMPTY_TREE):
+            return None  # another hash than SHA-1: no empty tree of ours to diff against
+        changed = _changed_blobs(git, before or refs.EMPTY_TREE, commit)
+        if changed is None:
+            return None
+        minus += changed[0]
+        plus += changed[1]
+    return minus, plus
+
+
+def _update(git: Git, conn: sqlite3.Connection, old: Tips, new: Tips) -> bool:
+    """Move the index from notes commits ``old`` to ``new`` in one transaction. False: rebuild instead."""
+    if not new:
         return False
-    changed = _changed_blobs(git, old, new) if old else None
+    changed = _changed_refs(git, old, new)
     if changed is None:
         return False
     minus, plus = changed
@@ -549,7 +588,7 @@ def _update(git: Git, conn: sqlite3.Connection, old: str, new: str | None) -> bo
     conn.execute("BEGIN IMMEDIATE")
     try:
         meta = _meta(conn)
-        if meta.get("commit") != old:  # another writer moved it meanwhile (cannot happen under the lock)
+        if _indexed_tips(meta) != old:  # another writer moved it meanwhile (cannot happen under the lock)
             conn.execute("ROLLBACK")
             return False
         agg = _add_events(conn, good_come)
@@ -655,13 +694,13 @@ def _segment_events(rows: Iterable[tuple[bytes]]) -> list[ledger.Event]:
 
 
 # ---- opening ----------------------------------------------------------------------------------------------------
-def open_index(git: Git, *, progress: Progress | None = None, ref: str = ledger.NOTES_REF) -> LedgerIndex:
-    """The index, brought forward to the notes ref's current commit (built on first use; rebuilt when it cannot
+def open_index(git: Git, *, progress: Progress | None = None) -> LedgerIndex:
+    """The index, brought forward to the ledger refs' current commits (built on first use; rebuilt when it cannot
     be trusted). Reads on the returned object see one consistent snapshot until :meth:`LedgerIndex.close`."""
     path = index_path(git)
     path.parent.mkdir(parents=True, exist_ok=True)
     repo_id = _repo_id(git)
-    head = git.ref(ref)
+    head = refs.tips(git)
     for _attempt in range(3):
         conn = _try_open(path, repo_id, head)
         if conn is not None:
@@ -674,7 +713,7 @@ def open_index(git: Git, *, progress: Progress | None = None, ref: str = ledger.
     raise sqlite3.OperationalError(f"{path}: the ledger index could not be brought up to date")  # pragma: no cover
 
 
-def _try_open(path: Path, repo_id: str, head: str | None) -> sqlite3.Connection | None:
+def _try_open(path: Path, repo_id: str, head: Tips) -> sqlite3.Connection | None:
     """A connection in a read transaction on an index that is ours and at ``head``, else None."""
     if not path.is_file():
         return None
@@ -685,7 +724,7 @@ def _try_open(path: Path, repo_id: str, head: str | None) -> sqlite3.Connection 
     try:
         conn.execute("BEGIN")
         meta = _trusted(conn, repo_id)
-        if meta is not None and meta["commit"] == (head or ""):
+        if meta is not None and meta["commit"] == (refs.token(head) or ""):
             return conn
     except sqlite3.Error:
         pass
@@ -693,14 +732,15 @@ def _try_open(path: Path, repo_id: str, head: str | None) -> sqlite3.Connection 
     return None
 
 
-def _bring_forward(git: Git, path: Path, repo_id: str, head: str | None, progress: Progress | None) -> None:
+def _bring_forward(git: Git, path: Path, repo_id: str, head: Tips, progress: Progress | None) -> None:
     """Under the writer lock: update the index to ``head`` incrementally, or rebuild it."""
     conn: sqlite3.Connection | None = None
     try:
         conn = _connect(path) if path.is_file() else None
         meta = _trusted(conn, repo_id) if conn is not None else None
-        if conn is not None and meta is not None:
-            if _update(git, conn, meta["commit"], head):
+        old = _indexed_tips(meta) if meta is not None else None
+        if conn is not None and old is not None:
+            if _update(git, conn, old, head):
                 return
             _rebuild(git, path, head, progress, conn)  # ours, but too far from head: in place
             return
