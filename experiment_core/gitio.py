@@ -54,9 +54,18 @@ class Git:
 
     @classmethod
     def for_hook(cls, cwd: Path) -> Git:
-        """The repository a hook runs in: git starts hooks at the top of the work tree, where a ``.git`` saves
-        the ``rev-parse`` process; anywhere else, :meth:`discover`."""
-        return cls(cwd) if (cwd / ".git").exists() else cls.discover(cwd)
+        """The repository a hook runs in: git starts hooks at the top of the work tree, where a ``.git``
+        directory is the common dir and holds the state dir (no ``rev-parse`` process); anywhere else (a linked
+        worktree's ``.git`` file, a subdirectory), :meth:`discover`."""
+        from experiment_core.hookenv import STATE_DIR
+
+        dot_git = cwd / ".git"
+        if not dot_git.is_dir():
+            return cls.discover(cwd)
+        git = cls(cwd)
+        git._cache["--git-common-dir\0"] = str(dot_git)
+        git._cache["--git-path\0" + STATE_DIR] = str(dot_git / STATE_DIR)
+        return git
 
     @classmethod
     def discover(cls, cwd: Path | None = None) -> Git:

@@ -46,7 +46,7 @@ def target(git: Git, settings: Settings) -> str | None:
     (``decision_commits: current``, or a clone without a remote)."""
     if settings.decision_commits == "current":
         return None
-    remotes = git.out("remote").split()
+    remotes = git.remotes()
     if settings.remote in remotes:
         return settings.remote
     if "origin" in remotes:
@@ -362,7 +362,7 @@ def absorb_fetched(git: Git, say: Callable[[str], None]) -> bool:
     from experiment_core.store import sync
 
     before = team.known(git)
-    merged = [sync.merge_fetched(git, remote) for remote in git.out("remote").split()]
+    merged = [sync.merge_fetched(git, remote) for remote in git.remotes()]
     if any(m != "none" for m in merged):
         settle(git, None, say)
     return team.known(git) != before

@@ -23,7 +23,7 @@ def auto(dry_run: bool = False) -> None:
 
     git = Git.discover()
     settings = load_registry(git.root, state_dir(git)).settings
-    remote = sync.default_remote(git, settings.remote) if git.out("remote") and not dry_run else None
+    remote = sync.default_remote(git, settings.remote) if git.remotes() and not dry_run else None
     changed = remote is not None and team_sync(git, remote, click.echo)
     result = engine.evaluate(git, utc_now(), dry_run=dry_run, say=click.echo)
     for line in engine.describe(result, dry_run):

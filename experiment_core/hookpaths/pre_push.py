@@ -114,7 +114,7 @@ def _remote(git: Git, remote: str, sync_on_push: bool) -> str | None:
     """The named remote to sync the ledger with, or None (syncing off, or a push to a URL: said once here)."""
     if not sync_on_push:
         return None
-    if remote not in git.out("remote").split():
+    if remote not in git.remotes():
         _say(f"ledger not synced (pushing to {remote!r}, not a named remote): run `experiment-hook sync REMOTE`")
         return None
     return remote
