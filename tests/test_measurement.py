@@ -5,6 +5,7 @@ subtracted), checked against the shell itself."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -62,6 +63,14 @@ def test_time_command_keeps_exit_code_and_output_both_ways(tmp_path: Path) -> No
     assert (tmp_path / "answer").read_text() == "42\n"  # the shell ran it, in cwd
     missing = time_command("no-such-program-here --x", tmp_path, 10.0, lambda: 0.0)
     assert missing.timing == SHELL and missing.exit_code == 127 and "not found" in missing.output
+
+
+def test_the_timed_command_gets_default_signal_dispositions_not_pythons(tmp_path: Path) -> None:
+    """Python ignores SIGPIPE for itself; a timed `producer | head` must die of SIGPIPE as in a terminal."""
+    for command in ("grep SigIgn /proc/self/status", "grep SigIgn /proc/self/status | cat"):
+        m = time_command(command, tmp_path, 10.0, lambda: 0.0)
+        ignored = int(m.output.split()[-1], 16)
+        assert m.exit_code == 0 and not ignored & (1 << (signal.SIGPIPE - 1)), m.output
 
 
 def test_the_shell_start_up_is_subtracted_never_below_zero(tmp_path: Path) -> None:

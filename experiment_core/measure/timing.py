@@ -104,6 +104,10 @@ def _output_file() -> IO[bytes]:
     return tempfile.TemporaryFile()
 
 
+# signals Python ignores for itself, back to their defaults in the command (as subprocess's restore_signals does)
+_PYTHON_IGNORES = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name))
+
+
 def _spawn_and_wait(args: Any, shell: bool, cwd: Path, timeout: float, out: IO[bytes]) -> tuple[float, int | None]:
     """Seconds from spawn to exit and the exit code (None: killed at the timeout). Raises OSError when the
     program cannot be started.
@@ -120,7 +124,7 @@ def _spawn_and_wait(args: Any, shell: bool, cwd: Path, timeout: float, out: IO[b
     os.chdir(cwd)
     try:
         start = time.perf_counter()
-        pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions)
+        pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsigdef=_PYTHON_IGNORES)
     finally:
         os.chdir(here)
     try:
