@@ -9,7 +9,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~6 ms to import: not on the hooks' path
     from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["AnalysisResult", "analyze_experiment", "analyze_samples"]
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ def setup_experiment(tmp_path: Path, control: str, treatment: str, sample_size: 
     exp = json.loads(run_cli(repo, "create", "--name", "speed", "--file", "build.sh", "--command", "sh build.sh",
                              "--sample-size", str(sample_size), "--json").stdout)["id"]  # fmt: skip
     (repo / ".experiments" / exp / "build.sh").write_text(treatment)
-    # trunk-based work (everyone pushes main): the decision commit on the current branch, as before 0.2
+    # trunk-based work (everyone pushes main): the decision commit on the current branch, as before 0.3
     text = (repo / "experiments.yaml").read_text()
     (repo / "experiments.yaml").write_text("settings:\n  decision_commits: current\n" + text)
     git(repo, "add", "-A")
