@@ -279,6 +279,17 @@ def test_the_settings_file_we_create_never_shows_in_git_status_and_uninstall_tak
     assert "settings.local.json" in git(repo, "status", "--porcelain", "--untracked-files=all")
 
 
+def test_a_handler_whose_interpreter_is_gone_still_exits_0_and_says_nothing(tmp_path: Path) -> None:
+    """Claude Code blocks a prompt on a hook's exit code 2: a deleted venv must not do that to the user."""
+    repo, _ = make_repo(tmp_path)
+    ours = json.loads((repo / SETTINGS).read_text())["hooks"]["UserPromptSubmit"][0]["hooks"][0]["command"]
+    gone = ours.replace(sys.executable, str(tmp_path / "deleted-venv" / "bin" / "python"))
+    payload = json.dumps({"hook_event_name": "UserPromptSubmit", "session_id": "s", "prompt": "hi", "cwd": str(repo)})
+    for command in (ours, gone):
+        proc = subprocess.run(["sh", "-c", command], cwd=repo, input=payload, capture_output=True, text=True)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), command
+
+
 def test_uninstall_after_the_user_edited_the_file_removes_only_ours(tmp_path: Path) -> None:
     repo, _ = make_repo(tmp_path)
     data = json.loads((repo / SETTINGS).read_text())

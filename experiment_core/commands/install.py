@@ -48,7 +48,10 @@ def agent_command() -> str:
     from experiment_core.hookpaths.githooks import entry_dir, package_parent
 
     path = shlex.quote(str(package_parent()))
-    return f"PYTHONPATH={path} {shlex.quote(sys.executable)} -S {shlex.quote(str(entry_dir() / 'agent_claude.py'))}"
+    entry = shlex.quote(str(entry_dir() / "agent_claude.py"))
+    # `|| true`: an interpreter or package removed since (a deleted venv) must not become Claude Code's exit 2,
+    # which blocks a prompt; the handler itself always exits 0
+    return f"PYTHONPATH={path} {shlex.quote(sys.executable)} -S {entry} 2>/dev/null || true"
 
 
 def install_agent(git: Git) -> None:
