@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,7 +174,7 @@ def plan(
     new_commit = None
     if branch and head:
         entries = {**files, REGISTRY_NAME: {"blob": head_blob, "mode": "100644"}}
-        new_commit = _build_commit(git, head, entries, message)
+        new_commit = decision_branch.build_commit(git, head, entries, message)
         _checkpoint()
     event = ledger.make_event(
         "decision", exp.id, action=action, reasons=list(reasons), status=status, promoted=promote,
@@ -275,16 +274,6 @@ def _analysis_numbers(analysis: Mapping[str, Any]) -> dict[str, Any]:
         "n_control": (analysis.get("control") or {}).get("n"),
         "n_treatment": (analysis.get("treatment") or {}).get("n"),
     }
-
-
-def _build_commit(git: Git, head: str, entries: Mapping[str, Mapping[str, str]], message: str) -> str:
-    with tempfile.TemporaryDirectory(prefix="experiment-hook-index-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        git.run("read-tree", head, env=env)
-        for path, entry in entries.items():
-            git.run("update-index", "--add", "--cacheinfo", f"{entry['mode']},{entry['blob']},{path}", env=env)
-        tree = git.out("write-tree", env=env)
-    return git.run("commit-tree", tree, "-p", head, "-F", "-", input=message.encode()).decode().strip()
 
 
 # ---- roll-forward (idempotent steps) --------------------------------------------------------------------

@@ -196,7 +196,7 @@ def t_isf(p: float, df: float) -> float:
         return -t_isf(1.0 - p, df)
     if p == 0.5:
         return 0.0
-    return _solve_tail(lambda x: t_sf(x, df), lambda x: _t_pdf(x, df), p, _t_start(p, df), 0.0)
+    return _solve(lambda x: t_sf(x, df), lambda x: _t_pdf(x, df), p, _t_start(p, df), False)
 
 
 def t_ppf(p: float, df: float) -> float:
@@ -289,7 +289,7 @@ def chi2_isf(p: float, df: float) -> float:
         return math.nan if math.isnan(p) or math.isnan(df) or df <= 0 else _edge(p, math.inf, 0.0)
     if p > 0.5:
         return chi2_ppf(1.0 - p, df)
-    return _solve_tail(lambda x: chi2_sf(x, df), lambda x: _chi2_pdf(x, df), p, _chi2_start(p, df, True), 0.0)
+    return _solve(lambda x: chi2_sf(x, df), lambda x: _chi2_pdf(x, df), p, _chi2_start(p, df, True), False)
 
 
 def chi2_ppf(p: float, df: float) -> float:
@@ -298,52 +298,28 @@ def chi2_ppf(p: float, df: float) -> float:
         return math.nan if math.isnan(p) or math.isnan(df) or df <= 0 else _edge(p, 0.0, math.inf)
     if p > 0.5:
         return chi2_isf(1.0 - p, df)
-    return _solve_lower(lambda x: chi2_cdf(x, df), lambda x: _chi2_pdf(x, df), p, _chi2_start(p, df, False))
+    return _solve(lambda x: chi2_cdf(x, df), lambda x: _chi2_pdf(x, df), p, _chi2_start(p, df, False), True)
 
 
 # ---- quantiles by Newton's method, in a bracket --------------------------------------------------------------
 
 
-def _solve_tail(sf: Callable[[float], float], pdf: Callable[[float], float], p: float, x: float, lo: float) -> float:
-    """The x > lo with sf(x) = p (sf decreasing): Newton's method on log sf, bisection when it leaves the
-    bracket."""
-    hi = math.inf
-    log_p = math.log(p)
-    for _ in range(200):
-        s = sf(x)
-        if s == p:
-            return x
-        if s > p:
-            lo = x
-        else:
-            hi = x
-        dens = pdf(x)
-        step = (math.log(s) - log_p) * s / dens if s > 0 and dens > 0 else math.nan
-        nxt = x + step
-        if abs(step) <= 1e-6 * abs(x) and lo < nxt < hi:  # quadratic convergence: the error is now ~step²
-            return nxt
-        if not (lo < nxt < hi) or math.isnan(nxt):
-            nxt = (lo + hi) / 2 if math.isfinite(hi) else max(2 * x, x + 1.0)
-        if abs(nxt - x) <= 4 * _EPS * abs(nxt):
-            return nxt
-        x = nxt
-    return x
-
-
-def _solve_lower(cdf: Callable[[float], float], pdf: Callable[[float], float], p: float, x: float) -> float:
-    """The x > 0 with cdf(x) = p (cdf increasing), for the lower tail of a positive variable."""
+def _solve(tail: Callable[[float], float], pdf: Callable[[float], float], p: float, x: float, rising: bool) -> float:
+    """The x > 0 with tail(x) = p, ``tail`` an sf (decreasing) or, ``rising``, a cdf: Newton's method on the log of
+    the tail, bisection when it leaves the bracket."""
+    sign = -1.0 if rising else 1.0
     lo, hi = 0.0, math.inf
     log_p = math.log(p)
     for _ in range(200):
-        f = cdf(x)
+        f = tail(x)
         if f == p:
             return x
-        if f < p:
+        if (f < p) == rising:
             lo = x
         else:
             hi = x
         dens = pdf(x)
-        step = -(math.log(f) - log_p) * f / dens if f > 0 and dens > 0 else math.nan
+        step = sign * (math.log(f) - log_p) * f / dens if f > 0 and dens > 0 else math.nan
         nxt = x + step
         if abs(step) <= 1e-6 * abs(x) and lo < nxt < hi:  # quadratic convergence: the error is now ~step²
             return nxt
