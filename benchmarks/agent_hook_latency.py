@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import statistics
 import subprocess
@@ -26,26 +25,12 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hook_latency import env, sh  # noqa: E402  (the same environment and runner as the git hooks' benchmark)
+
 COMMAND = ".claude/commands/review_pr.md"
 EVENTS = ("SessionStart", "UserPromptSubmit", "UserPromptExpansion", "Stop", "SessionEnd")
-
-
-def env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    e = dict(os.environ)
-    e.pop("EXPERIMENT_HOOK_INTERNAL", None)
-    e.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode: compiling is not the hook's cost
-    e["PYTHONPATH"] = str(PROJECT) + os.pathsep + e.get("PYTHONPATH", "")
-    e.update({"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
-              "GIT_COMMITTER_EMAIL": "b@b"})  # fmt: skip
-    e.update(extra or {})
-    return e
-
-
-def sh(cwd: Path, *args: str, extra: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env(extra))
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed in {cwd}:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
 
 
 def cli(repo: Path, *args: str) -> str:

@@ -35,6 +35,7 @@ subprocess.run(["git", "notes", "--ref=bench", "add", "-f", "-m", "trial", head]
 def env(extra: dict[str, str] | None = None) -> dict[str, str]:
     e = dict(os.environ)
     e.pop("EXPERIMENT_HOOK_INTERNAL", None)
+    e.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode: compiling is not the hook's cost
     e.update({"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
               "GIT_COMMITTER_EMAIL": "b@b"})  # fmt: skip
     e.update(extra or {})
