@@ -35,6 +35,15 @@ class Served:
     streamed: bool
 
 
+def send_json(handler: BaseHTTPRequestHandler, data: Any) -> None:
+    payload = json.dumps(data).encode()
+    handler.send_response(200)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
 @dataclass
 class ModelServer:
     choose: Callable[[dict[str, Any]], Reply]
@@ -69,17 +78,9 @@ class ModelServer:
                 except ValueError:
                     body = {}
                 if not self.path.startswith("/v1/messages") or "count_tokens" in self.path:
-                    self._json({"input_tokens": 1})
+                    send_json(self, {"input_tokens": 1})
                     return
                 owner.answer(self, body)
-
-            def _json(self, data: Any) -> None:
-                payload = json.dumps(data).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -104,12 +105,7 @@ class ModelServer:
         if not streamed:
             message = {"id": message_id, "type": "message", "role": "assistant", "model": model, "content": [block],
                        "stop_reason": stop, "stop_sequence": None, "usage": usage}  # fmt: skip
-            payload = json.dumps(message).encode()
-            handler.send_response(200)
-            handler.send_header("content-type", "application/json")
-            handler.send_header("content-length", str(len(payload)))
-            handler.end_headers()
-            handler.wfile.write(payload)
+            send_json(handler, message)
             return
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
