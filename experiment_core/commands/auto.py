@@ -24,12 +24,12 @@ def auto(dry_run: bool = False) -> None:
     git = Git.discover()
     settings = load_registry(git.root, state_dir(git)).settings
     remote = sync.default_remote(git, settings.remote) if git.remotes() and not dry_run else None
-    changed = remote is not None and team_sync(git, remote, click.echo)
+    changed = remote is not None and team_sync(git, remote, settings, click.echo)
     result = engine.evaluate(git, utc_now(), dry_run=dry_run, say=click.echo)
     for line in engine.describe(result, dry_run):
         click.echo(line)
     if remote is not None and result.applied:
-        team_sync(git, remote, click.echo, announce=False, failed=WAITS)
+        team_sync(git, remote, settings, click.echo, announce=False, failed=WAITS)
     if changed:
         from experiment_core.hookpaths.pre_push import follow_now
 

@@ -23,6 +23,7 @@ from experiment_core.gitio import Git, GitError
 
 if TYPE_CHECKING:
     from experiment_core.apply import lifecycle
+    from experiment_core.store.spec import Settings
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def run(git: Git, remote_name: str, remote_url: str, refs: Sequence[PushedRef]) 
 
     settings = load_registry(git.root, state_dir(git)).settings
     remote = _remote(git, remote_name, settings.sync_on_push)
-    changed = remote is not None and team_sync(git, remote, _say)  # first learn what the team decided
+    changed = remote is not None and team_sync(git, remote, settings, _say)  # first learn what the team decided
     registry = engine.team_registry(git)
     applied: list[lifecycle.Outcome] = []
     if registry.running():
@@ -85,7 +86,7 @@ def run(git: Git, remote_name: str, remote_url: str, refs: Sequence[PushedRef]) 
                 _say(line)
         applied = result.applied
         if remote is not None and applied:
-            team_sync(git, remote, _say, announce=False, failed=WAITS)  # the team's now; its branch pushed
+            team_sync(git, remote, settings, _say, announce=False, failed=WAITS)  # the team's now; its branch pushed
     if changed:
         follow_now(git)
     committed = [o for o in applied if o.commit and not o.branch]
@@ -120,16 +121,13 @@ def _remote(git: Git, remote: str, sync_on_push: bool) -> str | None:
     return remote
 
 
-def team_sync(git: Git, remote: str, say: Callable[[str], None], announce: bool = True,
+def team_sync(git: Git, remote: str, settings: Settings, say: Callable[[str], None], announce: bool = True,
               failed: str = "ledger not synced") -> bool:  # fmt: skip
     """The ledger synced and the team's decisions settled (:func:`decision_branch.sync_team`); never raises: a
     ledger that could not be synced must not block the user's push. True when the decisions followed changed."""
     from experiment_core.apply import decision_branch
-    from experiment_core.state import state_dir
-    from experiment_core.store.spec import load_registry
 
     try:
-        settings = load_registry(git.root, state_dir(git)).settings
         return decision_branch.sync_team(git, remote, settings, say, announce=announce)[1]
     except UserError as exc:
         say(f"{failed}: {exc.line()}")
