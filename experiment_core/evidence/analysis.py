@@ -57,7 +57,16 @@ from experiment_core.evidence.decide import (
     decide,
 )
 from experiment_core.evidence.distributions import t_ppf, t_sf
-from experiment_core.evidence.units import EventData, ExperimentData, UnitData, dedup_events
+from experiment_core.evidence.sums import Cell, MetricSums, PairSums, Sums, metric_sums, pair_sums_of, total
+from experiment_core.evidence.units import (
+    ArmOrder,
+    EventData,
+    ExperimentData,
+    Orders,
+    UnitData,
+    dedup_events,
+    orders_of,
+)
 
 __all__ = ["SCHEMA", "AnalysisResult", "analyze_data", "analyze_experiment", "analyze_samples"]
 
@@ -216,29 +225,28 @@ def _smallest_ok(lo: int, ok: Callable[[int], bool]) -> int | None:
 Blocks = tuple[Sequence[str], Sequence[str]]
 
 
-def choose_blocking(
-    control: Sequence[float],
-    treatment: Sequence[float],
-    machines: Blocks | None,
-    pairs: tuple[Sequence[float], Sequence[float]] | None,
-) -> tuple[str, stats.BlockedResult] | None:
+def choose_blocking(s: MetricSums, *, machines: bool, pairs: bool) -> tuple[str, stats.BlockedResult] | None:
     """Blocks as fixed effects on the log scale: run's pairs, or machines — whichever compares more units —
     when at least two blocks hold both arms (and every value is positive); None: the pooled test."""
     options: list[tuple[str, stats.BlockedResult]] = []
-    if pairs is not None and len(pairs[0]) >= 2 and all(x > 0 for x in (*pairs[0], *pairs[1])):
-        k = len(pairs[0])
-        r = stats.blocked_difference([math.log(x) for x in (*pairs[0], *pairs[1])], [False] * k + [True] * k,
-                                     [str(i) for i in range(k)] * 2)  # fmt: skip
-        options.append(("pair", r))
-    if machines is not None and all(x > 0 for x in (*control, *treatment)):
-        r = stats.blocked_difference([math.log(x) for x in (*control, *treatment)],
-                                     [False] * len(control) + [True] * len(treatment),
-                                     [*machines[0], *machines[1]])  # fmt: skip
-        options.append(("machine", r))
+    if pairs and s.pairs.k >= 2 and not s.pairs.nonpositive:
+        options.append(("pair", _pairs_blocked(s.pairs.log_ratio)))
+    if machines and not total((*s.control.values(), *s.treatment.values())).nonpositive:
+        cells = [(s.control.get(b, Cell()).log, s.treatment.get(b, Cell()).log)
+                 for b in sorted({*s.control, *s.treatment})]  # fmt: skip
+        options.append(("machine", stats.blocked_from_sums(cells)))
     usable = [(name, r) for name, r in options if r.blocks >= 2 and r.se is not None and r.se > 0]
     if not usable:
         return None
     return max(usable, key=lambda o: (o[1].n, o[0] == "pair"))
+
+
+def _pairs_blocked(log_ratio: Sums) -> stats.BlockedResult:
+    """Pairs as blocks of one unit per arm: the OLS with pair dummies is the paired t on the log ratios (estimate
+    their mean, SE² their variance / k, k − 1 degrees of freedom)."""
+    k, m = log_ratio.n, stats.moments_of(log_ratio)
+    se = None if m.var is None else math.sqrt(m.var / k)
+    return stats.BlockedResult(m.mean, se, float(k - 1) if k > 1 else None, 2 * k, k)
 
 
 def compare_arms(
@@ -252,46 +260,56 @@ def compare_arms(
     machines: Blocks | None = None,
     pairs: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> _Comparison:
-    """One metric's comparison. With ``machines`` (each unit's machine, aligned with the values) or ``pairs``,
-    a within-block comparison replaces the pooled test when possible (see :func:`choose_blocking`)."""
+    """One metric's comparison from per-unit values. With ``machines`` (each unit's machine, aligned with the
+    values) or ``pairs``, a within-block comparison replaces the pooled test when possible
+    (see :func:`choose_blocking`)."""
+    return compare_sums(metric_sums(control, treatment, machines, pairs),
+                        orders_of(control, treatment, alpha=alpha, log_scale=log_scale), alpha=alpha, test=test,
+                        log_scale=log_scale, n_planned=n_planned, machines=machines is not None,
+                        pairs=pairs is not None)  # fmt: skip
+
+
+def compare_sums(s: MetricSums, orders: Orders | None, *, alpha: float, test: str, log_scale: bool,
+                 n_planned: float, machines: bool, pairs: bool) -> _Comparison:  # fmt: skip
+    """One metric's comparison from its sums (and the order statistics, None when only the means are wanted:
+    then the summaries have no min, median, max or outliers, and there is no Mann-Whitney test)."""
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; expected one of {', '.join(TESTS)}")
-    pooled = _pooled_comparison(control, treatment, alpha=alpha, test=test, log_scale=log_scale,
-                                n_planned=n_planned)  # fmt: skip
-    chosen = None if test == "mann-whitney" else choose_blocking(control, treatment, machines, pairs)
+    pooled = _pooled_comparison(s, orders, alpha=alpha, test=test, log_scale=log_scale, n_planned=n_planned)
+    chosen = None if test == "mann-whitney" else choose_blocking(s, machines=machines, pairs=pairs)
     if chosen is None:
         return pooled
     return _within_blocks(pooled, *chosen, alpha=alpha, n_planned=n_planned)
 
 
-def _analysis_scale(
-    control: Sequence[float], treatment: Sequence[float], log_scale: bool
-) -> tuple[list[float], list[float]]:
-    """The values the tests run on: their logs on the log scale (which needs positive values)."""
-    if not log_scale:
-        return list(control), list(treatment)
-    if any(x <= 0 for x in control) or any(x <= 0 for x in treatment):
-        raise ValueError("log_scale needs positive values")
-    return [math.log(x) for x in control], [math.log(x) for x in treatment]
+def _summary(m: stats.Moments, order: ArmOrder | None) -> stats.Summary:
+    if not m.n:
+        return stats.Summary(0, None, None, None, None, None, ())
+    o = order or ArmOrder()
+    return stats.Summary(m.n, m.mean, None if m.var is None else math.sqrt(m.var), o.min, o.median, o.max,
+                         o.outliers)  # fmt: skip
 
 
-def _pooled_comparison(control: Sequence[float], treatment: Sequence[float], *, alpha: float, test: str,
-                       log_scale: bool, n_planned: float) -> _Comparison:  # fmt: skip
+def _pooled_comparison(s: MetricSums, orders: Orders | None, *, alpha: float, test: str, log_scale: bool,
+                       n_planned: float) -> _Comparison:  # fmt: skip
     """The pooled comparison: summaries, the difference and its interval, and the effect sizes on the raw values;
-    the test, the relative change and the always-valid inference on the analysis scale."""
-    cs, ts = stats.summarize(control), stats.summarize(treatment)
-    cm_raw, tm_raw = stats.moments(control), stats.moments(treatment)
-    cv, tv = _analysis_scale(control, treatment, log_scale)
-    cm, tm = stats.moments(cv), stats.moments(tv)
+    the test, the relative change and the always-valid inference on the analysis scale (the logs on the log
+    scale, which needs positive values)."""
+    c_all, t_all = total(s.control.values()), total(s.treatment.values())
+    if log_scale and (c_all.nonpositive or t_all.nonpositive):
+        raise ValueError("log_scale needs positive values")
+    cm_raw, tm_raw = stats.moments_of(c_all.linear), stats.moments_of(t_all.linear)
+    cm, tm = (stats.moments_of(c_all.log), stats.moments_of(t_all.log)) if log_scale else (cm_raw, tm_raw)
     equal_var = test == "student"
     difference = None if cm_raw.mean is None or tm_raw.mean is None else tm_raw.mean - cm_raw.mean
     ci_raw = stats.t_test(cm_raw, tm_raw, equal_var=equal_var, alpha=alpha).ci
-    mw = stats.mann_whitney(cv, tv, alpha=alpha) if cm.n and tm.n and (cm.n + tm.n) >= 3 else None
+    mw = None if orders is None else orders.mann_whitney
     tt = stats.t_test(cm, tm, equal_var=equal_var, alpha=alpha)
     statistic, df, p = _chosen_test(test, tt, mw)
     rel, rel_ci = _relative_change(cm, tm, tt, log_scale=log_scale, alpha=alpha)
     fixed_look = _Comparison(
-        control=cs, treatment=ts, difference=difference, test=test, statistic=statistic, df=df, p_value=p,
+        control=_summary(cm_raw, orders and orders.control), treatment=_summary(tm_raw, orders and orders.treatment),
+        difference=difference, test=test, statistic=statistic, df=df, p_value=p,
         effect_size=stats.cohens_d(cm_raw, tm_raw), hedges_g=stats.hedges_g(cm_raw, tm_raw), ci=ci_raw, rel=rel,
         rel_ci=rel_ci, seq_p=None, seq_ci=None, seq_rel_ci=None, seq_rho=None, mann_whitney=mw, more_trials=None,
         cm=cm, tm=tm, log_scale=log_scale,
@@ -469,22 +487,25 @@ class _Run:
         return compare_arms(control, treatment, alpha=self.alpha, test=self.test, log_scale=self.log_scale,
                             n_planned=self.n_planned, machines=machines, pairs=pairs)  # fmt: skip
 
+    def compare_sums(self, s: MetricSums, orders: Orders | None, *, machines: bool, pairs: bool) -> _Comparison:
+        return compare_sums(s, orders, alpha=self.alpha, test=self.test, log_scale=self.log_scale,
+                            n_planned=self.n_planned, machines=machines, pairs=pairs)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class _Primary:
-    """The primary metric's per-unit values and what else the analysis reads of its units."""
+    """What the analysis reads of the primary metric: its sums and order statistics; its first k units (the
+    fixed horizon) and every unit (the bootstrap) only when asked."""
 
-    control: Sequence[float]
-    treatment: Sequence[float]
-    pairs: tuple[Sequence[float], Sequence[float]] | None = None  # for the paired analysis
+    sums: MetricSums
+    orders: Orders
+    first: Callable[[int], UnitData]  # the first k units of each arm, the first k complete pairs
+    every: Callable[[], UnitData]
+    pairs: Sums | None = None  # the complete pairs' log ratios, for the paired analysis (None: not paired)
     errors: tuple[int, int, int, int] | None = None  # errors_c, trials_c, errors_t, trials_t
     unit_counts: tuple[int, int] | None = None  # assigned units per arm (None: the values')
-    machines: Blocks | None = None
+    block_machines: bool = False
     block_pairs: bool = False  # the pairs may also block the comparison
-
-    @property
-    def blocking_pairs(self) -> tuple[Sequence[float], Sequence[float]] | None:
-        return self.pairs if self.block_pairs else None
 
 
 class _Secondary(NamedTuple):
@@ -515,8 +536,8 @@ def _build(
         raise ValueError(f"unknown direction {run.direction!r}; expected 'lower' or 'higher'")
     if run.settings.mode not in MODES:
         raise ValueError(f"unknown mode {run.settings.mode!r}; expected 'sequential' or 'fixed'")
-    n_c, n_t = len(data.control), len(data.treatment)
-    cmp_ = run.compare(data.control, data.treatment, data.machines, data.blocking_pairs)
+    n_c, n_t = data.sums.n
+    cmp_ = run.compare_sums(data.sums, data.orders, machines=data.block_machines, pairs=data.block_pairs)
     fixed_cmp = _fixed_comparison(run, data)
     error_rate, error_p = _error_rate(run, data.errors)
     units = data.unit_counts if data.unit_counts is not None else (n_c, n_t)
@@ -543,11 +564,11 @@ def _build(
 def _fixed_comparison(run: _Run, data: _Primary) -> _Comparison | None:
     """The fixed-horizon comparison: the first sample_size units of each arm, once both arms have them."""
     k = run.settings.sample_size
-    if min(len(data.control), len(data.treatment)) < k:
+    if min(data.sums.n) < k:
         return None
-    m, bp = data.machines, data.blocking_pairs
-    return run.compare(data.control[:k], data.treatment[:k], None if m is None else (m[0][:k], m[1][:k]),
-                       None if bp is None else (bp[0][:k], bp[1][:k]))  # fmt: skip
+    u = data.first(k)
+    return run.compare(u.control, u.treatment, (u.control_machines, u.treatment_machines) if data.block_machines
+                       else None, u.pairs if data.block_pairs and u.pairs[0] else None)  # fmt: skip
 
 
 _ERROR_KEYS = ("control", "treatment", "p_value", "p_value_sequential", "errors", "trials")
@@ -655,11 +676,11 @@ def _mann_whitney_section(mw: stats.MannWhitneyResult | None, log_scale: bool) -
     }
 
 
-def _paired_section(run: _Run, pairs: tuple[Sequence[float], Sequence[float]] | None) -> dict[str, Any] | None:
+def _paired_section(run: _Run, pairs: Sums | None) -> dict[str, Any] | None:
     """The paired analysis: a one-sample t-test on the log ratio within each pair."""
-    if pairs is None or len(pairs[0]) < 1:
+    if pairs is None or pairs.n < 1:
         return None
-    pr = stats.paired_log_ratio(pairs[0], pairs[1], alpha=run.alpha)
+    pr = stats.paired_from_sums(pairs, alpha=run.alpha)
     rel = None if pr.ratio is None else pr.ratio - 1
     rel_ci = None if pr.ci is None else (pr.ci[0] - 1, pr.ci[1] - 1)
     return {
@@ -685,7 +706,8 @@ def _srm_section(srm: stats.SRMResult, units: tuple[int, int], split: float) -> 
 
 
 def _bootstrap_section(data: _Primary, alpha: float, seed: int) -> dict[str, Any]:
-    b = stats.bootstrap_ci(data.control, data.treatment, alpha=alpha, seed=seed)
+    u = data.every()
+    b = stats.bootstrap_ci(u.control, u.treatment, alpha=alpha, seed=seed)
     return {"ci95": _iv(b.ci), "n_resamples": b.n_resamples, "seed": b.seed}
 
 
@@ -740,8 +762,13 @@ def analyze_samples(
         sample_size=sample_size, max_duration_days=max_duration_days, auto_promote=auto_promote,
         auto_rollback=auto_rollback, mode=mode, on_expiry=on_expiry, created=created, split=split,
     )  # fmt: skip
-    data = _Primary(c, t, pairs=(c, t) if paired else None,
-                    machines=None if machines is None else (list(machines[0]), list(machines[1])))  # fmt: skip
+    m = None if machines is None else (list(machines[0]), list(machines[1]))
+    if paired and (len(c) != len(t) or any(x <= 0 for x in (*c, *t))):
+        raise ValueError("paired analysis needs as many control as treatment values, all positive")
+    u = UnitData(c, t, (c, t) if paired else ([], []), (0, 0, 0, 0), *(m or ([], [])))
+    data = _Primary(metric_sums(c, t, m, (c, t) if paired else None), orders_of(c, t, alpha=alpha, log_scale=log_scale),
+                    first=u.first, every=lambda: u, pairs=pair_sums_of((c, t)).log_ratio if paired else None,
+                    block_machines=m is not None)  # fmt: skip
     return _build(data, _Run(settings, direction, test, log_scale), metric=metric, experiment=experiment, now=now,
                   bootstrap=bootstrap, seed=seed)  # fmt: skip
 
@@ -771,25 +798,25 @@ def analyze_data(
     settings = Settings.of(exp)
     test = getattr(exp, "test", "welch") or "welch"
     block = getattr(exp, "block_by", "machine") != "none"
-    u = data.units(exp.metric.name)
+    name = exp.metric.name
+    s = data.sums(name)
     secondary = _secondary_metrics(exp, data, settings, test=test, block=block)
     primary = _Primary(
-        u.control, u.treatment, pairs=_positive_pairs(u), errors=u.errors if (u.errors[1] or u.errors[3]) else None,
-        unit_counts=data.unit_counts(), machines=_machines(u) if block else None, block_pairs=block,
+        s, data.orders(name, alpha=settings.alpha, log_scale=log_scale), first=lambda k: data.first_units(name, k),
+        every=lambda: data.units(name), pairs=_positive_pairs(s.pairs),
+        errors=s.errors if (s.errors[1] or s.errors[3]) else None, unit_counts=data.unit_counts(),
+        block_machines=block, block_pairs=block,
     )  # fmt: skip
-    means = (stats.moments(u.control).mean, stats.moments(u.treatment).mean)
-    levels = [*_level_checks(exp.metric, len(u.treatment), means), *secondary.levels]
+    c_all, t_all = total(s.control.values()).linear, total(s.treatment.values()).linear
+    levels = [*_level_checks(exp.metric, t_all.n, (c_all.mean, t_all.mean)), *secondary.levels]
     run = _Run(settings, exp.metric.direction or "lower", test, log_scale)
     return _build(primary, run, metric=exp.metric.name, experiment=exp.id, now=now,
                   secondary=secondary._replace(levels=levels), bootstrap=bootstrap)  # fmt: skip
 
 
-def _positive_pairs(u: UnitData) -> tuple[list[float], list[float]] | None:
-    """The complete pairs, when there are any and all are positive (the log ratio needs positive values)."""
-    pairs = u.pairs if u.pairs[0] else None
-    if pairs is not None and (any(x <= 0 for x in pairs[0]) or any(x <= 0 for x in pairs[1])):
-        return None
-    return pairs
+def _positive_pairs(pairs: PairSums) -> Sums | None:
+    """The complete pairs' log ratios, when there are any and all are positive (the log ratio needs them)."""
+    return pairs.log_ratio if pairs.k and not pairs.nonpositive else None
 
 
 def _secondary_metrics(exp: ExperimentLike, data: ExperimentData, settings: Settings, *, test: str,
@@ -802,9 +829,9 @@ def _secondary_metrics(exp: ExperimentLike, data: ExperimentData, settings: Sett
     guardrails: list[GuardrailEvidence] = []
     levels: list[LevelCheck] = []
     for m in exp.secondary:
-        u = data.units(m.name)
         run = _Run(settings, m.direction, test, log_scale=False)
-        c2 = run.compare(u.control, u.treatment, _machines(u) if block else None, u.pairs if block else None)
+        orders = data.orders(m.name, alpha=settings.alpha, log_scale=False) if test == "mann-whitney" else None
+        c2 = run.compare_sums(data.sums(m.name), orders, machines=block, pairs=block)
         row = _secondary_row(m.name, run, c2)
         if getattr(m, "guardrail", False):
             g, row["guardrail"] = _guardrail(m, run, c2, level)
@@ -842,12 +869,6 @@ def _guardrail(m: Any, run: _Run, c2: _Comparison, level: float) -> tuple[Guardr
                           n_treatment=c2.treatment.n, improvement_pct=_num(run.improvement(c2.rel)),
                           hi_pct=None if band is None else _num(band[1]), level=level)  # fmt: skip
     return g, {"max_regression": g.max_regression, "level": level, "relative_ci": _iv(band)}
-
-
-def _machines(u: UnitData) -> Blocks | None:
-    if len(u.control_machines) != len(u.control) or len(u.treatment_machines) != len(u.treatment):
-        return None
-    return (u.control_machines, u.treatment_machines)
 
 
 def _level_checks(m: Any, n_treatment: int, means: tuple[float | None, float | None]) -> list[LevelCheck]:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from experiment_core.evidence import distributions as dist
+from experiment_core.evidence.sums import SCALE, Sums, sums_of
 
 __all__ = [
     "BlockedResult",
@@ -39,6 +40,7 @@ __all__ = [
     "Summary",
     "TTestResult",
     "blocked_difference",
+    "blocked_from_sums",
     "bootstrap_ci",
     "cohens_d",
     "fieller_interval",
@@ -48,6 +50,8 @@ __all__ = [
     "modified_z_scores",
     "moments",
     "moments_from_sums",
+    "moments_of",
+    "paired_from_sums",
     "paired_log_ratio",
     "power_two_sample",
     "relative_ci",
@@ -101,14 +105,13 @@ def exp_ratio(log_ratio: float, minus_one: bool = False) -> float:
 
 
 def moments(values: Sequence[float]) -> Moments:
-    n = len(values)
-    if n == 0:
-        return Moments(0, None, None)
-    mean = math.fsum(values) / n
-    if n < 2:
-        return Moments(n, mean, None)
-    var = math.fsum((x - mean) ** 2 for x in values) / (n - 1)
-    return Moments(n, mean, var)
+    """n, mean and sample variance of the values, each rounded once from their exact sums."""
+    return moments_of(sums_of(values))
+
+
+def moments_of(s: Sums) -> Moments:
+    """The moments of exact sums (:class:`sums.Sums`)."""
+    return Moments(s.n, s.mean, s.var)
 
 
 def moments_from_sums(n: int, sum_x: float, sum_x2: float) -> Moments:
@@ -490,42 +493,45 @@ class BlockedResult(NamedTuple):
 
 
 def blocked_difference(values: Sequence[float], treated: Sequence[bool], blocks: Sequence[str]) -> BlockedResult:
-    """OLS ``y ~ treated + C(block)`` from per-unit values, in closed form.
+    """OLS ``y ~ treated + C(block)`` from per-unit values (see :func:`blocked_from_sums`)."""
+    cells: dict[str, tuple[Sums, Sums]] = {}
+    for y, tr, b in zip(values, treated, blocks, strict=True):
+        c, t = cells.get(b, (Sums(), Sums()))
+        cells[b] = (c, t.plus(Sums.of(y))) if tr else (c.plus(Sums.of(y)), t)
+    return blocked_from_sums(cells.values())
+
+
+def blocked_from_sums(cells: Iterable[tuple[Sums, Sums]]) -> BlockedResult:
+    """OLS ``y ~ treated + C(block)`` in closed form from each block's (control, treatment) sums of y.
 
     The estimate is Σ w_b·d_b / Σ w_b with d_b = ȳ_tb − ȳ_cb and w_b = n_cb·n_tb/(n_cb + n_tb); the residual
     sum of squares is the within-cell sum of squares plus Σ w_b·(d_b − estimate)², on N − B − 1 degrees of
     freedom (B counts every block, one-armed blocks included: their dummies fit their means), and
     SE² = σ̂²/Σ w_b — the same numbers as statsmodels' OLS with block dummies.
     """
-    cells: dict[str, list[list[float]]] = {}
-    for y, tr, b in zip(values, treated, blocks, strict=True):
-        cells.setdefault(b, [[], []])[1 if tr else 0].append(float(y))
-    within = 0.0
-    sw = swd = 0.0
-    used_n = used_b = 0
+    within: list[float] = []
     diffs: list[tuple[float, float]] = []
-    for ys_c, ys_t in cells.values():
-        for ys in (ys_c, ys_t):
-            if ys:
-                m = math.fsum(ys) / len(ys)
-                within += math.fsum((y - m) ** 2 for y in ys)
-        if ys_c and ys_t:
-            w = len(ys_c) * len(ys_t) / (len(ys_c) + len(ys_t))
-            d = math.fsum(ys_t) / len(ys_t) - math.fsum(ys_c) / len(ys_c)
-            diffs.append((w, d))
-            sw += w
-            swd += w * d
-            used_n += len(ys_c) + len(ys_t)
-            used_b += 1
+    n_all = b_all = used_n = 0
+    for c, t in cells:
+        if not c.n and not t.n:
+            continue
+        n_all += c.n + t.n
+        b_all += 1
+        within += [c.ss, t.ss]
+        if c.n and t.n:
+            d = (t.s1 * c.n - c.s1 * t.n) / ((c.n * t.n) << SCALE)  # ȳ_t − ȳ_c, rounded once
+            diffs.append((c.n * t.n / (c.n + t.n), d))
+            used_n += c.n + t.n
     if not diffs:
         return BlockedResult(None, None, None, 0, 0)
-    est = swd / sw
-    df = len(values) - len(cells) - 1
+    sw = math.fsum(w for w, _ in diffs)
+    est = math.fsum(w * d for w, d in diffs) / sw
+    df = n_all - b_all - 1
     if df < 1:
-        return BlockedResult(est, None, None, used_n, used_b)
-    rss = within + math.fsum(w * (d - est) ** 2 for w, d in diffs)
-    se = math.sqrt(rss / df / sw)
-    return BlockedResult(est, se, float(df), used_n, used_b)
+        return BlockedResult(est, None, None, used_n, len(diffs))
+    rss = math.fsum(within) + math.fsum(w * (d - est) ** 2 for w, d in diffs)
+    se = math.sqrt(max(rss, 0.0) / df / sw)
+    return BlockedResult(est, se, float(df), used_n, len(diffs))
 
 
 class BootstrapResult(NamedTuple):
@@ -588,8 +594,13 @@ def paired_log_ratio(
         raise ValueError("paired analysis needs as many control as treatment values")
     if any(x <= 0 for x in control) or any(x <= 0 for x in treatment):
         raise ValueError("paired log-ratio analysis needs positive values")
-    logs = [math.log(t) - math.log(c) for c, t in zip(control, treatment, strict=False)]
-    m = moments(logs)
+    return paired_from_sums(sums_of(math.log(t) - math.log(c) for c, t in zip(control, treatment, strict=False)),
+                            alpha=alpha)  # fmt: skip
+
+
+def paired_from_sums(log_ratio: Sums, *, alpha: float = 0.05) -> PairedResult:
+    """The paired t-test from the sums of the pairs' log ratios."""
+    m = moments_of(log_ratio)
     if m.mean is None:
         return PairedResult(0, None, None, None, None, None, None, None)
     ratio = exp_ratio(m.mean)

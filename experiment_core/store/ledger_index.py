@@ -11,6 +11,14 @@ a command costs what it reads, not what the ledger holds:
 * ``units``: per (experiment, metric, arm, unit) the count and the *exact* sum of the successful values, trial and
   error counts, the unit's first successful trial (time, id: the unit order) and its ``machine``, the time span;
 * ``pairs``: per (experiment, metric, pair, arm) count, exact sum and first trial;
+* ``cells``: per (experiment, metric, arm, block) the exact sums of its units' means (:mod:`evidence.sums`: n,
+  Σx, Σx², and the same of the logs of the positive ones, the count of the others) and its trial and error counts,
+  the block being the unit's machine — what the tests on means and the decisions read, O(blocks) rows whatever
+  the number of units; ``pair_sums``: per (experiment, metric) the sums of the complete pairs' log ratios. Both
+  move with every unit that changes (its old mean out, its new one in), exactly;
+* ``orders``: a cache of each metric's order statistics (min, median, max, outliers, Mann-Whitney) per analysis
+  setting, written by the readers that computed them while the index stayed at the notes commits they read, and
+  dropped for an experiment whenever its units change;
 * ``arm_units``: the distinct units of each arm (assign or trial), for the sample-ratio test;
 * ``experiments``: the number of events of each experiment named in the ledger;
 * ``meta``: the notes commit of each ledger ref the index reflects (``tips``, and their :func:`refs.token`),
@@ -47,14 +55,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from experiment_core.clock import parse_ts
+from experiment_core.evidence.sums import SCALE, Cell, MetricSums, PairSums, Sums, exact
 from experiment_core.gitio import Git, GitError
 from experiment_core.hookenv import STATE_DIR
 from experiment_core.store import ledger, refs
 
 INDEX_NAME = "ledger-index.sqlite3"
 APPLICATION_ID = 0x45484C49  # "EHLI"
-USER_VERSION = 2  # bump when validation, the aggregates or the layout change: old files are rebuilt
-SCALE = 1074  # sums in units of 2**-1074: exact for every finite double
+USER_VERSION = 3  # bump when validation, the aggregates or the layout change: old files are rebuilt
 BUSY_MS = 30_000
 
 Progress = Callable[[int, int], None]  # (notes read, notes in total)
@@ -71,21 +79,22 @@ CREATE TABLE units(exp TEXT, metric TEXT, arm TEXT, unit TEXT, n INTEGER, total 
 CREATE TABLE pairs(exp TEXT, metric TEXT, pair TEXT, arm TEXT, n INTEGER, total BLOB, first_ts TEXT,
                    first_id TEXT, PRIMARY KEY(exp, metric, pair, arm)) WITHOUT ROWID;
 CREATE TABLE arm_units(exp TEXT, arm TEXT, unit TEXT, PRIMARY KEY(exp, arm, unit)) WITHOUT ROWID;
+CREATE TABLE cells(exp TEXT, metric TEXT, arm TEXT, block TEXT, n INTEGER, s1 BLOB, s2 BLOB, log_n INTEGER,
+                   log_s1 BLOB, log_s2 BLOB, nonpositive INTEGER, trials INTEGER, errors INTEGER,
+                   PRIMARY KEY(exp, metric, arm, block)) WITHOUT ROWID;
+CREATE TABLE pair_sums(exp TEXT, metric TEXT, n INTEGER, s1 BLOB, s2 BLOB, nonpositive INTEGER,
+                       PRIMARY KEY(exp, metric)) WITHOUT ROWID;
+CREATE TABLE orders(exp TEXT, metric TEXT, setting TEXT, doc TEXT, PRIMARY KEY(exp, metric, setting)) WITHOUT ROWID;
 CREATE TABLE experiments(exp TEXT PRIMARY KEY, events INTEGER NOT NULL) WITHOUT ROWID;
 """
 _INDEXES = """
 CREATE UNIQUE INDEX events_id ON events(id);
 CREATE INDEX segments_exp ON segments(exp, type);
+CREATE INDEX units_order ON units(exp, metric, arm, first_ts, first_id);
 """
 
 
-# ---- exact sums ---------------------------------------------------------------------------------------------
-def exact(x: float) -> int:
-    """``x`` as a whole number of 2**-1074."""
-    num, den = x.as_integer_ratio()
-    return num << (SCALE - den.bit_length() + 1)
-
-
+# ---- exact sums (:mod:`evidence.sums`), as blobs ---------------------------------------------------------------
 def to_blob(total: int) -> bytes:
     return total.to_bytes(total.bit_length() // 8 + 1, "big", signed=True)
 
@@ -487,9 +496,11 @@ def _indexed_tips(meta: dict[str, str]) -> Tips | None:
 
 
 def _store(conn: sqlite3.Connection, agg: _Aggregates, merge: bool = False) -> None:
-    """Write ``agg`` into the tables; ``merge``: add it to the rows already there."""
+    """Write ``agg`` into the tables; ``merge``: add it to the rows already there. The cells and pair sums move by
+    what each unit and pair changed."""
+    cells = _CellDelta()
     units = agg.units
-    pairs = agg.pairs
+    pairs = _complete_pairs(conn, agg.pairs, cells) if merge else agg.pairs
     if merge:
         units = {k: _Unit() for k in agg.units}
         for key in units:
@@ -498,22 +509,90 @@ def _store(conn: sqlite3.Connection, agg: _Aggregates, merge: bool = False) -> N
             if row is not None:
                 units[key] = _Unit(row[0], from_blob(row[1]), row[2], row[3], (row[4], row[5]) if row[4] else None,
                                    row[6], row[7], row[8])  # fmt: skip
+                cells.unit(key, units[key], -1)
             units[key].merge(agg.units[key])
-        pairs = {k: _Pair() for k in agg.pairs}
-        for key in pairs:
-            row = conn.execute("SELECT n, total, first_ts, first_id FROM pairs WHERE exp=? AND metric=? AND pair=? "
-                               "AND arm=?", key).fetchone()  # fmt: skip
-            if row is not None:
-                pairs[key] = _Pair(row[0], from_blob(row[1]), (row[2], row[3]))
-            pairs[key].merge(agg.pairs[key])
+    for key, u in units.items():
+        cells.unit(key, u, 1)
     conn.executemany("INSERT OR REPLACE INTO units VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      [_unit_row(k, u) for k, u in units.items()])  # fmt: skip
     conn.executemany("INSERT OR REPLACE INTO pairs VALUES (?,?,?,?,?,?,?,?)",
                      [(*k, p.n, to_blob(p.total), *p.first) for k, p in pairs.items()])  # fmt: skip
+    cells.pairs(pairs, 1)
+    cells.write(conn)
     arm_units = agg.arm_units | {(exp, arm, unit) for exp, _metric, arm, unit in agg.units}
     conn.executemany("INSERT OR IGNORE INTO arm_units VALUES (?,?,?)", sorted(arm_units))
     conn.executemany("INSERT INTO experiments VALUES (?, ?) ON CONFLICT(exp) DO UPDATE SET events = events + ?",
                      [(exp, n, n) for exp, n in agg.events.items()])  # fmt: skip
+    conn.executemany("DELETE FROM orders WHERE exp=?", [(exp,) for exp in {k[0] for k in units}])
+
+
+def _complete_pairs(conn: sqlite3.Connection, new: dict[tuple[Any, ...], _Pair],
+                    cells: _CellDelta) -> dict[tuple[Any, ...], _Pair]:  # fmt: skip
+    """Every arm of each pair ``new`` touches, as stored, with ``new`` merged in; the stored pairs leave
+    ``cells``."""
+    out: dict[tuple[Any, ...], _Pair] = {}
+    for exp, metric, pair in {k[:3] for k in new}:
+        for arm, n, total, fts, fid in conn.execute("SELECT arm, n, total, first_ts, first_id FROM pairs WHERE exp=? "
+                                                    "AND metric=? AND pair=?", (exp, metric, pair)):  # fmt: skip
+            out[(exp, metric, pair, arm)] = _Pair(n, from_blob(total), (fts, fid))
+    cells.pairs(out, -1)
+    for key, p in new.items():
+        out.setdefault(key, _Pair()).merge(p)
+    return out
+
+
+class _CellDelta:
+    """What units and pairs add to (sign 1) or take from (-1) the ``cells`` and ``pair_sums`` rows."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[Any, ...], tuple[Cell, int, int]] = {}
+        self.pair_sums: dict[tuple[Any, ...], PairSums] = {}
+
+    def unit(self, key: tuple[Any, ...], u: _Unit, sign: int) -> None:
+        exp, metric, arm, _unit = key
+        cell_key = (exp, metric, arm, u.machine if u.n else "")
+        cell, trials, errors = self.cells.get(cell_key, (Cell(), 0, 0))
+        if u.n:
+            cell = cell.plus(Cell.of(mean(u.total, u.n)), sign)
+        self.cells[cell_key] = (cell, trials + sign * u.trials, errors + sign * u.errors)
+
+    def pairs(self, pairs: dict[tuple[Any, ...], _Pair], sign: int) -> None:
+        for (exp, metric, pair, arm), c in pairs.items():
+            t = pairs.get((exp, metric, pair, "treatment")) if arm == "control" else None
+            if t is not None:
+                old = self.pair_sums.get((exp, metric), PairSums())
+                self.pair_sums[(exp, metric)] = old.plus(PairSums.of(mean(c.total, c.n), mean(t.total, t.n)), sign)
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        for key, (cell, trials, errors) in self.cells.items():
+            row = conn.execute("SELECT n, s1, s2, log_n, log_s1, log_s2, nonpositive, trials, errors FROM cells "
+                               "WHERE exp=? AND metric=? AND arm=? AND block=?", key).fetchone()  # fmt: skip
+            if row is not None:
+                cell = _cell(row).plus(cell)
+                trials, errors = trials + row[7], errors + row[8]
+            if cell == Cell() and not trials and not errors:
+                conn.execute("DELETE FROM cells WHERE exp=? AND metric=? AND arm=? AND block=?", key)
+                continue
+            conn.execute("INSERT OR REPLACE INTO cells VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         (*key, *_blobs(cell.linear), *_blobs(cell.log), cell.nonpositive, trials, errors))
+        for key, ps in self.pair_sums.items():
+            row = conn.execute("SELECT n, s1, s2, nonpositive FROM pair_sums WHERE exp=? AND metric=?", key).fetchone()
+            if row is not None:
+                ps = PairSums(_sums(row[:3]), row[3]).plus(ps)
+            conn.execute("INSERT OR REPLACE INTO pair_sums VALUES (?,?,?,?,?,?)", (*key, *_blobs(ps.log_ratio),
+                                                                                  ps.nonpositive))  # fmt: skip
+
+
+def _blobs(s: Sums) -> tuple[int, bytes, bytes]:
+    return s.n, to_blob(s.s1), to_blob(s.s2)
+
+
+def _sums(row: Sequence[Any]) -> Sums:
+    return Sums(row[0], from_blob(row[1]), from_blob(row[2]))
+
+
+def _cell(row: Sequence[Any]) -> Cell:
+    return Cell(_sums(row[0:3]), _sums(row[3:6]), row[6])
 
 
 # ---- bringing it forward ----------------------------------------------------------------------------------------
@@ -676,7 +755,7 @@ def _remove_events(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
 def _recompute(conn: sqlite3.Connection, exp: str) -> None:
     """An experiment's aggregates again from its stored events (after an event went: its first trial, span or
     units may have changed)."""
-    for table in ("units", "pairs", "arm_units", "experiments"):
+    for table in ("units", "pairs", "arm_units", "experiments", "cells", "pair_sums", "orders"):
         conn.execute(f"DELETE FROM {table} WHERE exp=?", (exp,))
     agg = _Aggregates()
     for ev in _segment_events(conn.execute("SELECT lines FROM segments WHERE exp=?", (exp,))):
@@ -760,6 +839,7 @@ class LedgerIndex:
         meta = _meta(conn)
         self.notes_commit: str | None = meta["commit"] or None
         self.skipped = int(meta["skipped"])
+        self._computed: list[tuple[str, str, str, str]] = []  # order statistics to cache: (exp, metric, setting, doc)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -837,6 +917,77 @@ class LedgerIndex:
                 pt.append(arms["treatment"])
         return UnitData(control, treatment, (pc, pt), (ec, tc, et, tt), machines["control"], machines["treatment"])
 
+    def sums(self, exp_id: str, metric: str) -> MetricSums:
+        """The :class:`sums.MetricSums` of ``metric``: its cells and pair sums, O(blocks) rows."""
+        arms: dict[str, dict[str, Cell]] = {"control": {}, "treatment": {}}
+        errors = {"control": [0, 0], "treatment": [0, 0]}
+        for row in self._conn.execute("SELECT arm, block, n, s1, s2, log_n, log_s1, log_s2, nonpositive, trials, "
+                                      "errors FROM cells WHERE exp=? AND metric=?", (exp_id, metric)):  # fmt: skip
+            if row[0] in arms:
+                if row[2]:
+                    arms[row[0]][row[1]] = _cell(row[2:9])
+                errors[row[0]][0] += row[10]
+                errors[row[0]][1] += row[9]
+        row = self._conn.execute("SELECT n, s1, s2, nonpositive FROM pair_sums WHERE exp=? AND metric=?",
+                                 (exp_id, metric)).fetchone()  # fmt: skip
+        pairs = PairSums() if row is None else PairSums(_sums(row[:3]), row[3])
+        (ec, tc), (et, tt) = errors["control"], errors["treatment"]
+        return MetricSums(arms["control"], arms["treatment"], pairs, (ec, tc, et, tt))
+
+    def orders(self, exp_id: str, metric: str, *, alpha: float, log_scale: bool) -> Any:
+        """The :class:`units.Orders` of ``metric`` from the cache, else from every unit (and then cached by
+        :meth:`save_computed`)."""
+        from experiment_core.evidence.units import Orders, orders_of
+
+        setting = f"{alpha!r}:{int(log_scale)}"
+        row = self._conn.execute("SELECT doc FROM orders WHERE exp=? AND metric=? AND setting=?",
+                                 (exp_id, metric, setting)).fetchone()  # fmt: skip
+        if row is not None:
+            with contextlib.suppress(ValueError, TypeError, IndexError):
+                return Orders.from_json(json.loads(row[0]))
+        u = self.units(exp_id, metric)
+        orders = orders_of(u.control, u.treatment, alpha=alpha, log_scale=log_scale)
+        self._computed.append((exp_id, metric, setting, json.dumps(orders.to_json())))
+        return orders
+
+    def first_units(self, exp_id: str, metric: str, k: int) -> Any:
+        """The first ``k`` units of each arm (by first trial) and the first ``k`` complete pairs."""
+        from experiment_core.evidence.units import UnitData
+
+        arms: dict[str, tuple[list[float], list[str]]] = {}
+        for arm in ("control", "treatment"):
+            rows = self._conn.execute("SELECT n, total, machine FROM units WHERE exp=? AND metric=? AND arm=? AND n>0 "
+                                      "ORDER BY first_ts, first_id LIMIT ?", (exp_id, metric, arm, k)).fetchall()
+            arms[arm] = ([mean(from_blob(t), n) for n, t, _m in rows], [m for _n, _t, m in rows])
+        pairs = self._conn.execute(
+            "SELECT MAX(CASE WHEN arm='control' THEN n END), MAX(CASE WHEN arm='control' THEN total END), "
+            "MAX(CASE WHEN arm='treatment' THEN n END), MAX(CASE WHEN arm='treatment' THEN total END) FROM pairs "
+            "WHERE exp=? AND metric=? GROUP BY pair HAVING COUNT(*)=2 ORDER BY MIN(first_ts || char(0) || first_id) "
+            "LIMIT ?", (exp_id, metric, k)).fetchall()  # fmt: skip
+        pc = [mean(from_blob(tc), nc) for nc, tc, _nt, _tt in pairs]
+        pt = [mean(from_blob(tt), nt) for _nc, _tc, nt, tt in pairs]
+        (c, cm), (t, tm) = arms["control"], arms["treatment"]
+        return UnitData(c, t, (pc, pt), (0, 0, 0, 0), cm, tm)
+
+    def save_computed(self) -> None:
+        """Cache the order statistics this snapshot computed, if the index is still at its notes commits (a writer
+        that moved it meanwhile may have changed the units). Best effort: never waits long, never fails."""
+        if not self._computed:
+            return
+        conn = self._conn
+        try:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+            conn.execute("PRAGMA busy_timeout=100")
+            conn.execute("BEGIN IMMEDIATE")
+            if _meta(conn).get("commit") == (self.notes_commit or ""):
+                conn.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?)", self._computed)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        self._computed.clear()
+
     def unit_counts(self, exp_id: str) -> tuple[int, int]:
         rows = dict(self._conn.execute("SELECT arm, COUNT(*) FROM arm_units WHERE exp=? GROUP BY arm",
                                        (exp_id,)).fetchall())  # fmt: skip
@@ -862,6 +1013,15 @@ class ExperimentView:
     def units(self, metric: str) -> Any:
         return self.index.units(self.exp_id, metric)
 
+    def sums(self, metric: str) -> MetricSums:
+        return self.index.sums(self.exp_id, metric)
+
+    def orders(self, metric: str, *, alpha: float, log_scale: bool) -> Any:
+        return self.index.orders(self.exp_id, metric, alpha=alpha, log_scale=log_scale)
+
+    def first_units(self, metric: str, k: int) -> Any:
+        return self.index.first_units(self.exp_id, metric, k)
+
     def unit_counts(self) -> tuple[int, int]:
         return self.index.unit_counts(self.exp_id)
 
@@ -875,7 +1035,9 @@ def read_with(git: Git, fn: Callable[[LedgerIndex], _T], *, progress: bool = Fal
         with _progress_bar(progress) as bar:
             index = open_index(git, progress=bar)
         try:
-            return fn(index)
+            result = fn(index)
+            index.save_computed()
+            return result
         except sqlite3.DatabaseError as exc:
             if attempt or (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)):
                 raise
