@@ -479,6 +479,14 @@ def test_an_interval_too_wide_for_a_float_is_unbounded_not_an_error() -> None:
     assert math.isinf(stats.exp_ratio(1000.0)) and stats.exp_ratio(1.0) == math.e
 
 
+def _ols_with_dummies(y: Any, treated: Any, blocks: list[str]) -> Any:
+    import statsmodels.api as sm
+
+    names = sorted(set(blocks))
+    dummies = np.array([[b == name for name in names] for b in blocks], dtype=float)
+    return sm.OLS(y, np.column_stack([treated.astype(float), dummies])).fit()
+
+
 def test_collect_units_gives_each_units_first_machine_and_pairs_block_runs() -> None:
     events = [trial("control", 10.0, "u1"), trial("control", 11.0, "u1"), trial("treatment", 9.0, "u2")]
     events[0]["machine"], events[1]["machine"] = "fast", "slow"  # a unit's machine: that of its first trial
@@ -494,4 +502,8 @@ def test_collect_units_gives_each_units_first_machine_and_pairs_block_runs() -> 
     d = analyze_experiment(Exp(), events).to_dict()
     assert d["blocking"] == "pair" and d["blocks"] == 6
     assert close(d["p_value"], d["paired"]["p_value"]) and close(d["improvement_pct"], d["paired"]["improvement_pct"])
+    y = np.log([e["value"] for e in events])  # the same as OLS of the log values on the arm and a dummy per pair
+    fit = _ols_with_dummies(y, np.array([e["arm"] == "treatment" for e in events]), [e["pair"] for e in events])
+    assert close(d["df"], float(fit.df_resid)) and close(d["p_value"], float(fit.pvalues[0]))
+    assert close(d["improvement_pct"], -100 * math.expm1(float(fit.params[0])))
     assert analyze_experiment(Exp(block_by="none"), events).to_dict()["blocking"] == "none"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -10,10 +11,12 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from experiment_core.evidence.units import collect_units
+from experiment_core.evidence.analysis import analyze_data
+from experiment_core.evidence.units import EventData, collect_units, orders_of
 from experiment_core.gitio import Git
 from experiment_core.store import ledger, ledger_index, refs, sync
 from tests.conftest import PROJECT, cli_env, git, init_repo
@@ -61,7 +64,14 @@ def _check(index: ledger_index.LedgerIndex, full: ledger.LedgerRead) -> None:
         assert index.events(exp, ("alert",)) == [e for e in full.events if e["exp"] == exp
                                                  and e["type"] == "alert"]  # fmt: skip
         for metric in sorted(metrics):
-            assert index.units(exp, metric) == collect_units(full.events, exp, metric)
+            units = collect_units(full.events, exp, metric)
+            assert index.units(exp, metric) == units
+            assert index.sums(exp, metric) == units.sums()  # exact: bit for bit, however the units came and went
+            for k in (1, 2, 3, 100):
+                assert index.first_units(exp, metric, k) == units.first(k)
+            for alpha, log_scale in ((0.05, False), (0.01, True)):
+                expected = orders_of(units.control, units.treatment, alpha=alpha, log_scale=log_scale)
+                assert index.orders(exp, metric, alpha=alpha, log_scale=log_scale) == expected
             trials = [e for e in full.events if e["exp"] == exp and e["type"] == "trial"
                       and e["metric"] == metric]  # fmt: skip
             n, lo, hi = index.trial_span(exp, metric)
@@ -72,6 +82,25 @@ def _check(index: ledger_index.LedgerIndex, full: ledger.LedgerRead) -> None:
         units = {a: {e["unit"] for e in full.events if e["exp"] == exp and e["type"] in ("assign", "trial")
                      and e["arm"] == a} for a in ("control", "treatment")}  # fmt: skip
         assert index.unit_counts(exp) == (len(units["control"]), len(units["treatment"]))
+        events = EventData(ledger.for_experiment(full.events, exp), exp)
+        for e in _experiments(exp):
+            for log_scale in (False, True):
+                try:
+                    expected = analyze_data(e, events, log_scale=log_scale).to_dict()
+                except ValueError:  # the log scale of values that are not all positive
+                    continue
+                assert analyze_data(e, index.data(exp), log_scale=log_scale).to_dict() == expected
+
+
+def _experiments(exp_id: str) -> list[Any]:
+    """The analysis's shapes: fixed horizon with a Mann-Whitney test, sequential with a guardrail and blocking,
+    the log scale's always-valid test, no blocking."""
+    from experiment_core.store.spec import Experiment, Metric
+
+    guard = (Metric(name="mem", direction="lower", guardrail=True),)
+    base = {"id": exp_id, "name": "x", "files": {"a.md": "b.md"}, "metric": Metric(name="t"), "sample_size": 2}
+    return [Experiment(**base, analysis="fixed", test="mann-whitney", secondary=guard),  # type: ignore[arg-type]
+            Experiment(**base, secondary=guard), Experiment(**base, block_by="none")]  # type: ignore[arg-type]
 
 
 def _commit(repo: Path, name: str) -> None:
@@ -362,3 +391,42 @@ def test_bulk_path_of_a_cold_build_gives_validates_verdict(repo: Path) -> None:
     ledger_index._remove(ledger_index.index_path(g))
     assert_index_equals_notes(g)
     assert ledger.read(g, cache=False).skipped >= 15
+
+
+def _cached(g: Git) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(ledger_index.index_path(g)) as conn:
+        return sorted(conn.execute("SELECT exp, metric, setting FROM orders").fetchall())
+
+
+def test_order_statistics_are_cached_until_the_experiments_units_change(repo: Path) -> None:
+    g = Git(repo)
+    ledger.append(g, [e for i in range(6) for e in _varied(i)] + _varied(1, "exp-2"))
+    read = lambda index: index.orders("exp-1", "t", alpha=0.05, log_scale=False)  # noqa: E731
+    first = ledger_index.read_with(g, read)
+    assert _cached(g) == [("exp-1", "t", "0.05:0")]
+    with sqlite3.connect(ledger_index.index_path(g)) as conn:  # what a later read returns comes from the cache
+        doc = json.loads(conn.execute("SELECT doc FROM orders").fetchone()[0])
+        doc[0][1] = 123.0
+        conn.execute("UPDATE orders SET doc=?", (json.dumps(doc),))
+    assert ledger_index.read_with(g, read).control.median == 123.0
+    ledger.append(g, [_trial("exp-2", 7.0)])  # another experiment's trial: exp-1's cache stays
+    assert ledger_index.read_with(g, read).control.median == 123.0
+    ledger.append(g, [_trial("exp-1", 7.0, unit="u-new")])  # a new unit of exp-1: computed again
+    units = collect_units(ledger.read(g, cache=False).events, "exp-1", "t")
+    assert ledger_index.read_with(g, read) == orders_of(units.control, units.treatment, alpha=0.05, log_scale=False)
+    assert first != orders_of(units.control, units.treatment, alpha=0.05, log_scale=False)
+
+
+def test_a_reader_does_not_cache_what_a_writer_made_stale(repo: Path) -> None:
+    g = Git(repo)
+    ledger.append(g, [e for i in range(4) for e in _varied(i)])
+    index = ledger_index.open_index(g)
+    try:
+        index.orders("exp-1", "t", alpha=0.05, log_scale=False)  # computed from this snapshot
+        ledger.append(g, [_trial("exp-1", 9.0, unit="u-late")])
+        ledger_index.open_index(g).close()  # a writer brings the index forward meanwhile
+        index.save_computed()
+    finally:
+        index.close()
+    assert _cached(g) == []
+    assert_index_equals_notes(g)

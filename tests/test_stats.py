@@ -448,3 +448,26 @@ def test_blocked_difference_equals_statsmodels_ols_with_machine_dummies() -> Non
         assert close(r.estimate, float(fit.params[0]))
         assert close(r.se, float(fit.bse[0])) and close(r.df, float(fit.df_resid))
         assert close(2 * st.t.sf(abs(r.estimate / r.se), r.df), float(fit.pvalues[0]))  # type: ignore[operator]
+
+
+# --- exact sufficient statistics (issue 18) --------------------------------------------------------------
+
+
+def test_exact_sums_give_numpys_moments_and_come_back_bit_for_bit() -> None:
+    from experiment_core.evidence.sums import Cell, Sums, cells_of, sums_of, total
+
+    rng = np.random.default_rng(18)
+    for _ in range(40):
+        x = rng.lognormal(float(rng.normal(0, 5)), float(rng.uniform(0.01, 2)), int(rng.integers(2, 300)))
+        s = sums_of(x.tolist())
+        m = stats.moments_of(s)
+        assert m.n == len(x) and close(m.mean, float(np.mean(x)), 1e-14)
+        assert close(m.var, float(np.var(x, ddof=1)), 1e-12)
+        # a unit's value out and its new value in: the same sums as computed from the values afresh
+        y = x.tolist()
+        moved = s.plus(Sums.of(y[0]), -1).plus(Sums.of(y[0] * 3.7))
+        assert moved == sums_of([y[0] * 3.7, *y[1:]])
+        assert moved.plus(Sums.of(y[0] * 3.7), -1).plus(Sums.of(y[0])) == s
+    cells = cells_of([1.0, -2.0, 3.0], ["a", "a", "b"])
+    assert cells["a"].nonpositive == 1 and cells["a"].log == Sums.of(0.0) and total(cells.values()).n == 3
+    assert total(cells.values()).plus(Cell.of(-2.0), -1).nonpositive == 0

@@ -39,8 +39,8 @@ class UnitData:
                            self.pairs, self.errors)  # fmt: skip
 
     def first(self, k: int) -> UnitData:
-        """The first ``k`` units of each arm and the first ``k`` complete pairs."""
-        return UnitData(self.control[:k], self.treatment[:k], (self.pairs[0][:k], self.pairs[1][:k]), self.errors,
+        """The first ``k`` units of each arm and the first ``k`` complete pairs (no error counts)."""
+        return UnitData(self.control[:k], self.treatment[:k], (self.pairs[0][:k], self.pairs[1][:k]), (0, 0, 0, 0),
                         self.control_machines[:k], self.treatment_machines[:k])  # fmt: skip
 
 
