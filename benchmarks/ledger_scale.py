@@ -273,8 +273,8 @@ exps = load_registry(g.root).running()
 t = time.perf_counter()
 with ledger_index.open_index(g) as index:
     for exp in exps:
-        index.units(exp.id, exp.metric.name), index.unit_counts(exp.id), index.events(exp.id, ("alert",))
-        index.trial_span(exp.id, exp.metric.name)
+        index.sums(exp.id, exp.metric.name), index.orders(exp.id, exp.metric.name, alpha=0.05, log_scale=False)
+        index.unit_counts(exp.id), index.events(exp.id, ("alert",)), index.trial_span(exp.id, exp.metric.name)
 print(time.perf_counter() - t)
 """
 

@@ -46,14 +46,16 @@ def analyze(exp_id: str, as_json: bool, as_markdown: bool = False) -> None:
         raise UserError("analyze", "--json and --markdown exclude each other", "pick one")
     git = Git.discover()
     exp = load_registry(git.root, state_dir(git)).get(exp_id)
+    from experiment_core.measure.timing import describe_timing
     from experiment_core.reports.report_data import analysis_dict
 
     now = utc_now()
 
     def read(index: ledger_index.LedgerIndex) -> tuple[dict[str, Any], list[str]]:
         alerts = [str(e["message"]) for e in index.events(exp.id, ("alert",))]
-        trials = index.events(exp.id, ("trial",))
-        return analysis_dict(exp, index.data(exp.id), now, index.skipped, trials), alerts
+        timing = index.cached(exp.id, exp.metric.name, "timing",
+                              lambda: describe_timing(index.events(exp.id, ("trial",)), exp.metric.name))
+        return analysis_dict(exp, index.data(exp.id), now, index.skipped, timing), alerts
 
     result, alerts = ledger_index.read_with(git, read, progress=True)
     if as_json:

@@ -43,9 +43,11 @@ def export(exp_id: str, output: str, fmt: str | None) -> None:
         text = events_jsonl(events)
     else:
         from experiment_core.evidence.units import EventData
+        from experiment_core.measure.timing import describe_timing
         from experiment_core.reports.report_data import analysis_dict
 
-        analysis = analysis_dict(exp, EventData(events, exp.id), utc_now(), skipped, events)
+        analysis = analysis_dict(exp, EventData(events, exp.id), utc_now(), skipped,
+                                 describe_timing(events, exp.metric.name))
         if chosen == "json":
             text = analysis_json(analysis)
         else:

@@ -45,13 +45,15 @@ def report(exp_id: str | None, output: Path, fmt: str | None) -> None:
     if fmt == "png" and not experiments:
         raise UserError("report", "no experiments yet", "create one first")
     now = utc_now()
+    from experiment_core.measure.timing import describe_timing
     from experiment_core.reports.report_data import analysis_dict, experiment_report
 
     def read(index: ledger_index.LedgerIndex) -> list[Any]:
         reports = []
         for exp in experiments:
             events = index.events(exp.id)
-            analysis = analysis_dict(exp, index.data(exp.id), now, index.skipped, events)
+            analysis = analysis_dict(exp, index.data(exp.id), now, index.skipped,
+                                     describe_timing(events, exp.metric.name))
             reports.append(experiment_report(exp, events, analysis, now, __version__))
         return reports
 

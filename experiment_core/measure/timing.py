@@ -256,13 +256,15 @@ def timing_words(m: Measurement) -> str:
     return f"shell, start-up subtracted ({1000 * m.startup:.2f} ms)" if m.timing == SHELL else "direct exec"
 
 
-def describe_timing(trials: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """How the timed trials among ``trials`` were taken, for ``analyze`` (None: no timed trial): counts per
-    method (``unknown``: recorded before trials said so, through the shell, nothing subtracted), the mean
-    start-up subtracted, and one line of ``text``."""
+def describe_timing(events: Iterable[Mapping[str, Any]], metric: str) -> dict[str, Any] | None:
+    """How the timed trials of ``metric`` among ``events`` were taken, for ``analyze`` (None: no timed trial):
+    counts per method (``unknown``: recorded before trials said so, through the shell, nothing subtracted), the
+    mean start-up subtracted, and one line of ``text``."""
     counts = {DIRECT: 0, SHELL: 0, "unknown": 0}
     startups: list[float] = []
-    for ev in trials:
+    for ev in events:
+        if ev.get("type") != "trial" or ev.get("metric") != metric:
+            continue
         if ev.get("source") not in ("run", "post-commit") or ev.get("exit_code") is None:
             continue  # recorded by hand, or the time from assignment to commit: nothing was timed
         timing = ev.get("timing")

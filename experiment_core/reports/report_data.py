@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from experiment_core.clock import format_ts
-from experiment_core.measure.timing import describe_timing
 from experiment_core.store.ledger import Event
 from experiment_core.store.spec import Experiment
 
@@ -18,16 +17,15 @@ if TYPE_CHECKING:
 
 
 def analysis_dict(exp: Experiment, data: ExperimentData, now: dt.datetime, skipped: int,
-                  trials: Sequence[Event]) -> dict[str, Any]:  # fmt: skip
+                  timing: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
     """The ``analyze --json`` document (``schema`` first among its keys; ``skipped_events`` added), from the
-    experiment's per-unit data (the ledger index, or :class:`units.EventData` of its events); ``trials``
-    (the experiment's trial events) say how the timing was taken."""
+    experiment's data (the ledger index, or :class:`units.EventData` of its events); ``timing`` says how its
+    trials were timed (``measure.timing.describe_timing``)."""
     from experiment_core.evidence.analysis import analyze_data
 
     result = analyze_data(exp, data, now).to_dict()
     result["skipped_events"] = skipped
-    metric = exp.metric.name
-    result["timing"] = describe_timing(e for e in trials if e.get("type") == "trial" and e.get("metric") == metric)
+    result["timing"] = timing
     return result
 
 

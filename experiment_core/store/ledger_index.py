@@ -935,20 +935,27 @@ class LedgerIndex:
         return MetricSums(arms["control"], arms["treatment"], pairs, (ec, tc, et, tt))
 
     def orders(self, exp_id: str, metric: str, *, alpha: float, log_scale: bool) -> Any:
-        """The :class:`units.Orders` of ``metric`` from the cache, else from every unit (and then cached by
-        :meth:`save_computed`)."""
+        """The :class:`units.Orders` of ``metric`` (cached: see :meth:`cached`)."""
         from experiment_core.evidence.units import Orders, orders_of
 
-        setting = f"{alpha!r}:{int(log_scale)}"
+        def compute() -> list[Any]:
+            u = self.units(exp_id, metric)
+            return orders_of(u.control, u.treatment, alpha=alpha, log_scale=log_scale).to_json()
+
+        return Orders.from_json(self.cached(exp_id, metric, f"{alpha!r}:{int(log_scale)}", compute))
+
+    def cached(self, exp_id: str, metric: str, setting: str, compute: Callable[[], _T]) -> _T:
+        """What ``compute`` derives from an experiment's units (JSON-ready), from the ``orders`` cache when this
+        snapshot has it, else computed, and cached by :meth:`save_computed`. The writer drops an experiment's
+        entries whenever its units change."""
         row = self._conn.execute("SELECT doc FROM orders WHERE exp=? AND metric=? AND setting=?",
                                  (exp_id, metric, setting)).fetchone()  # fmt: skip
         if row is not None:
-            with contextlib.suppress(ValueError, TypeError, IndexError):
-                return Orders.from_json(json.loads(row[0]))
-        u = self.units(exp_id, metric)
-        orders = orders_of(u.control, u.treatment, alpha=alpha, log_scale=log_scale)
-        self._computed.append((exp_id, metric, setting, json.dumps(orders.to_json())))
-        return orders
+            with contextlib.suppress(ValueError):
+                return json.loads(row[0])  # type: ignore[no-any-return]
+        value = compute()
+        self._computed.append((exp_id, metric, setting, json.dumps(value)))
+        return value
 
     def first_units(self, exp_id: str, metric: str, k: int) -> Any:
         """The first ``k`` units of each arm (by first trial) and the first ``k`` complete pairs."""
