@@ -5,7 +5,7 @@ attribute ``foo_bar``), and is imported only when invoked, so one command's impo
 from __future__ import annotations
 
 import importlib
-import pkgutil
+import os
 import sys
 from typing import Any
 
@@ -19,7 +19,8 @@ from experiment_core.gitio import GitError
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = [m.name for m in pkgutil.iter_modules(commands_pkg.__path__) if not m.name.startswith("_")]
+        names = [n[:-3] for path in commands_pkg.__path__ for n in os.listdir(path)
+                 if n.endswith(".py") and not n.startswith("_")]  # fmt: skip
         return sorted(n.replace("_", "-") for n in names)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:

@@ -18,7 +18,6 @@ behind by :func:`experiment_core.store.sync.setup_remote`.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 
@@ -106,5 +105,7 @@ def token(refs: Mapping[str, str]) -> str | None:
         return None
     if list(refs) == [LEGACY]:
         return refs[LEGACY]
+    import hashlib  # 3 ms (OpenSSL): not on paths that never name the ledger's state, such as ``record``
+
     text = "".join(f"{sha} {name}\n" for name, sha in refs.items())
     return "tips:" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
