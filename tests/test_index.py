@@ -413,8 +413,12 @@ def test_order_statistics_are_cached_until_the_experiments_units_change(repo: Pa
     assert ledger_index.read_with(g, read).control.median == 123.0
     ledger.append(g, [_trial("exp-1", 7.0, unit="u-new")])  # a new unit of exp-1: computed again
     units = collect_units(ledger.read(g, cache=False).events, "exp-1", "t")
-    assert ledger_index.read_with(g, read) == orders_of(units.control, units.treatment, alpha=0.05, log_scale=False)
-    assert first != orders_of(units.control, units.treatment, alpha=0.05, log_scale=False)
+    expected = orders_of(units.control, units.treatment, alpha=0.05, log_scale=False)
+    assert ledger_index.read_with(g, read) == expected and first != expected
+    for garbage in ("{]", "[1, 2]", '[[1, 2, 3, "x"], null, 5]', "null"):  # a damaged cache is computed again
+        with sqlite3.connect(ledger_index.index_path(g)) as conn:
+            conn.execute("UPDATE orders SET doc=?", (garbage,))
+        assert ledger_index.read_with(g, read) == expected
 
 
 def test_a_reader_does_not_cache_what_a_writer_made_stale(repo: Path) -> None:

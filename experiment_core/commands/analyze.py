@@ -35,6 +35,12 @@ def append_step_summary(text: str) -> Path | None:
     return path
 
 
+def _timing(doc: Any) -> dict[str, Any] | None:
+    if doc is not None and not isinstance(doc, dict):
+        raise TypeError(doc)
+    return doc
+
+
 @click.command("analyze")
 @click.argument("exp_id", metavar="EXP")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys documented in the README).")
@@ -54,7 +60,7 @@ def analyze(exp_id: str, as_json: bool, as_markdown: bool = False) -> None:
     def read(index: ledger_index.LedgerIndex) -> tuple[dict[str, Any], list[str]]:
         alerts = [str(e["message"]) for e in index.events(exp.id, ("alert",))]
         timing = index.cached(exp.id, exp.metric.name, "timing",
-                              lambda: describe_timing(index.events(exp.id, ("trial",)), exp.metric.name))
+                              lambda: describe_timing(index.events(exp.id, ("trial",)), exp.metric.name), _timing)
         return analysis_dict(exp, index.data(exp.id), now, index.skipped, timing), alerts
 
     result, alerts = ledger_index.read_with(git, read, progress=True)

@@ -942,20 +942,21 @@ class LedgerIndex:
             u = self.units(exp_id, metric)
             return orders_of(u.control, u.treatment, alpha=alpha, log_scale=log_scale).to_json()
 
-        return Orders.from_json(self.cached(exp_id, metric, f"{alpha!r}:{int(log_scale)}", compute))
+        return self.cached(exp_id, metric, f"{alpha!r}:{int(log_scale)}", compute, Orders.from_json)
 
-    def cached(self, exp_id: str, metric: str, setting: str, compute: Callable[[], _T]) -> _T:
-        """What ``compute`` derives from an experiment's units (JSON-ready), from the ``orders`` cache when this
-        snapshot has it, else computed, and cached by :meth:`save_computed`. The writer drops an experiment's
-        entries whenever its units change."""
+    def cached(self, exp_id: str, metric: str, setting: str, compute: Callable[[], Any],
+               read: Callable[[Any], _T]) -> _T:  # fmt: skip
+        """``read`` of what ``compute`` derives from an experiment's units (JSON-ready): from the ``orders`` cache
+        when this snapshot has it (and ``read`` accepts it), else computed, and cached by :meth:`save_computed`.
+        The writer drops an experiment's entries whenever its units change."""
         row = self._conn.execute("SELECT doc FROM orders WHERE exp=? AND metric=? AND setting=?",
                                  (exp_id, metric, setting)).fetchone()  # fmt: skip
         if row is not None:
-            with contextlib.suppress(ValueError):
-                return json.loads(row[0])  # type: ignore[no-any-return]
+            with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
+                return read(json.loads(row[0]))
         value = compute()
         self._computed.append((exp_id, metric, setting, json.dumps(value)))
-        return value
+        return read(value)
 
     def first_units(self, exp_id: str, metric: str, k: int) -> Any:
         """The first ``k`` units of each arm (by first trial) and the first ``k`` complete pairs."""
