@@ -92,7 +92,7 @@ def test_stale_lease_is_refused_then_sync_retries(clones: tuple[Path, list[Path]
     ledger.append(Git(b), [trial("b")])
     sync.sync(Git(b), "origin")  # b pushes in between: `seen` is stale now
     ledger.append(Git(a), [trial("a2")])
-    lease_ok, _ = sync._push(Git(a), "origin", {EXP_REF: seen})
+    lease_ok, _ = sync._push(Git(a), "origin", {EXP_REF: seen}, backups=False)
     assert not lease_ok and remote_notes(remote) == git(b, "rev-parse", EXP_REF).strip()
     result = sync.sync(Git(a), "origin")
     assert result.pushed and result.merge == "merge"

@@ -92,7 +92,8 @@ def evaluate(
         if done:
             say(f"experiment-hook: finished an interrupted {done.action} of {done.exp_id}")
     registry = team_registry(git)
-    if only is None and nothing_due(git, registry, refs.token(refs.tips(git)), now):
+    tips = refs.tips(git)
+    if only is None and nothing_due(git, registry, refs.token(tips), now):
         result.skipped_evaluation = True  # decided from the notes refs' tips alone: the index is not even opened
         return result
     from experiment_core.evidence.analysis import AnalysisResult, analyze_data
@@ -104,7 +105,7 @@ def evaluate(
         seen = {(e["exp"], e["kind"]) for exp in experiments for e in index.events(exp.id, ("alert",))}
         return index.notes_commit, seen, [analyze_data(exp, index.data(exp.id), now) for exp in experiments]
 
-    notes_commit, seen_alerts, analyses = ledger_index.read_with(git, read)
+    notes_commit, seen_alerts, analyses = ledger_index.read_with(git, read, head=tips)
     new_alerts: list[ledger.Event] = []
     due = False
     for exp, analysis in zip(experiments, analyses, strict=True):

@@ -773,13 +773,14 @@ def _segment_events(rows: Iterable[tuple[bytes]]) -> list[ledger.Event]:
 
 
 # ---- opening ----------------------------------------------------------------------------------------------------
-def open_index(git: Git, *, progress: Progress | None = None) -> LedgerIndex:
-    """The index, brought forward to the ledger refs' current commits (built on first use; rebuilt when it cannot
-    be trusted). Reads on the returned object see one consistent snapshot until :meth:`LedgerIndex.close`."""
+def open_index(git: Git, *, progress: Progress | None = None, head: Tips | None = None) -> LedgerIndex:
+    """The index, brought forward to the ledger refs' current commits, or to ``head`` when the caller just read
+    them (built on first use; rebuilt when it cannot be trusted). Reads on the returned object see one consistent
+    snapshot until :meth:`LedgerIndex.close`."""
     path = index_path(git)
     path.parent.mkdir(parents=True, exist_ok=True)
     repo_id = _repo_id(git)
-    head = refs.tips(git)
+    head = refs.tips(git) if head is None else head
     for _attempt in range(3):
         conn = _try_open(path, repo_id, head)
         if conn is not None:
@@ -1035,13 +1036,13 @@ class ExperimentView:
 
 
 # ---- what commands call --------------------------------------------------------------------------------------
-def read_with(git: Git, fn: Callable[[LedgerIndex], _T], *, progress: bool = False) -> _T:
+def read_with(git: Git, fn: Callable[[LedgerIndex], _T], *, progress: bool = False, head: Tips | None = None) -> _T:
     """``fn(index)`` on the up-to-date index. A file that turns out damaged while being read (SQLite says so) is
     deleted and rebuilt from the notes, and ``fn`` runs again: a derived file never fails a command. With
     ``progress`` (commands on a terminal, never hooks or pipes), a long build shows a progress bar on stderr."""
     for attempt in range(2):
         with _progress_bar(progress) as bar:
-            index = open_index(git, progress=bar)
+            index = open_index(git, progress=bar, head=head)
         try:
             result = fn(index)
             index.save_computed()

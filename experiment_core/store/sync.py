@@ -172,12 +172,13 @@ class _Seen:
 
     local: dict[str, str]
     side: dict[str, str]  # {ledger ref: commit of its side ref}
+    backups: bool = False  # this clone has backup refs (they are pushed too)
 
     @classmethod
     def read(cls, git: Git, remote: str) -> _Seen:
-        found = refs.list_refs(git, refs.LEGACY, refs.PREFIX + "*", refs.side_prefix(remote))
+        found = refs.list_refs(git, refs.LEGACY, refs.PREFIX + "*", refs.side_prefix(remote), BACKUPS + "/")
         side = {ref: sha for name, sha in found.items() if (ref := refs.from_side(remote, name))}
-        return cls(refs.ledger_tips(found), side)
+        return cls(refs.ledger_tips(found), side, any(name.startswith(BACKUPS + "/") for name in found))
 
 
 def _fetch(git: Git, remote: str, remote_refs: dict[str, str], seen: _Seen) -> list[str]:
@@ -238,11 +239,11 @@ def _merge(git: Git, remote: str, remote_sha: str, ref: str = NOTES_REF) -> str:
         return "fast-forward" if fast_forward else "merge"
 
 
-def _push(git: Git, remote: str, expected: Mapping[str, str | None]) -> tuple[bool, list[str]]:
+def _push(git: Git, remote: str, expected: Mapping[str, str | None], backups: bool) -> tuple[bool, list[str]]:
     """Push the ledger refs ``expected`` names, each under a lease (the remote's commit we merged, None: must not
-    exist), and the backup refs, in one ``git push``. (every lease held, rejected backup refs)."""
+    exist), and the backup refs (when there are), in one ``git push``. (every lease held, rejected backup refs)."""
     specs = [f"{ref}:{ref}" for ref in expected]
-    if git.out("for-each-ref", "--count=1", "--format=%(refname)", BACKUPS):
+    if backups:
         specs.append(f"{BACKUPS}/*:{BACKUPS}/*")
     leases = [f"--force-with-lease={ref}:{sha or ''}" for ref, sha in expected.items()]
     args = ["push", "--porcelain", "--no-verify", *leases, "--", remote, *specs]
@@ -288,12 +289,12 @@ def sync(git: Git, remote: str | None = None, *, push: bool = True, attempts: in
         remote_notes = refs.ledger_tips(remote_refs)
         if attempt == 1:
             result.remote_before = refs.token(remote_notes)
-        local = _take_remote(git, remote, remote_refs, remote_notes, result)
+        local, backups = _take_remote(git, remote, remote_refs, remote_notes, result)
         result.local_after = refs.token(local)
         todo = {ref: remote_notes.get(ref) for ref, sha in local.items() if remote_notes.get(ref) != sha}
         if not push or not todo:
             return result
-        lease_ok, rejected = _push(git, remote, todo)
+        lease_ok, rejected = _push(git, remote, todo, backups)
         result.rejected_backups = rejected
         if lease_ok:
             _pushed(git, remote, local, list(todo))
@@ -319,9 +320,9 @@ def merge_fetched(git: Git, remote: str) -> str:
 
 
 def _take_remote(git: Git, remote: str, remote_refs: dict[str, str], remote_notes: dict[str, str],
-                 result: SyncResult) -> dict[str, str]:  # fmt: skip
+                 result: SyncResult) -> tuple[dict[str, str], bool]:  # fmt: skip
     """Fetch and merge every ledger ref the remote changed, then copy the legacy ref's new events into
-    per-experiment refs (:mod:`.migrate`). This clone's ledger tips afterwards."""
+    per-experiment refs (:mod:`.migrate`). This clone's ledger tips afterwards, and whether it has backup refs."""
     from experiment_core.store import migrate
 
     seen = _Seen.read(git, remote)
@@ -342,7 +343,7 @@ def _take_remote(git: Git, remote: str, remote_refs: dict[str, str], remote_note
     local = refs.tips(git) if changed else seen.local
     copied = migrate.migrate(git, local.get(refs.LEGACY)).copied
     result.migrated += copied
-    return refs.tips(git) if copied else local
+    return (refs.tips(git) if copied else local), seen.backups
 
 
 def pre_push(git: Git, remote: str) -> str | None:
