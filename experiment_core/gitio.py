@@ -37,6 +37,21 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 _DISCOVERED: dict[Path, Git] = {}
 
 
+def _git(args: Sequence[str], cwd: Path, input: bytes | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    """``subprocess.run`` of git, except on an interrupt of ours (Ctrl-C, or SIGTERM raised as an exception):
+    git is let finish, not killed — a killed git leaves its lock files (``index.lock``) behind, and the next git
+    command, ours included, fails. A Ctrl-C from a terminal reaches git too, which then cleans up and stops."""
+    with subprocess.Popen(["git", *args], cwd=cwd, stdin=subprocess.PIPE if input is not None else None,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(env)) as proc:  # fmt: skip
+        try:
+            out, err = proc.communicate(input)
+        except BaseException:
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def _config_key(key: str) -> str:
     """A config key as git compares them: section and variable names case-insensitive, the subsection exact."""
     section, dot, rest = key.partition(".")
@@ -77,8 +92,8 @@ class Git:
         if cwd in _DISCOVERED:
             return _DISCOVERED[cwd]
         args = ["rev-parse", "--show-toplevel", "--git-common-dir", "--git-path", STATE_DIR]
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=_env())
-        lines = proc.stdout.splitlines()
+        proc = _git(args, cwd)
+        lines = proc.stdout.decode("utf-8", "replace").splitlines()
         if proc.returncode != 0 or len(lines) != 3 or not lines[0].strip():
             raise UserError(str(cwd), "not inside a git work tree", "run this from a git repository (git init)")
         git = cls(Path(lines[0].strip()))
@@ -96,9 +111,7 @@ class Git:
     ) -> bytes:
         if args and args[0] == "config" and args[1:2] != ("-z",):
             self._config_cache = None  # a write (or a read of our own): the snapshot is read again when needed
-        proc = subprocess.run(
-            ["git", *args], cwd=self.root, input=input, capture_output=True, env=_env(env)
-        )
+        proc = _git(args, self.root, input, env)
         if check and proc.returncode != 0:
             raise GitError(args, proc.returncode, proc.stderr.decode("utf-8", "replace"))
         return proc.stdout
@@ -108,11 +121,10 @@ class Git:
 
     def call(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         """A git process whose exit status the caller reads (no exception)."""
-        return subprocess.run(["git", *args], cwd=self.root, capture_output=True, env=_env())
+        return _git(args, self.root)
 
     def ok(self, *args: str) -> bool:
-        proc = subprocess.run(["git", *args], cwd=self.root, capture_output=True, env=_env())
-        return proc.returncode == 0
+        return _git(args, self.root).returncode == 0
 
     # ---- paths -------------------------------------------------------------------------------------
     def _rev_parse_path(self, flag: str, *extra: str) -> Path:
@@ -214,7 +226,7 @@ class Git:
         args = ["rev-parse", "--git-common-dir"]
         for name in git_paths:
             args += ["--git-path", name]
-        proc = subprocess.run(["git", *args, "HEAD"], cwd=self.root, capture_output=True, env=_env())
+        proc = _git([*args, "HEAD"], self.root)
         lines = proc.stdout.decode("utf-8", "replace").splitlines()
         if len(lines) < 1 + len(git_paths):
             return None

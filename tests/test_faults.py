@@ -136,3 +136,31 @@ def test_full_read_survives_concurrent_appends(repo: Path, tmp_path: Path) -> No
         os.killpg(writer.pid, signal.SIGKILL)
         writer.wait()
     assert len(log.read_text().split()) > 0
+
+
+INTERRUPTED_CHECKOUT = """
+    import os, signal, sys, threading
+    from pathlib import Path
+    from experiment_core.gitio import Git
+    threading.Timer(0.4, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # Ctrl-C while git works
+    Git(Path(sys.argv[1])).run("checkout", "--", "slow.txt")
+"""
+
+
+def test_an_interrupt_lets_a_running_git_finish_instead_of_leaving_its_lock(repo: Path) -> None:
+    """A Ctrl-C (or SIGTERM) of ours used to kill the git child a quarter second later (subprocess's way), and a
+    killed ``git checkout`` leaves ``index.lock``: the restore after an interrupted ``run`` then failed."""
+    from tests.conftest import git
+
+    (repo / ".gitattributes").write_text("slow.txt filter=slow\n")
+    (repo / "slow.txt").write_text("content\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "slow")
+    git(repo, "config", "filter.slow.smudge", "sleep 1.5; cat")
+    (repo / "slow.txt").write_text("changed\n")
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(INTERRUPTED_CHECKOUT), str(repo)],
+                          capture_output=True, text=True, env=cli_env())  # fmt: skip
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr
+    assert not (repo / ".git" / "index.lock").exists()
+    assert (repo / "slow.txt").read_text() == "content\n"  # git finished its checkout
+    git(repo, "checkout", "--", "slow.txt")  # and the next git command works
