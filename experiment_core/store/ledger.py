@@ -218,7 +218,7 @@ _ASSIGN_FIELDS = [(b"arm", rb"(control|treatment)", False), (b"exp", _TRIAL_FIEL
                   (b"type", rb'"assign"', False), (b"unit", _TRIAL_FIELDS[10][1], False), (b"v", rb"1", False)]
 
 
-def _canonical(fields: list[tuple[bytes, bytes, bool]]) -> Any:
+def _canonical(fields: list[tuple[bytes, bytes, bool]]) -> bytes:
     known = b"|".join(name for name, _, _ in _TRIAL_FIELDS)
     value_ = rb'(?:"' + _S + rb'{0,4096}"|' + _NUM + rb"|true|false|null)"
     other = rb'(?:,"(?!(?:' + known + rb')")[A-Za-z0-9_]{1,64}":' + value_ + rb")*?"  # lazy: known keys first
@@ -227,7 +227,7 @@ def _canonical(fields: list[tuple[bytes, bytes, bool]]) -> Any:
     for name, value, optional in fields[1:]:
         one = rb',"' + name + rb'":' + value
         parts.append(other + (rb"(?:" + one + rb")?" if optional else one))
-    return re.compile(b"".join(parts) + other + rb"\}").fullmatch
+    return b"".join(parts) + other + rb"\}"
 
 
 _MATCHERS: list[Any] = []
@@ -237,8 +237,17 @@ def canonical_matchers() -> tuple[Any, Any]:
     """(trial, assign) ``fullmatch`` of canonical lines, compiled on first use (20 ms: not on hook paths).
     Groups: arm, exit_code, exp, id, machine, metric, pair, ts, unit, value; and arm, exp, id, ts, unit."""
     if not _MATCHERS:
-        _MATCHERS.extend((_canonical(_TRIAL_FIELDS), _canonical(_ASSIGN_FIELDS)))
+        trial = _canonical(_TRIAL_FIELDS)
+        _MATCHERS.extend((re.compile(trial).fullmatch, re.compile(_canonical(_ASSIGN_FIELDS)).fullmatch,
+                          re.compile(rb"(?m)^" + trial + rb"$").finditer))  # fmt: skip
     return _MATCHERS[0], _MATCHERS[1]
+
+
+def canonical_trial_lines() -> Any:
+    """``finditer`` of the whole lines of a text of lines (``\\n``-separated, unstripped) that
+    :func:`canonical_matchers`' trial matcher matches, with the same groups: one call for a chunk of notes."""
+    canonical_matchers()
+    return _MATCHERS[2]
 
 
 def ts_ok(ts: str) -> bool:

@@ -336,11 +336,11 @@ def _fill(git: Git, conn: sqlite3.Connection, head: Tips, progress: Progress | N
             pending.append(blob)
             pending_bytes += len(blob)
             if pending_bytes >= 1 << 20:
-                build.add_lines(ledger._split_lines(b"\n".join(pending)))
+                build.add_chunk(b"\n".join(pending))
                 pending, pending_bytes = [], 0
                 if progress:
                     progress(done, total)
-        build.add_lines(ledger._split_lines(b"\n".join(pending)))
+        build.add_chunk(b"\n".join(pending))
         build.finish()
     _store(conn, build.agg)
     for statement in _INDEXES.split(";"):
@@ -362,14 +362,18 @@ class _Builder:
     """A build from scratch: the events of a chunk of note lines go to the aggregates, their lines to one segment
     per (experiment, type) of the chunk, their ids to ``events``; a copy of an id seen before only counts. Memory:
     one chunk, the aggregates and the ids seen, by hash (half the memory of the strings; a hash seen before is
-    checked against the id stored under its rowid, and true collisions are kept by id)."""
+    checked against the id stored under its rowid, and true collisions are kept by id).
+
+    Canonical trials (almost every line of a big ledger) are found by one ``finditer`` over the whole chunk and
+    aggregated in one loop (:meth:`_scan`); the lines between them go line by line through :meth:`_others`:
+    canonical assignments, and :func:`ledger._decode_line` for any other line."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.agg = _Aggregates()
         self.skipped = 0
-        self.seen: dict[int, int] = {}  # hash(id) -> rowid of its first copy
-        self.collided: dict[str, int] = {}
+        self.seen: dict[int, int] = {}  # hash(the id's UTF-8) -> rowid of its first copy
+        self.collided: dict[bytes, int] = {}
         self.extra: dict[int, int] = {}  # rowid -> copies beyond the first
         self.flushed = 0  # rowids up to this one are in the table, the others in ``rows``
         self.rows: list[tuple[int, str, int]] = []  # (rowid, id, segment)
@@ -379,15 +383,91 @@ class _Builder:
         self.ts = b""  # the last canonical time seen
         self.t: float | None = None  # its moment
 
-    def add_lines(self, lines: list[bytes]) -> None:
-        """Stripped, non-blank lines, in note order (the first copy of an id is the one kept, as a full read
-        keeps it). Canonical trials and assignments take the bulk path, any other line :func:`ledger.validate`."""
-        (trial, assign), max_line = ledger.canonical_matchers(), ledger.MAX_LINE
-        for line in lines:
-            m = trial(line) if len(line) <= max_line else None
-            if m is not None:
-                self._trial(line, *m.groups())
+    def add_chunk(self, chunk: bytes) -> None:
+        """Note lines (``\\n``-separated, as the notes hold them: blank and padded lines allowed), in note order
+        (the first copy of an id is the one kept, as a full read keeps it)."""
+        self._scan(chunk, self._gap)
+        self.flush()
+
+    def _gap(self, text: bytes) -> None:
+        """Lines the chunk's scan passed over: stripped, then scanned again (a padded canonical trial is one)."""
+        self._scan(b"\n".join(ledger._split_lines(text)), self._others)
+
+    def _scan(self, text: bytes, others: Callable[[bytes], None]) -> None:
+        """Every canonical trial line of ``text``; the lines between them, in order, to ``others``."""
+        raw_units, raw_pairs, seen, rows, groups, max_line = self.raw.units, self.raw.pairs, self.seen, self.rows, \
+            self.groups, ledger.MAX_LINE  # fmt: skip
+        pos = 0
+        cur_exp: bytes | None = None
+        lines: list[bytes] = []
+        seg = 0
+        last_ts, t = self.ts, self.t
+        for m in ledger.canonical_trial_lines()(text):
+            start, end = m.span()
+            if start != pos:
+                others(text[pos:start])
+                last_ts, t = self.ts, self.t  # ``others`` may have seen a new time
+            pos = end + 1
+            arm, code, exp, id_, machine, metric, pair, ts, unit, value = m.groups()
+            number: Any = float(value)
+            if not -_EXACT_FLOAT < number < _EXACT_FLOAT:  # also inf: a whole number this big is an int, exactly
+                number = ledger.json_number(value)
+            if number is None or end - start > max_line:
+                self.skipped += 1
                 continue
+            if ts != last_ts:
+                if not self._time(ts):
+                    self.skipped += 1
+                    continue
+                last_ts, t = self.ts, self.t
+            rowid = self.flushed + len(rows) + 1
+            first = seen.setdefault(hash(id_), rowid)
+            if first != rowid and self._copy(id_, first, rowid):
+                continue
+            if exp != cur_exp:
+                cur_exp, (seg, lines) = exp, self._group(exp, b"trial")
+            lines.append(text[start:end])
+            rows.append((rowid, id_.decode(), seg))
+            key = (exp, metric, arm, unit)
+            u = raw_units.get(key)
+            if u is None:
+                u = raw_units[key] = _Unit()
+            u.trials += 1
+            if u.min_t is None or t < u.min_t:  # type: ignore[operator]
+                u.min_t = t
+            if u.max_t is None or t > u.max_t:  # type: ignore[operator]
+                u.max_t = t
+            if code is not None and code != b"0" and code != b"null" and int(code) != 0:
+                u.errors += 1
+                continue
+            num, den = number.as_integer_ratio()  # type: ignore[union-attr]
+            whole = num << (SCALE + 1 - den.bit_length())  # :func:`exact`
+            u.n += 1
+            u.total += whole
+            f = u.first
+            if f is None or ts < f[0] or (ts == f[0] and id_ < f[1]):
+                u.first, u.machine = (ts, id_), machine or b""
+            if pair:
+                self._pair(raw_pairs, (exp, metric, pair, arm), whole, (ts, id_))
+        if pos < len(text):
+            others(text[pos:])
+
+    def _pair(self, pairs: dict[tuple[Any, ...], _Pair], key: tuple[Any, ...], whole: int,
+              first: tuple[Any, Any]) -> None:  # fmt: skip
+        """What :meth:`_Aggregates.trial` adds to a trial's pair."""
+        p = pairs.get(key)
+        if p is None:
+            p = pairs[key] = _Pair(first=first)
+        p.n += 1
+        p.total += whole
+        if first < p.first:
+            p.first = first
+
+    def _others(self, text: bytes) -> None:
+        """Stripped lines that are not canonical trials: canonical assignments take the bulk path, any other line
+        :func:`ledger.validate`."""
+        (_trial, assign), max_line = ledger.canonical_matchers(), ledger.MAX_LINE
+        for line in ledger._split_lines(text):
             m = assign(line) if len(line) <= max_line else None
             if m is not None:
                 self._assign(line, *m.groups())
@@ -397,7 +477,6 @@ class _Builder:
                 self.skipped += 1
             elif self._keep(ev["id"], ev["exp"], ev["type"], line):
                 self.agg.add(ev)
-        self.flush()
 
     def _time(self, ts: bytes) -> bool:
         """Whether a canonical line's new time is valid (:func:`ledger.validate`'s check); its moment is kept."""
@@ -406,18 +485,6 @@ class _Builder:
             return False
         self.ts, self.t = ts, self.agg.moment(text)
         return True
-
-    def _trial(self, line: bytes, arm: bytes, code: bytes | None, exp: bytes, id_: bytes, machine: bytes | None,
-               metric: bytes, pair: bytes | None, ts: bytes, unit: bytes, value: bytes) -> None:  # fmt: skip
-        number: float | None = float(value)
-        if not -_EXACT_FLOAT < number < _EXACT_FLOAT:  # type: ignore[operator]  # also inf
-            number = ledger.json_number(value)  # a whole number this big is an int, exactly
-        if number is None or (ts != self.ts and not self._time(ts)):
-            self.skipped += 1
-        elif self._keep(id_.decode(), exp, b"trial", line):
-            ok = code is None or code == b"0" or code == b"null" or int(code) == 0
-            whole = exact(number) if ok else None
-            self.raw.trial(exp, metric, arm, unit, ts, id_, whole, machine or b"", pair, self.t)
 
     def _assign(self, line: bytes, arm: bytes, exp: bytes, id_: bytes, ts: bytes, unit: bytes) -> None:
         if ts != self.ts and not self._time(ts):
@@ -428,25 +495,39 @@ class _Builder:
     def _keep(self, key: str, exp: str | bytes, type_: str | bytes, line: bytes) -> bool:
         """Record an event's id and line; False (and one more copy counted) when the id was seen before."""
         rowid = self.flushed + len(self.rows) + 1
-        first = self.seen.setdefault(hash(key), rowid)
-        if first != rowid:  # this hash was seen: the same id, or a collision (then kept by id)
-            old = self.collided.get(key) or first
-            if self._stored_id(old) == key:
-                self.extra[old] = self.extra.get(old, 0) + 1
-                return False
-            self.collided[key] = rowid
+        utf8 = key.encode("utf-8", "surrogatepass")
+        first = self.seen.setdefault(hash(utf8), rowid)
+        if first != rowid and self._copy(utf8, first, rowid):
+            return False
+        seg, lines = self._group(exp, type_)
+        lines.append(line)
+        self.rows.append((rowid, key, seg))
+        return True
+
+    def _copy(self, utf8: bytes, first: int, rowid: int) -> bool:
+        """An id whose hash was seen (first copy at rowid ``first``): True, and one more copy counted, when it is
+        the same id; False for a collision (the id is kept, by id)."""
+        old = self.collided.get(utf8) or first
+        if self._stored_id(old) == utf8:
+            self.extra[old] = self.extra.get(old, 0) + 1
+            return True
+        self.collided[utf8] = rowid
+        return False
+
+    def _group(self, exp: str | bytes, type_: str | bytes) -> tuple[int, list[bytes]]:
+        """This chunk's segment of (``exp``, ``type_``): (its number, its lines)."""
         group = self.groups.get((exp, type_))
         if group is None:
             self.segments += 1
             group = self.groups[(exp, type_)] = (self.segments, [])
-        group[1].append(line)
-        self.rows.append((rowid, key, group[0]))
-        return True
+        return group
 
-    def _stored_id(self, rowid: int) -> str:
+    def _stored_id(self, rowid: int) -> bytes:
         if rowid > self.flushed:
-            return self.rows[rowid - self.flushed - 1][1]
-        return str(self.conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0])
+            key = self.rows[rowid - self.flushed - 1][1]
+        else:
+            key = self.conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0]
+        return str(key).encode("utf-8", "surrogatepass")
 
     def flush(self) -> None:
         events = self.raw.events  # the bulk path counts its events here, a segment at a time
