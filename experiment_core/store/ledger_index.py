@@ -375,8 +375,10 @@ class _Builder:
         self.seen: dict[int, int] = {}  # hash(the id's UTF-8) -> rowid of its first copy
         self.collided: dict[bytes, int] = {}
         self.extra: dict[int, int] = {}  # rowid -> copies beyond the first
-        self.flushed = 0  # rowids up to this one are in the table, the others in ``rows``
-        self.rows: list[tuple[int, str, int]] = []  # (rowid, id, segment)
+        self.flushed = 0  # rowids up to this one are in the table, the others' ids in ``ids``
+        self.ids: list[bytes | str] = []  # by rowid: the bulk path's as bytes, the others' as text
+        self.runs: list[tuple[int, int | None]] = []  # (first rowid, its segment; None: one row of text)
+        self.rows: list[tuple[int, str, int]] = []  # (rowid, id, segment) of the rows of text
         self.groups: dict[tuple[Any, Any], tuple[int, list[bytes]]] = {}  # this chunk's segments (text or bytes)
         self.segments = 0
         self.raw = _Aggregates()  # the bulk path's, keyed by bytes
@@ -394,44 +396,42 @@ class _Builder:
         self._scan(b"\n".join(ledger._split_lines(text)), self._others)
 
     def _scan(self, text: bytes, others: Callable[[bytes], None]) -> None:
-        """Every canonical trial line of ``text``; the lines between them, in order, to ``others``."""
-        raw_units, raw_pairs, seen, rows, groups, max_line = self.raw.units, self.raw.pairs, self.seen, self.rows, \
-            self.groups, ledger.MAX_LINE  # fmt: skip
-        pos = 0
-        cur_exp: bytes | None = None
-        lines: list[bytes] = []
-        seg = 0
-        last_ts, t = self.ts, self.t
+        """Every canonical trial line of ``text``; the lines between them, in order, to ``others``. (One loop, the
+        per-trial steps inlined: :meth:`_keep`, :meth:`_Aggregates.trial`.)"""
+        seen, ids, runs, max_line = self.seen, self.ids, self.runs, ledger.MAX_LINE
+        pos, base, new_run, last_ts, t = 0, self.flushed + 1, True, self.ts, self.t
+        c_exp: bytes | None = None
+        c_metric = c_arm = c_unit = b""
+        seg, lines, u = 0, [], _Unit()
         for m in ledger.canonical_trial_lines()(text):
             start, end = m.span()
-            if start != pos:
+            if start != pos and not text[pos:start].isspace():  # blank lines (between notes, appends) are none
                 others(text[pos:start])
-                last_ts, t = self.ts, self.t  # ``others`` may have seen a new time
+                last_ts, t, new_run = self.ts, self.t, True  # ``others`` may have seen a new time, kept rows
             pos = end + 1
             arm, code, exp, id_, machine, metric, pair, ts, unit, value = m.groups()
             number: Any = float(value)
             if not -_EXACT_FLOAT < number < _EXACT_FLOAT:  # also inf: a whole number this big is an int, exactly
                 number = ledger.json_number(value)
-            if number is None or end - start > max_line:
+            if number is None or end - start > max_line or (ts != last_ts and not self._time(ts)):
                 self.skipped += 1
                 continue
-            if ts != last_ts:
-                if not self._time(ts):
-                    self.skipped += 1
-                    continue
-                last_ts, t = self.ts, self.t
-            rowid = self.flushed + len(rows) + 1
+            last_ts, t = self.ts, self.t
+            rowid = base + len(ids)
             first = seen.setdefault(hash(id_), rowid)
             if first != rowid and self._copy(id_, first, rowid):
                 continue
-            if exp != cur_exp:
-                cur_exp, (seg, lines) = exp, self._group(exp, b"trial")
+            if exp != c_exp:
+                seg, lines = self._group(exp, b"trial")
+                new_run = True
+            if new_run:  # rowids of one segment in a row: one insert (:meth:`flush`)
+                runs.append((rowid, seg))
+                new_run = False
             lines.append(text[start:end])
-            rows.append((rowid, id_.decode(), seg))
-            key = (exp, metric, arm, unit)
-            u = raw_units.get(key)
-            if u is None:
-                u = raw_units[key] = _Unit()
+            ids.append(id_)
+            if unit != c_unit or exp != c_exp or metric != c_metric or arm != c_arm:  # a note's trials share them
+                c_exp, c_metric, c_arm, c_unit = exp, metric, arm, unit
+                u = self.raw.units.setdefault((exp, metric, arm, unit), _Unit())
             u.trials += 1
             if u.min_t is None or t < u.min_t:  # type: ignore[operator]
                 u.min_t = t
@@ -440,7 +440,7 @@ class _Builder:
             if code is not None and code != b"0" and code != b"null" and int(code) != 0:
                 u.errors += 1
                 continue
-            num, den = number.as_integer_ratio()  # type: ignore[union-attr]
+            num, den = number.as_integer_ratio()
             whole = num << (SCALE + 1 - den.bit_length())  # :func:`exact`
             u.n += 1
             u.total += whole
@@ -448,7 +448,7 @@ class _Builder:
             if f is None or ts < f[0] or (ts == f[0] and id_ < f[1]):
                 u.first, u.machine = (ts, id_), machine or b""
             if pair:
-                self._pair(raw_pairs, (exp, metric, pair, arm), whole, (ts, id_))
+                self._pair(self.raw.pairs, (exp, metric, pair, arm), whole, (ts, id_))
         if pos < len(text):
             others(text[pos:])
 
@@ -480,10 +480,10 @@ class _Builder:
 
     def _time(self, ts: bytes) -> bool:
         """Whether a canonical line's new time is valid (:func:`ledger.validate`'s check); its moment is kept."""
-        text = ts.decode()
-        if not ledger.ts_ok(text):
+        moment = parse_ts(ts.decode())  # valid when it parses (:func:`ledger.ts_ok`)
+        if moment is None:
             return False
-        self.ts, self.t = ts, self.agg.moment(text)
+        self.ts, self.t = ts, moment.timestamp()
         return True
 
     def _assign(self, line: bytes, arm: bytes, exp: bytes, id_: bytes, ts: bytes, unit: bytes) -> None:
@@ -494,13 +494,15 @@ class _Builder:
 
     def _keep(self, key: str, exp: str | bytes, type_: str | bytes, line: bytes) -> bool:
         """Record an event's id and line; False (and one more copy counted) when the id was seen before."""
-        rowid = self.flushed + len(self.rows) + 1
+        rowid = self.flushed + len(self.ids) + 1
         utf8 = key.encode("utf-8", "surrogatepass")
         first = self.seen.setdefault(hash(utf8), rowid)
         if first != rowid and self._copy(utf8, first, rowid):
             return False
         seg, lines = self._group(exp, type_)
         lines.append(line)
+        self.ids.append(key)
+        self.runs.append((rowid, None))
         self.rows.append((rowid, key, seg))
         return True
 
@@ -524,10 +526,10 @@ class _Builder:
 
     def _stored_id(self, rowid: int) -> bytes:
         if rowid > self.flushed:
-            key = self.rows[rowid - self.flushed - 1][1]
+            key = self.ids[rowid - self.flushed - 1]
         else:
             key = self.conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0]
-        return str(key).encode("utf-8", "surrogatepass")
+        return key if isinstance(key, bytes) else str(key).encode("utf-8", "surrogatepass")
 
     def flush(self) -> None:
         events = self.raw.events  # the bulk path counts its events here, a segment at a time
@@ -538,8 +540,16 @@ class _Builder:
                               [(seg, _text(exp), _text(type_), b"\n".join(lines))
                                for (exp, type_), (seg, lines) in self.groups.items()])  # fmt: skip
         self.conn.executemany("INSERT INTO events(rowid, id, seg, copies) VALUES (?,?,?,1)", self.rows)
-        self.flushed += len(self.rows)
-        self.rows.clear()
+        ids, runs = self.ids, self.runs
+        for i, (rowid, seg) in enumerate(runs):  # a run of the bulk path's ids (plain ASCII): one JSON array
+            if seg is not None:
+                stop = runs[i + 1][0] if i + 1 < len(runs) else self.flushed + len(ids) + 1
+                array = b'["' + b'","'.join(ids[rowid - self.flushed - 1 : stop - self.flushed - 1]) + b'"]'  # type: ignore[arg-type]
+                self.conn.execute("INSERT INTO events(rowid, id, seg, copies) SELECT ? + key, value, ?, 1 "
+                                  "FROM json_each(?)", (rowid, seg, array.decode()))  # fmt: skip
+        self.flushed += len(ids)
+        for pending in (ids, runs, self.rows):
+            pending.clear()
         self.groups.clear()
 
     def finish(self) -> None:
