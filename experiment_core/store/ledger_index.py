@@ -307,7 +307,7 @@ def _rebuild(git: Git, path: Path, head: Tips, progress: Progress | None,
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a build killed half-way (we hold the lock)
         _remove(stale)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    new = sqlite3.connect(tmp, isolation_level=None)
+    new = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)  # the build writes on a thread
     try:
         new.execute("PRAGMA journal_mode=OFF")
         new.execute("PRAGMA synchronous=OFF")
@@ -328,20 +328,12 @@ def _fill(git: Git, conn: sqlite3.Connection, head: Tips, progress: Progress | N
         if statement.strip():
             conn.execute(statement)
     build = _Builder(conn)
-    if head:
-        total = _count_notes(git, head) if progress else 0
-        pending: list[bytes] = []
-        pending_bytes = 0
-        for done, blob in enumerate(ledger._iter_note_blobs(git, list(head.values())), 1):
-            pending.append(blob)
-            pending_bytes += len(blob)
-            if pending_bytes >= 1 << 20:
-                build.add_chunk(b"\n".join(pending))
-                pending, pending_bytes = [], 0
-                if progress:
-                    progress(done, total)
-        build.add_chunk(b"\n".join(pending))
-        build.finish()
+    try:
+        with _taking_turns():
+            _read_chunks(git, head, progress, build.add_chunk)
+    finally:
+        build.writer.close()  # on an error too: no write after the caller's rollback
+    build.finish()
     _store(conn, build.agg)
     for statement in _INDEXES.split(";"):
         if statement.strip():
@@ -349,6 +341,43 @@ def _fill(git: Git, conn: sqlite3.Connection, head: Tips, progress: Progress | N
     _set_meta(conn, _repo_id(git), head, build.skipped)
     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
     conn.execute(f"PRAGMA user_version={USER_VERSION}")
+
+
+CHUNK_BYTES = 1 << 20
+
+
+def _read_chunks(git: Git, head: Tips, progress: Progress | None, add: Callable[[bytes], None]) -> None:
+    """The notes of the commits ``head``, joined in chunks of about :data:`CHUNK_BYTES`, to ``add``."""
+    if not head:
+        return
+    total = _count_notes(git, head) if progress else 0
+    pending: list[bytes] = []
+    pending_bytes = 0
+    for done, blob in enumerate(ledger._iter_note_blobs(git, list(head.values())), 1):
+        pending.append(blob)
+        pending_bytes += len(blob)
+        if pending_bytes >= CHUNK_BYTES:
+            add(b"\n".join(pending))
+            pending, pending_bytes = [], 0
+            if progress:
+                progress(done, total)
+    add(b"\n".join(pending))
+
+
+SWITCH_INTERVAL = 5e-5  # seconds (Python's default: 5e-3)
+
+
+@contextlib.contextmanager
+def _taking_turns() -> Iterator[None]:
+    """A short GIL switch interval while a build runs: the threads that feed it (git's output) and write for it
+    (SQLite) each need the GIL for a moment between long waits outside it; at the default 5 ms a turn, the parse
+    would keep them waiting most of the time."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 _EXACT_FLOAT = 2.0**53  # every whole number below this is a float exactly: int or float, the same exact sum
@@ -384,6 +413,7 @@ class _Builder:
         self.raw = _Aggregates()  # the bulk path's, keyed by bytes
         self.ts = b""  # the last canonical time seen
         self.t: float | None = None  # its moment
+        self.writer = _Writer(conn)
 
     def add_chunk(self, chunk: bytes) -> None:
         """Note lines (``\\n``-separated, as the notes hold them: blank and padded lines allowed), in note order
@@ -528,34 +558,91 @@ class _Builder:
         if rowid > self.flushed:
             key = self.ids[rowid - self.flushed - 1]
         else:
+            self.writer.wait()
             key = self.conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0]
         return key if isinstance(key, bytes) else str(key).encode("utf-8", "surrogatepass")
 
     def flush(self) -> None:
+        """This chunk's segments and events to the writer (the bulk path's ids, plain ASCII, as one JSON array of
+        [first rowid, segment, ids] runs)."""
         events = self.raw.events  # the bulk path counts its events here, a segment at a time
         for (exp, _type), (_seg, lines) in self.groups.items():
             if isinstance(exp, bytes):
                 events[exp] = events.get(exp, 0) + len(lines)
-        self.conn.executemany("INSERT INTO segments(seg, exp, type, lines) VALUES (?,?,?,?)",
-                              [(seg, _text(exp), _text(type_), b"\n".join(lines))
-                               for (exp, type_), (seg, lines) in self.groups.items()])  # fmt: skip
-        self.conn.executemany("INSERT INTO events(rowid, id, seg, copies) VALUES (?,?,?,1)", self.rows)
-        ids, runs = self.ids, self.runs
-        for i, (rowid, seg) in enumerate(runs):  # a run of the bulk path's ids (plain ASCII): one JSON array
-            if seg is not None:
-                stop = runs[i + 1][0] if i + 1 < len(runs) else self.flushed + len(ids) + 1
-                array = b'["' + b'","'.join(ids[rowid - self.flushed - 1 : stop - self.flushed - 1]) + b'"]'  # type: ignore[arg-type]
-                self.conn.execute("INSERT INTO events(rowid, id, seg, copies) SELECT ? + key, value, ?, 1 "
-                                  "FROM json_each(?)", (rowid, seg, array.decode()))  # fmt: skip
+        jobs: list[tuple[str, Any, bool]] = [
+            ("INSERT INTO segments(seg, exp, type, lines) VALUES (?,?,?,?)",
+             [(seg, _text(exp), _text(type_), b"\n".join(lines)) for (exp, type_), (seg, lines) in self.groups.items()],
+             True), ("INSERT INTO events(rowid, id, seg, copies) VALUES (?,?,?,1)", list(self.rows), True)]  # fmt: skip
+        ids, runs, flushed = self.ids, self.runs, self.flushed
+        parts = [b"%d,%d,[\"" % (rowid, seg) + b'","'.join(ids[rowid - flushed - 1 : stop - flushed - 1])  # type: ignore[arg-type]
+                 for (rowid, seg), (stop, _) in zip(runs, [*runs[1:], (flushed + len(ids) + 1, None)], strict=True)
+                 if seg is not None]  # fmt: skip
+        if parts:
+            jobs.append((_RUNS_SQL, ("[[" + b'"]],['.join(parts).decode() + '"]]]',), False))
+        self.writer.put(jobs)
         self.flushed += len(ids)
         for pending in (ids, runs, self.rows):
             pending.clear()
         self.groups.clear()
 
     def finish(self) -> None:
+        self.writer.close()
         self.agg.merge_decoded(self.raw)
         self.conn.executemany("UPDATE events SET copies = copies + ? WHERE rowid = ?",
                               [(n, rowid) for rowid, n in self.extra.items()])  # fmt: skip
+
+
+_RUNS_SQL = ("WITH runs AS MATERIALIZED (SELECT value ->> 0 AS first, value ->> 1 AS seg, value -> 2 AS ids FROM "
+             "json_each(?)) INSERT INTO events(rowid, id, seg, copies) SELECT first + i.key, i.value, seg, 1 FROM runs, "
+             "json_each(runs.ids) AS i")
+
+
+class _Writer:
+    """A build's inserts on a thread of their own (SQLite lets go of the GIL while it writes: the next chunk is
+    parsed meanwhile), at most a few chunks behind; the first error is raised in the builder's thread."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        import queue
+        import threading
+
+        self.conn = conn
+        self.jobs: queue.Queue[list[tuple[str, Any, bool]] | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="index-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (jobs := self.jobs.get()) is not None:
+            try:
+                for sql, args, many in jobs if self.error is None else ():
+                    if many:
+                        self.conn.executemany(sql, args)
+                    else:
+                        self.conn.execute(sql, args)
+            except BaseException as exc:  # noqa: BLE001 - raised in the builder's thread
+                self.error = exc
+            finally:
+                self.jobs.task_done()
+        self.jobs.task_done()
+
+    def put(self, jobs: list[tuple[str, Any, bool]]) -> None:
+        self._raise()
+        self.jobs.put(jobs)
+
+    def wait(self) -> None:
+        """Everything put so far is written."""
+        self.jobs.join()
+        self._raise()
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.jobs.put(None)
+            self.thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 def _set_meta(conn: sqlite3.Connection, repo_id: str, head: Tips, skipped: int) -> None:
