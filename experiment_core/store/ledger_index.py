@@ -323,7 +323,6 @@ def _rebuild(git: Git, path: Path, head: Tips, progress: Progress | None,
 
 def _fill(git: Git, conn: sqlite3.Connection, head: Tips, progress: Progress | None) -> None:
     """Create the tables and index every event of the notes commits ``head`` (inside the caller's transaction)."""
-    conn.execute("PRAGMA cache_size=-32768")
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
