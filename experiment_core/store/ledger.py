@@ -413,6 +413,14 @@ def _iter_note_blobs(git: Git, commit: str | Sequence[str]) -> Iterator[bytes]:
     of each written straight into one ``git cat-file --batch``. Reading by commit id, not by ref name, makes the
     read one consistent snapshot even while other processes append. A thread drains git's output as it comes
     (:class:`_Drain`), so git never waits for the decoding: the two run side by side."""
+    with contextlib.closing(_iter_note_blob_lists(git, commit)) as lists:
+        for blobs in lists:
+            yield from blobs
+
+
+def _iter_note_blob_lists(git: Git, commit: str | Sequence[str]) -> Iterator[list[bytes]]:
+    """The blobs of :func:`_iter_note_blobs`, in order, a list at a time: those whole in what git had written
+    (a cold build of the index joins them in chunks, with no step per blob)."""
     commits = [commit] if isinstance(commit, str) else list(commit)
     env = _git_env()
     cat = subprocess.Popen(["git", "cat-file", "--batch"], cwd=git.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -423,7 +431,7 @@ def _iter_note_blobs(git: Git, commit: str | Sequence[str]) -> Iterator[bytes]:
     feeder = _feed_listings(git, commits, cat.stdin, env, failed)
     drain = _Drain(cat.stdout.fileno())
     try:
-        yield from _batch_blobs(drain)
+        yield from _batch_blob_lists(drain)
     finally:
         drain.stop()
         if not drain.eof:
@@ -519,32 +527,30 @@ class _Drain:
                 self.chunks.get(timeout=0.05)
 
 
-def _batch_blobs(drain: _Drain) -> Iterator[bytes]:
-    """The blobs of ``cat-file --batch`` output (``<name> <type> <size>``, the content, a newline); entries that
-    are not blobs, and ``<name> missing`` lines, are passed over."""
+def _batch_blob_lists(drain: _Drain) -> Iterator[list[bytes]]:
+    """The blobs of ``cat-file --batch`` output (``<name> <type> <size>``, the content, a newline), a list per
+    read: those whole in it. Entries that are not blobs, and ``<name> missing`` lines, are passed over."""
     buf = b""
-    pos = 0
-    while True:
-        nl = buf.find(b"\n", pos)
-        if nl < 0:
-            more = drain.take()
-            if not more:
-                return
-            buf, pos = buf[pos:] + more, 0
-            continue
-        header = buf[pos:nl].split()
-        if len(header) != 3:  # "<name> missing" (e.g. a submodule entry in a hostile tree)
-            pos = nl + 1
-            continue
-        end = nl + 1 + int(header[2])
-        while len(buf) < end + 1:
-            more = drain.take()
-            if not more:
-                raise GitError(["cat-file", "--batch"], -1, "truncated output")
-            buf, nl, end, pos = buf[pos:] + more, nl - pos, end - pos, 0
-        if header[1] == b"blob":
-            yield buf[nl + 1 : end]
-        pos = end + 1
+    while more := drain.take():
+        buf += more
+        blobs: list[bytes] = []
+        pos = 0
+        while (nl := buf.find(b"\n", pos)) >= 0:
+            header = buf[pos:nl].split()
+            if len(header) != 3:  # "<name> missing" (e.g. a submodule entry in a hostile tree)
+                pos = nl + 1
+                continue
+            end = nl + 1 + int(header[2])
+            if len(buf) < end + 1:  # the rest comes with the next read
+                break
+            if header[1] == b"blob":
+                blobs.append(buf[nl + 1 : end])
+            pos = end + 1
+        buf = buf[pos:]
+        if blobs:
+            yield blobs
+    if b"\n" in buf:  # a header whose content never came
+        raise GitError(["cat-file", "--batch"], -1, "truncated output")
 
 
 def _git_env() -> dict[str, str]:

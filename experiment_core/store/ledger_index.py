@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import sqlite3
@@ -351,12 +352,13 @@ def _read_chunks(git: Git, head: Tips, progress: Progress | None, add: Callable[
         return
     total = _count_notes(git, head) if progress else 0
     pending: list[bytes] = []
-    pending_bytes = 0
-    for done, blob in enumerate(ledger._iter_note_blobs(git, list(head.values())), 1):
-        pending.append(blob)
-        pending_bytes += len(blob)
+    pending_bytes = done = 0
+    for blobs in ledger._iter_note_blob_lists(git, list(head.values())):
+        pending += blobs
+        pending_bytes += sum(map(len, blobs))
         if pending_bytes >= CHUNK_BYTES:
             add(b"\n".join(pending))
+            done += len(pending)
             pending, pending_bytes = [], 0
             if progress:
                 progress(done, total)
@@ -574,7 +576,7 @@ class _Builder:
              True), ("INSERT INTO events(rowid, id, seg, copies) VALUES (?,?,?,1)", list(self.rows), True)]  # fmt: skip
         ids, runs, flushed = self.ids, self.runs, self.flushed
         parts = [b"%d,%d,[\"" % (rowid, seg) + b'","'.join(ids[rowid - flushed - 1 : stop - flushed - 1])  # type: ignore[arg-type]
-                 for (rowid, seg), (stop, _) in zip(runs, [*runs[1:], (flushed + len(ids) + 1, None)], strict=True)
+                 for (rowid, seg), (stop, _) in itertools.pairwise([*runs, (flushed + len(ids) + 1, None)])
                  if seg is not None]  # fmt: skip
         if parts:
             jobs.append((_RUNS_SQL, ("[[" + b'"]],['.join(parts).decode() + '"]]]',), False))
