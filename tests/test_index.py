@@ -340,10 +340,10 @@ def test_bulk_path_of_a_cold_build_gives_validates_verdict(repo: Path) -> None:
     trial, _assign = ledger.canonical_matchers()
     assert sum(trial(line) is not None for line in lines) >= 15  # the bulk path is tried
     for line in lines:
-        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)  # the builder writes on a thread
         conn.executescript(ledger_index._SCHEMA)
         build = ledger_index._Builder(conn)
-        build.add_lines([line])
+        build.add_chunk(line)
         build.finish()
         ev = ledger._decode_line(line)
         assert build.skipped == (ev is None), line

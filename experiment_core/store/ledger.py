@@ -24,7 +24,7 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -418,7 +418,7 @@ def _iter_note_blobs(git: Git, commit: str | Sequence[str]) -> Iterator[bytes]:
             yield from blobs
 
 
-def _iter_note_blob_lists(git: Git, commit: str | Sequence[str]) -> Iterator[list[bytes]]:
+def _iter_note_blob_lists(git: Git, commit: str | Sequence[str]) -> Generator[list[bytes], None, None]:
     """The blobs of :func:`_iter_note_blobs`, in order, a list at a time: those whole in what git had written
     (a cold build of the index joins them in chunks, with no step per blob)."""
     commits = [commit] if isinstance(commit, str) else list(commit)

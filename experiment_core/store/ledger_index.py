@@ -433,7 +433,8 @@ class _Builder:
         pos, base, new_run, last_ts, t = 0, self.flushed + 1, True, self.ts, self.t
         c_exp: bytes | None = None
         c_metric = c_arm = c_unit = b""
-        seg, lines, u = 0, [], _Unit()
+        seg, u = 0, _Unit()
+        lines: list[bytes] = []
         for m in ledger.canonical_trial_lines()(text):
             start, end = m.span()
             if start != pos and not text[pos:start].isspace():  # blank lines (between notes, appends) are none
@@ -593,9 +594,9 @@ class _Builder:
                               [(n, rowid) for rowid, n in self.extra.items()])  # fmt: skip
 
 
-_RUNS_SQL = ("WITH runs AS MATERIALIZED (SELECT value ->> 0 AS first, value ->> 1 AS seg, value -> 2 AS ids FROM "
-             "json_each(?)) INSERT INTO events(rowid, id, seg, copies) SELECT first + i.key, i.value, seg, 1 FROM runs, "
-             "json_each(runs.ids) AS i")
+_RUNS_SQL = ("WITH runs AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS first, json_extract(value, '$[1]') "
+             "AS seg, json_extract(value, '$[2]') AS ids FROM json_each(?)) INSERT INTO events(rowid, id, seg, copies) "
+             "SELECT first + i.key, i.value, seg, 1 FROM runs, json_each(runs.ids) AS i")  # one parse of each run
 
 
 class _Writer:
@@ -620,7 +621,7 @@ class _Writer:
                         self.conn.executemany(sql, args)
                     else:
                         self.conn.execute(sql, args)
-            except BaseException as exc:  # noqa: BLE001 - raised in the builder's thread
+            except BaseException as exc:  # raised in the builder's thread
                 self.error = exc
             finally:
                 self.jobs.task_done()
