@@ -396,7 +396,8 @@ class _Builder:
 
     Canonical trials (almost every line of a big ledger) are found by one ``finditer`` over the whole chunk and
     aggregated in one loop (:meth:`_scan`); the lines between them go line by line through :meth:`_others`:
-    canonical assignments, and :func:`ledger._decode_line` for any other line."""
+    canonical assignments, and :func:`ledger._decode_line` for any other line (a padded trial too). The inserts
+    run on a thread of their own (:class:`_Writer`): ``conn`` must allow it (``check_same_thread=False``)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -419,16 +420,12 @@ class _Builder:
     def add_chunk(self, chunk: bytes) -> None:
         """Note lines (``\\n``-separated, as the notes hold them: blank and padded lines allowed), in note order
         (the first copy of an id is the one kept, as a full read keeps it)."""
-        self._scan(chunk, self._gap)
+        self._scan(chunk)
         self.flush()
 
-    def _gap(self, text: bytes) -> None:
-        """Lines the chunk's scan passed over: stripped, then scanned again (a padded canonical trial is one)."""
-        self._scan(b"\n".join(ledger._split_lines(text)), self._others)
-
-    def _scan(self, text: bytes, others: Callable[[bytes], None]) -> None:
-        """Every canonical trial line of ``text``; the lines between them, in order, to ``others``. (One loop, the
-        per-trial steps inlined: :meth:`_keep`, :meth:`_Aggregates.trial`.)"""
+    def _scan(self, text: bytes) -> None:
+        """Every canonical trial line of ``text``; the lines between them, in order, to :meth:`_others`. (One loop,
+        the per-trial steps inlined: :meth:`_keep`, :meth:`_Aggregates.trial`.)"""
         seen, ids, runs, max_line = self.seen, self.ids, self.runs, ledger.MAX_LINE
         pos, base, new_run, last_ts, t = 0, self.flushed + 1, True, self.ts, self.t
         c_exp: bytes | None = None
@@ -438,7 +435,7 @@ class _Builder:
         for m in ledger.canonical_trial_lines()(text):
             start, end = m.span()
             if start != pos and not text[pos:start].isspace():  # blank lines (between notes, appends) are none
-                others(text[pos:start])
+                self._others(text[pos:start])
                 last_ts, t, new_run = self.ts, self.t, True  # ``others`` may have seen a new time, kept rows
             pos = end + 1
             arm, code, exp, id_, machine, metric, pair, ts, unit, value = m.groups()
@@ -482,7 +479,7 @@ class _Builder:
             if pair:
                 self._pair(self.raw.pairs, (exp, metric, pair, arm), whole, (ts, id_))
         if pos < len(text):
-            others(text[pos:])
+            self._others(text[pos:])
 
     def _pair(self, pairs: dict[tuple[Any, ...], _Pair], key: tuple[Any, ...], whole: int,
               first: tuple[Any, Any]) -> None:  # fmt: skip
@@ -496,7 +493,7 @@ class _Builder:
             p.first = first
 
     def _others(self, text: bytes) -> None:
-        """Stripped lines that are not canonical trials: canonical assignments take the bulk path, any other line
+        """Lines between canonical trials: canonical assignments take the bulk path, any other line (stripped)
         :func:`ledger.validate`."""
         (_trial, assign), max_line = ledger.canonical_matchers(), ledger.MAX_LINE
         for line in ledger._split_lines(text):
