@@ -518,21 +518,26 @@ class _Builder:
     def _assign(self, line: bytes, arm: bytes, exp: bytes, id_: bytes, ts: bytes, unit: bytes) -> None:
         if ts != self.ts and not self._time(ts):
             self.skipped += 1
-        elif self._keep(id_.decode(), exp, b"assign", line):
+        elif self._keep(id_, exp, b"assign", line):
             self.raw.arm_units.add((exp, arm, unit))
 
-    def _keep(self, key: str, exp: str | bytes, type_: str | bytes, line: bytes) -> bool:
-        """Record an event's id and line; False (and one more copy counted) when the id was seen before."""
+    def _keep(self, key: str | bytes, exp: str | bytes, type_: str | bytes, line: bytes) -> bool:
+        """Record an event's id (the bulk path's: plain ASCII bytes) and line; False (and one more copy counted)
+        when the id was seen before."""
         rowid = self.flushed + len(self.ids) + 1
-        utf8 = key.encode("utf-8", "surrogatepass")
+        utf8 = key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
         first = self.seen.setdefault(hash(utf8), rowid)
         if first != rowid and self._copy(utf8, first, rowid):
             return False
         seg, lines = self._group(exp, type_)
         lines.append(line)
         self.ids.append(key)
-        self.runs.append((rowid, None))
-        self.rows.append((rowid, key, seg))
+        if isinstance(key, bytes):
+            if not self.runs or self.runs[-1][1] != seg:
+                self.runs.append((rowid, seg))
+        else:
+            self.runs.append((rowid, None))
+            self.rows.append((rowid, key, seg))
         return True
 
     def _copy(self, utf8: bytes, first: int, rowid: int) -> bool:
