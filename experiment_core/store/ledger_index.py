@@ -329,8 +329,7 @@ def _fill(git: Git, conn: sqlite3.Connection, head: Tips, progress: Progress | N
             conn.execute(statement)
     build = _Builder(conn)
     try:
-        with _taking_turns():
-            _read_chunks(git, head, progress, build.add_chunk)
+        _read_chunks(git, head, progress, build.add_chunk)
     finally:
         build.writer.close()  # on an error too: no write after the caller's rollback
     build.finish()
@@ -363,22 +362,6 @@ def _read_chunks(git: Git, head: Tips, progress: Progress | None, add: Callable[
             if progress:
                 progress(done, total)
     add(b"\n".join(pending))
-
-
-SWITCH_INTERVAL = 5e-5  # seconds (Python's default: 5e-3)
-
-
-@contextlib.contextmanager
-def _taking_turns() -> Iterator[None]:
-    """A short GIL switch interval while a build runs: the threads that feed it (git's output) and write for it
-    (SQLite) each need the GIL for a moment between long waits outside it; at the default 5 ms a turn, the parse
-    would keep them waiting most of the time."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 _EXACT_FLOAT = 2.0**53  # every whole number below this is a float exactly: int or float, the same exact sum
@@ -460,7 +443,7 @@ class _Builder:
             ids.append(id_)
             if unit != c_unit or exp != c_exp or metric != c_metric or arm != c_arm:  # a note's trials share them
                 c_exp, c_metric, c_arm, c_unit = exp, metric, arm, unit
-                u = self.raw.units.setdefault((exp, metric, arm, unit), _Unit())
+                u = self.raw.units.get((exp, metric, arm, unit)) or self._unit((exp, metric, arm, unit))
             u.trials += 1
             if u.min_t is None or t < u.min_t:  # type: ignore[operator]
                 u.min_t = t
@@ -480,6 +463,10 @@ class _Builder:
                 self._pair(self.raw.pairs, (exp, metric, pair, arm), whole, (ts, id_))
         if pos < len(text):
             self._others(text[pos:])
+
+    def _unit(self, key: tuple[bytes, bytes, bytes, bytes]) -> _Unit:
+        u = self.raw.units[key] = _Unit()
+        return u
 
     def _pair(self, pairs: dict[tuple[Any, ...], _Pair], key: tuple[Any, ...], whole: int,
               first: tuple[Any, Any]) -> None:  # fmt: skip
