@@ -518,11 +518,12 @@ class _Drain:
         self.chunks.put(b"")  # the end
 
     def take(self) -> bytes:
-        """Everything read so far (waits for some); b"" at the end."""
+        """What was read so far, up to about 1 MB (waits for some); b"" at the end. (Bounded: big buffers of
+        changing sizes make malloc keep memory it could give back.)"""
         if self.eof:
             return b""
         got = [self.chunks.get()]
-        while got[-1] and not self.chunks.empty():
+        while got[-1] and len(got) * _READ_BATCH < _PIPE_BYTES and not self.chunks.empty():
             got.append(self.chunks.get())
         if not got[-1]:
             self.eof = True

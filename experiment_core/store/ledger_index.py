@@ -353,14 +353,15 @@ def _read_chunks(git: Git, head: Tips, progress: Progress | None, add: Callable[
     pending: list[bytes] = []
     pending_bytes = done = 0
     for blobs in ledger._iter_note_blob_lists(git, list(head.values())):
-        pending += blobs
-        pending_bytes += sum(map(len, blobs))
-        if pending_bytes >= CHUNK_BYTES:
-            add(b"\n".join(pending))
-            done += len(pending)
-            pending, pending_bytes = [], 0
-            if progress:
-                progress(done, total)
+        for blob in blobs:
+            pending.append(blob)
+            pending_bytes += len(blob)
+            if pending_bytes >= CHUNK_BYTES:
+                add(b"\n".join(pending))
+                done += len(pending)
+                pending, pending_bytes = [], 0
+                if progress:
+                    progress(done, total)
     add(b"\n".join(pending))
 
 
