@@ -410,10 +410,9 @@ class _Builder:
     def _scan(self, text: bytes) -> None:
         """Every canonical trial line of ``text``; the lines between them, in order, to :meth:`_others`. (One loop,
         the per-trial steps inlined: :meth:`_keep`, :meth:`_Aggregates.trial`.)"""
-        seen, ids, runs, max_line = self.seen, self.ids, self.runs, ledger.MAX_LINE
+        seen, ids, runs, max_line, big, shift = self.seen, self.ids, self.runs, ledger.MAX_LINE, _EXACT_FLOAT, SCALE + 1
         pos, base, new_run, last_ts, t = 0, self.flushed + 1, True, self.ts, self.t
-        c_exp: bytes | None = None
-        c_metric = c_arm = c_unit = b""
+        c_exp = c_metric = c_arm = c_unit = b""  # never a canonical line's: the first trial sets them
         seg, u = 0, _Unit()
         lines: list[bytes] = []
         for m in ledger.canonical_trial_lines()(text):
@@ -424,12 +423,16 @@ class _Builder:
             pos = end + 1
             arm, code, exp, id_, machine, metric, pair, ts, unit, value = m.groups()
             number: Any = float(value)
-            if not -_EXACT_FLOAT < number < _EXACT_FLOAT:  # also inf: a whole number this big is an int, exactly
+            if not -big < number < big:  # also inf: a whole number this big is an int, exactly
                 number = ledger.json_number(value)
-            if number is None or end - start > max_line or (ts != last_ts and not self._time(ts)):
+            if number is None or end - start > max_line:
                 self.skipped += 1
                 continue
-            last_ts, t = self.ts, self.t
+            if ts != last_ts:
+                if not self._time(ts):
+                    self.skipped += 1
+                    continue
+                last_ts, t = ts, self.t
             rowid = base + len(ids)
             first = seen.setdefault(hash(id_), rowid)
             if first != rowid and self._copy(id_, first, rowid):
@@ -454,7 +457,7 @@ class _Builder:
                 u.errors += 1
                 continue
             num, den = number.as_integer_ratio()
-            whole = num << (SCALE + 1 - den.bit_length())  # :func:`exact`
+            whole = num << (shift - den.bit_length())  # :func:`exact`
             u.n += 1
             u.total += whole
             f = u.first
