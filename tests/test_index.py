@@ -427,3 +427,15 @@ def test_cold_build_of_chunks_equals_a_line_by_line_read(cuts: tuple[int, ...]) 
         assert [json.loads(line)["id"] for line in table[key][3]].count(key) == 1
     segment_lines = [line for (seg,) in conn.execute("SELECT lines FROM segments") for line in seg.split(b"\n")]
     assert len(segment_lines) == len(kept)
+
+
+def test_a_failed_insert_of_a_cold_build_fails_the_build() -> None:
+    """The inserts run on a thread of their own: an error there is raised where the build runs, nothing hangs."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)  # no tables: inserts fail
+    build = ledger_index._Builder(conn)
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        for i in range(8):  # more chunks than the writer's queue holds
+            build.add_chunk(b"\n".join(ledger.encode(ev).encode() for ev in _varied(i)))
+        build.finish()
+    build.writer.close(check=False)
+    assert not build.writer.thread.is_alive()

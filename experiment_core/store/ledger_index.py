@@ -330,8 +330,9 @@ def _fill(git: Git, conn: sqlite3.Connection, head: Tips, progress: Progress | N
     build = _Builder(conn)
     try:
         _read_chunks(git, head, progress, build.add_chunk)
-    finally:
-        build.writer.close()  # on an error too: no write after the caller's rollback
+    except BaseException:
+        build.writer.close(check=False)  # no write after the caller's rollback; the first error is the one raised
+        raise
     build.finish()
     _store(conn, build.agg)
     for statement in _INDEXES.split(";"):
@@ -629,11 +630,13 @@ class _Writer:
         self.jobs.join()
         self._raise()
 
-    def close(self) -> None:
+    def close(self, check: bool = True) -> None:
+        """Once everything put is written, end the thread; ``check``: raise its error, if any."""
         if self.thread.is_alive():
             self.jobs.put(None)
             self.thread.join()
-        self._raise()
+        if check:
+            self._raise()
 
     def _raise(self) -> None:
         if self.error is not None:
