@@ -294,7 +294,11 @@ def test_hostile_notes_cannot_crash_a_read_of_the_index(repo: Path) -> None:
                b'{"v":1,"id":"x","type":"trial","exp":"exp-1","ts":"2026-01-01T00:00:00Z",'
                b'"arm":"control","metric":"t","value":NaN,"unit":"u"}', b"[1,2]{}", b'{"v":1}' * 3,
                b'{"v":1,"id":"y","type":"trial","exp":"exp-1","ts":"never","arm":"control","metric":"t",'
-               b'"value":1,"unit":"u"}', b"null", b"\x00" * 50]  # fmt: skip
+               b'"value":1,"unit":"u"}', b"null", b"\x00" * 50,
+               b'{"arm":"control","exp":"exp-1","id":"\\ud800","metric":"t","ts":"2026-01-01T00:00:00Z",'
+               b'"type":"trial","unit":"u","v":1,"value":1}',  # a lone surrogate: no text (SQLite refused it)
+               b'{"arm":"control","exp":"exp-1","id":"s1","metric":"t","ts":"2026-01-01T00:00:00Z","type":"trial",'
+               b'"unit":"\\uDFFF","v":1,"value":1}']  # fmt: skip
     for i, body in enumerate(hostile):
         _commit(repo, f"h{i}")
         blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=body + b"\n",

@@ -267,12 +267,28 @@ def _bad_constant(name: str) -> float:
     raise ValueError(name)  # NaN, Infinity: refuse the line
 
 
+# A JSON escape can spell a lone surrogate (``"\\ud800"``): a str no file, database or terminal takes. A line with
+# one is refused (its strings are checked only when an escape of a surrogate appears in it).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _text_only(obj: Any) -> bool:
+    """Whether every string in ``obj`` encodes as UTF-8."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _decode_line(line: bytes) -> Event | None:
     if len(line) > MAX_LINE:
         return None
     try:
         obj = json.loads(line.decode("utf-8"), parse_constant=_bad_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if _SURROGATE_ESCAPE.search(line) and not _text_only(obj):
         return None
     return validate(obj)
 
@@ -289,8 +305,9 @@ def decode_lines(lines: list[bytes]) -> tuple[list[tuple[Event, bytes]], int]:
         return [], 0
     objs: Any = None
     if all(line[:1] == b"{" and line[-1:] == b"}" and len(line) <= MAX_LINE for line in lines):
+        array = b"[" + b",".join(lines) + b"]"
         try:
-            objs = json.loads(b"[" + b",".join(lines) + b"]", parse_constant=_bad_constant)
+            objs = None if _SURROGATE_ESCAPE.search(array) else json.loads(array, parse_constant=_bad_constant)
         except (UnicodeDecodeError, ValueError, RecursionError):
             objs = None
         if objs is not None and len(objs) != len(lines):
