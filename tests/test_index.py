@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -320,7 +321,11 @@ def test_hostile_notes_cannot_crash_a_read_of_the_index(repo: Path) -> None:
                b'{"v":1,"id":"x","type":"trial","exp":"exp-1","ts":"2026-01-01T00:00:00Z",'
                b'"arm":"control","metric":"t","value":NaN,"unit":"u"}', b"[1,2]{}", b'{"v":1}' * 3,
                b'{"v":1,"id":"y","type":"trial","exp":"exp-1","ts":"never","arm":"control","metric":"t",'
-               b'"value":1,"unit":"u"}', b"null", b"\x00" * 50]  # fmt: skip
+               b'"value":1,"unit":"u"}', b"null", b"\x00" * 50,
+               b'{"arm":"control","exp":"exp-1","id":"\\ud800","metric":"t","ts":"2026-01-01T00:00:00Z",'
+               b'"type":"trial","unit":"u","v":1,"value":1}',  # a lone surrogate: no text (SQLite refused it)
+               b'{"arm":"control","exp":"exp-1","id":"s1","metric":"t","ts":"2026-01-01T00:00:00Z","type":"trial",'
+               b'"unit":"\\uDFFF","v":1,"value":1}']  # fmt: skip
     for i, body in enumerate(hostile):
         _commit(repo, f"h{i}")
         blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=body + b"\n",
@@ -369,10 +374,10 @@ def test_bulk_path_of_a_cold_build_gives_validates_verdict(repo: Path) -> None:
     trial, _assign = ledger.canonical_matchers()
     assert sum(trial(line) is not None for line in lines) >= 15  # the bulk path is tried
     for line in lines:
-        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)  # a writer thread uses it
         conn.executescript(ledger_index._SCHEMA)
         build = ledger_index._Builder(conn)
-        build.add_lines([line])
+        build.add_chunk(line)
         build.finish()
         ev = ledger._decode_line(line)
         assert build.skipped == (ev is None), line
@@ -434,3 +439,77 @@ def test_a_reader_does_not_cache_what_a_writer_made_stale(repo: Path) -> None:
         index.close()
     assert _cached(g) == []
     assert_index_equals_notes(g)
+
+
+def _chunk_lines() -> list[bytes]:
+    """Note lines as a ledger holds them: canonical trials of two experiments (pairs, machines, failures, a value
+    whose sum depends on the order), assignments, copies (the same line again, and the same id with other
+    content), padded, blank and CRLF lines, lines only the exact path reads, lines nothing reads."""
+    lines: list[bytes] = []
+    for i in range(40):
+        exp = EXPS[i % 7 % 2]
+        for ev in _varied(i, exp):
+            lines.append(ledger.encode(ev).encode())
+        if i % 3 == 0:
+            lines.append(lines[-2])  # a copy (amend, rebase)
+        if i % 5 == 0:
+            lines.append(b"")
+    first = ledger.encode(_trial(value=7.0, unit="u-other"))
+    lines += [first.encode(), ledger.encode({**json.loads(first), "value": 8.0}).encode(),  # same id: first kept
+              b"  " + ledger.encode(_trial(value=2.5)).encode() + b"\r", b"\t",
+              json.dumps(_trial(value=3.25), sort_keys=False).encode(),  # valid, not canonical
+              ledger.encode(_trial(unit="caf\u00e9")).encode(), ledger.encode(_trial(ts="never")).encode(),
+              b'{"v":1,"id":"z"}', b"not json"]  # fmt: skip
+    return lines
+
+
+@pytest.mark.parametrize("cuts", [(), (1,), (3, 50, 51, 120), tuple(range(0, 260, 7))])
+def test_cold_build_of_chunks_equals_a_line_by_line_read(cuts: tuple[int, ...]) -> None:
+    """However the notes fall into chunks, a build from scratch keeps what a line-by-line read keeps: the first
+    copy of each id (the others counted), every skipped line counted, the same aggregates bit for bit, each
+    event's line in its experiment's segment of its type."""
+    lines = _chunk_lines()
+    oracle = ledger_index._Aggregates()
+    kept: dict[str, list[Any]] = {}  # id -> [event, copies]
+    skipped = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        ev = ledger._decode_line(line.strip())
+        if ev is None:
+            skipped += 1
+        elif ev["id"] in kept:
+            kept[ev["id"]][1] += 1
+        else:
+            kept[ev["id"]] = [ev, 1]
+            oracle.add(ev)
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    conn.executescript(ledger_index._SCHEMA)
+    build = ledger_index._Builder(conn)
+    for a, b in itertools.pairwise([0, *cuts, len(lines)]):
+        build.add_chunk(b"\n".join(lines[a:b]))
+    build.finish()
+    assert build.skipped == skipped >= 3
+    got = build.agg
+    assert (got.units, got.pairs, got.arm_units, got.events) == (oracle.units, oracle.pairs, oracle.arm_units,
+                                                                 oracle.events)  # fmt: skip
+    rows = conn.execute("SELECT e.id, e.copies, s.exp, s.type, s.lines FROM events e JOIN segments s USING(seg)")
+    table = {key: (copies, exp, type_, segment.split(b"\n")) for key, copies, exp, type_, segment in rows}
+    assert set(table) == set(kept)
+    for key, (ev, copies) in kept.items():
+        assert table[key][:3] == (copies, ev["exp"], ev["type"])
+        assert [json.loads(line)["id"] for line in table[key][3]].count(key) == 1
+    segment_lines = [line for (seg,) in conn.execute("SELECT lines FROM segments") for line in seg.split(b"\n")]
+    assert len(segment_lines) == len(kept)
+
+
+def test_a_failed_insert_of_a_cold_build_fails_the_build() -> None:
+    """The inserts run on a thread of their own: an error there is raised where the build runs, nothing hangs."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)  # no tables: inserts fail
+    build = ledger_index._Builder(conn)
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        for i in range(8):  # more chunks than the writer's queue holds
+            build.add_chunk(b"\n".join(ledger.encode(ev).encode() for ev in _varied(i)))
+        build.finish()
+    build.writer.close(check=False)
+    assert not build.writer.thread.is_alive()

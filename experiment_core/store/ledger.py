@@ -24,7 +24,7 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -218,7 +218,7 @@ _ASSIGN_FIELDS = [(b"arm", rb"(control|treatment)", False), (b"exp", _TRIAL_FIEL
                   (b"type", rb'"assign"', False), (b"unit", _TRIAL_FIELDS[10][1], False), (b"v", rb"1", False)]
 
 
-def _canonical(fields: list[tuple[bytes, bytes, bool]]) -> Any:
+def _canonical(fields: list[tuple[bytes, bytes, bool]]) -> bytes:
     known = b"|".join(name for name, _, _ in _TRIAL_FIELDS)
     value_ = rb'(?:"' + _S + rb'{0,4096}"|' + _NUM + rb"|true|false|null)"
     other = rb'(?:,"(?!(?:' + known + rb')")[A-Za-z0-9_]{1,64}":' + value_ + rb")*?"  # lazy: known keys first
@@ -227,7 +227,7 @@ def _canonical(fields: list[tuple[bytes, bytes, bool]]) -> Any:
     for name, value, optional in fields[1:]:
         one = rb',"' + name + rb'":' + value
         parts.append(other + (rb"(?:" + one + rb")?" if optional else one))
-    return re.compile(b"".join(parts) + other + rb"\}").fullmatch
+    return b"".join(parts) + other + rb"\}"
 
 
 _MATCHERS: list[Any] = []
@@ -237,8 +237,17 @@ def canonical_matchers() -> tuple[Any, Any]:
     """(trial, assign) ``fullmatch`` of canonical lines, compiled on first use (20 ms: not on hook paths).
     Groups: arm, exit_code, exp, id, machine, metric, pair, ts, unit, value; and arm, exp, id, ts, unit."""
     if not _MATCHERS:
-        _MATCHERS.extend((_canonical(_TRIAL_FIELDS), _canonical(_ASSIGN_FIELDS)))
+        trial = _canonical(_TRIAL_FIELDS)
+        _MATCHERS.extend((re.compile(trial).fullmatch, re.compile(_canonical(_ASSIGN_FIELDS)).fullmatch,
+                          re.compile(rb"(?m)^" + trial + rb"$").finditer))  # fmt: skip
     return _MATCHERS[0], _MATCHERS[1]
+
+
+def canonical_trial_lines() -> Any:
+    """``finditer`` of the whole lines of a text of lines (``\\n``-separated, unstripped) that
+    :func:`canonical_matchers`' trial matcher matches, with the same groups: one call for a chunk of notes."""
+    canonical_matchers()
+    return _MATCHERS[2]
 
 
 def ts_ok(ts: str) -> bool:
@@ -258,12 +267,28 @@ def _bad_constant(name: str) -> float:
     raise ValueError(name)  # NaN, Infinity: refuse the line
 
 
+# A JSON escape can spell a lone surrogate (``"\\ud800"``): a str no file, database or terminal takes. A line with
+# one is refused (its strings are checked only when an escape of a surrogate appears in it).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _text_only(obj: Any) -> bool:
+    """Whether every string in ``obj`` encodes as UTF-8."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _decode_line(line: bytes) -> Event | None:
     if len(line) > MAX_LINE:
         return None
     try:
         obj = json.loads(line.decode("utf-8"), parse_constant=_bad_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if _SURROGATE_ESCAPE.search(line) and not _text_only(obj):
         return None
     return validate(obj)
 
@@ -280,8 +305,9 @@ def decode_lines(lines: list[bytes]) -> tuple[list[tuple[Event, bytes]], int]:
         return [], 0
     objs: Any = None
     if all(line[:1] == b"{" and line[-1:] == b"}" and len(line) <= MAX_LINE for line in lines):
+        array = b"[" + b",".join(lines) + b"]"
         try:
-            objs = json.loads(b"[" + b",".join(lines) + b"]", parse_constant=_bad_constant)
+            objs = None if _SURROGATE_ESCAPE.search(array) else json.loads(array, parse_constant=_bad_constant)
         except (UnicodeDecodeError, ValueError, RecursionError):
             objs = None
         if objs is not None and len(objs) != len(lines):
@@ -404,6 +430,14 @@ def _iter_note_blobs(git: Git, commit: str | Sequence[str]) -> Iterator[bytes]:
     of each written straight into one ``git cat-file --batch``. Reading by commit id, not by ref name, makes the
     read one consistent snapshot even while other processes append. A thread drains git's output as it comes
     (:class:`_Drain`), so git never waits for the decoding: the two run side by side."""
+    with contextlib.closing(_iter_note_blob_lists(git, commit)) as lists:
+        for blobs in lists:
+            yield from blobs
+
+
+def _iter_note_blob_lists(git: Git, commit: str | Sequence[str]) -> Generator[list[bytes], None, None]:
+    """The blobs of :func:`_iter_note_blobs`, in order, a list at a time: those whole in what git had written
+    (a cold build of the index joins them in chunks, with no step per blob)."""
     commits = [commit] if isinstance(commit, str) else list(commit)
     env = _git_env()
     cat = subprocess.Popen(["git", "cat-file", "--batch"], cwd=git.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -414,7 +448,7 @@ def _iter_note_blobs(git: Git, commit: str | Sequence[str]) -> Iterator[bytes]:
     feeder = _feed_listings(git, commits, cat.stdin, env, failed)
     drain = _Drain(cat.stdout.fileno())
     try:
-        yield from _batch_blobs(drain)
+        yield from _batch_blob_lists(drain)
     finally:
         drain.stop()
         if not drain.eof:
@@ -452,6 +486,7 @@ def _feed_listings(git: Git, commits: list[str], sink: IO[bytes], env: dict[str,
 # in tree order miss the default one again and again: at 1M events git took 24 s of CPU with it, 7 s with 192 MB.
 DELTA_BASE_CACHE = "160m"
 _PIPE_BYTES = 1 << 20  # a bigger pipe: fewer, larger reads
+_READ_BATCH = 1 << 18  # what the reader thread gathers before handing it over
 
 
 def _with_config(env: dict[str, str], key: str, value: str) -> dict[str, str]:
@@ -462,7 +497,8 @@ def _with_config(env: dict[str, str], key: str, value: str) -> dict[str, str]:
 
 
 class _Drain:
-    """A thread that reads a pipe into a bounded queue (``os.read`` releases the GIL): at most 64 reads ahead."""
+    """A thread that reads a pipe into a bounded queue (``os.read`` releases the GIL), in batches of at least
+    :data:`_READ_BATCH` (but the last): at most 64 batches ahead."""
 
     def __init__(self, fd: int) -> None:
         import queue
@@ -478,21 +514,33 @@ class _Drain:
         self._thread.start()
 
     def _run(self) -> None:
+        pieces: list[bytes] = []
+        size = 0
         try:
             while not self._stop.is_set():
                 more = os.read(self.fd, _PIPE_BYTES)
-                self.chunks.put(more)
                 if not more:
-                    return
+                    break
+                pieces.append(more)
+                size += len(more)
+                if size >= _READ_BATCH:  # git writes a few KB at a time: one step of the queue per batch of them
+                    self.chunks.put(b"".join(pieces))
+                    pieces, size = [], 0
         except OSError:
-            self.chunks.put(b"")
+            pass
+        if self._stop.is_set():
+            return
+        if pieces:
+            self.chunks.put(b"".join(pieces))
+        self.chunks.put(b"")  # the end
 
     def take(self) -> bytes:
-        """Everything read so far (waits for some); b"" at the end."""
+        """What was read so far, up to about 1 MB (waits for some); b"" at the end. (Bounded: big buffers of
+        changing sizes make malloc keep memory it could give back.)"""
         if self.eof:
             return b""
         got = [self.chunks.get()]
-        while got[-1] and not self.chunks.empty():
+        while got[-1] and len(got) * _READ_BATCH < _PIPE_BYTES and not self.chunks.empty():
             got.append(self.chunks.get())
         if not got[-1]:
             self.eof = True
@@ -510,32 +558,30 @@ class _Drain:
                 self.chunks.get(timeout=0.05)
 
 
-def _batch_blobs(drain: _Drain) -> Iterator[bytes]:
-    """The blobs of ``cat-file --batch`` output (``<name> <type> <size>``, the content, a newline); entries that
-    are not blobs, and ``<name> missing`` lines, are passed over."""
+def _batch_blob_lists(drain: _Drain) -> Iterator[list[bytes]]:
+    """The blobs of ``cat-file --batch`` output (``<name> <type> <size>``, the content, a newline), a list per
+    read: those whole in it. Entries that are not blobs, and ``<name> missing`` lines, are passed over."""
     buf = b""
-    pos = 0
-    while True:
-        nl = buf.find(b"\n", pos)
-        if nl < 0:
-            more = drain.take()
-            if not more:
-                return
-            buf, pos = buf[pos:] + more, 0
-            continue
-        header = buf[pos:nl].split()
-        if len(header) != 3:  # "<name> missing" (e.g. a submodule entry in a hostile tree)
-            pos = nl + 1
-            continue
-        end = nl + 1 + int(header[2])
-        while len(buf) < end + 1:
-            more = drain.take()
-            if not more:
-                raise GitError(["cat-file", "--batch"], -1, "truncated output")
-            buf, nl, end, pos = buf[pos:] + more, nl - pos, end - pos, 0
-        if header[1] == b"blob":
-            yield buf[nl + 1 : end]
-        pos = end + 1
+    while more := drain.take():
+        buf += more
+        blobs: list[bytes] = []
+        pos = 0
+        while (nl := buf.find(b"\n", pos)) >= 0:
+            header = buf[pos:nl].split()
+            if len(header) != 3:  # "<name> missing" (e.g. a submodule entry in a hostile tree)
+                pos = nl + 1
+                continue
+            end = nl + 1 + int(header[2])
+            if len(buf) < end + 1:  # the rest comes with the next read
+                break
+            if header[1] == b"blob":
+                blobs.append(buf[nl + 1 : end])
+            pos = end + 1
+        buf = buf[pos:]
+        if blobs:
+            yield blobs
+    if b"\n" in buf:  # a header whose content never came
+        raise GitError(["cat-file", "--batch"], -1, "truncated output")
 
 
 def _git_env() -> dict[str, str]:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import sqlite3
@@ -316,7 +317,7 @@ def _rebuild(git: Git, path: Path, head: Tips, progress: Progress | None,
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a build killed half-way (we hold the lock)
         _remove(stale)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    new = sqlite3.connect(tmp, isolation_level=None)
+    new = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)  # the build writes on a thread
     try:
         new.execute("PRAGMA journal_mode=OFF")
         new.execute("PRAGMA synchronous=OFF")
@@ -332,25 +333,16 @@ def _rebuild(git: Git, path: Path, head: Tips, progress: Progress | None,
 
 def _fill(git: Git, conn: sqlite3.Connection, head: Tips, progress: Progress | None) -> None:
     """Create the tables and index every event of the notes commits ``head`` (inside the caller's transaction)."""
-    conn.execute("PRAGMA cache_size=-32768")
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
     build = _Builder(conn)
-    if head:
-        total = _count_notes(git, head) if progress else 0
-        pending: list[bytes] = []
-        pending_bytes = 0
-        for done, blob in enumerate(ledger._iter_note_blobs(git, list(head.values())), 1):
-            pending.append(blob)
-            pending_bytes += len(blob)
-            if pending_bytes >= 1 << 20:
-                build.add_lines(ledger._split_lines(b"\n".join(pending)))
-                pending, pending_bytes = [], 0
-                if progress:
-                    progress(done, total)
-        build.add_lines(ledger._split_lines(b"\n".join(pending)))
-        build.finish()
+    try:
+        _read_chunks(git, head, progress, build.add_chunk)
+    except BaseException:
+        build.writer.close(check=False)  # no write after the caller's rollback; the first error is the one raised
+        raise
+    build.finish()
     _store(conn, build.agg)
     for statement in _INDEXES.split(";"):
         if statement.strip():
@@ -358,6 +350,29 @@ def _fill(git: Git, conn: sqlite3.Connection, head: Tips, progress: Progress | N
     _set_meta(conn, _repo_id(git), head, build.skipped)
     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
     conn.execute(f"PRAGMA user_version={USER_VERSION}")
+
+
+CHUNK_BYTES = 1 << 20
+
+
+def _read_chunks(git: Git, head: Tips, progress: Progress | None, add: Callable[[bytes], None]) -> None:
+    """The notes of the commits ``head``, joined in chunks of about :data:`CHUNK_BYTES`, to ``add``."""
+    if not head:
+        return
+    total = _count_notes(git, head) if progress else 0
+    pending: list[bytes] = []
+    pending_bytes = done = 0
+    for blobs in ledger._iter_note_blob_lists(git, list(head.values())):
+        for blob in blobs:
+            pending.append(blob)
+            pending_bytes += len(blob)
+            if pending_bytes >= CHUNK_BYTES:
+                add(b"\n".join(pending))
+                done += len(pending)
+                pending, pending_bytes = [], 0
+                if progress:
+                    progress(done, total)
+    add(b"\n".join(pending))
 
 
 _EXACT_FLOAT = 2.0**53  # every whole number below this is a float exactly: int or float, the same exact sum
@@ -371,32 +386,118 @@ class _Builder:
     """A build from scratch: the events of a chunk of note lines go to the aggregates, their lines to one segment
     per (experiment, type) of the chunk, their ids to ``events``; a copy of an id seen before only counts. Memory:
     one chunk, the aggregates and the ids seen, by hash (half the memory of the strings; a hash seen before is
-    checked against the id stored under its rowid, and true collisions are kept by id)."""
+    checked against the id stored under its rowid, and true collisions are kept by id).
+
+    Canonical trials (almost every line of a big ledger) are found by one ``finditer`` over the whole chunk and
+    aggregated in one loop (:meth:`_scan`); the lines between them go line by line through :meth:`_others`:
+    canonical assignments, and :func:`ledger._decode_line` for any other line (a padded trial too). The inserts
+    run on a thread of their own (:class:`_Writer`): ``conn`` must allow it (``check_same_thread=False``)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.agg = _Aggregates()
         self.skipped = 0
-        self.seen: dict[int, int] = {}  # hash(id) -> rowid of its first copy
-        self.collided: dict[str, int] = {}
+        self.seen: dict[int, int] = {}  # hash(the id's UTF-8) -> rowid of its first copy
+        self.collided: dict[bytes, int] = {}
         self.extra: dict[int, int] = {}  # rowid -> copies beyond the first
-        self.flushed = 0  # rowids up to this one are in the table, the others in ``rows``
-        self.rows: list[tuple[int, str, int]] = []  # (rowid, id, segment)
+        self.flushed = 0  # rowids up to this one are in the table, the others' ids in ``ids``
+        self.ids: list[bytes | str] = []  # by rowid: the bulk path's as bytes, the others' as text
+        self.runs: list[tuple[int, int | None]] = []  # (first rowid, its segment; None: one row of text)
+        self.rows: list[tuple[int, str, int]] = []  # (rowid, id, segment) of the rows of text
         self.groups: dict[tuple[Any, Any], tuple[int, list[bytes]]] = {}  # this chunk's segments (text or bytes)
         self.segments = 0
         self.raw = _Aggregates()  # the bulk path's, keyed by bytes
         self.ts = b""  # the last canonical time seen
         self.t: float | None = None  # its moment
+        self.writer = _Writer(conn)
 
-    def add_lines(self, lines: list[bytes]) -> None:
-        """Stripped, non-blank lines, in note order (the first copy of an id is the one kept, as a full read
-        keeps it). Canonical trials and assignments take the bulk path, any other line :func:`ledger.validate`."""
-        (trial, assign), max_line = ledger.canonical_matchers(), ledger.MAX_LINE
-        for line in lines:
-            m = trial(line) if len(line) <= max_line else None
-            if m is not None:
-                self._trial(line, *m.groups())
+    def add_chunk(self, chunk: bytes) -> None:
+        """Note lines (``\\n``-separated, as the notes hold them: blank and padded lines allowed), in note order
+        (the first copy of an id is the one kept, as a full read keeps it)."""
+        self._scan(chunk)
+        self.flush()
+
+    def _scan(self, text: bytes) -> None:
+        """Every canonical trial line of ``text``; the lines between them, in order, to :meth:`_others`. (One loop,
+        the per-trial steps inlined: :meth:`_keep`, :meth:`_Aggregates.trial`.)"""
+        seen, ids, runs, max_line, big, shift = self.seen, self.ids, self.runs, ledger.MAX_LINE, _EXACT_FLOAT, SCALE + 1
+        pos, base, new_run, last_ts, t = 0, self.flushed + 1, True, self.ts, self.t
+        c_exp = c_metric = c_arm = c_unit = b""  # never a canonical line's: the first trial sets them
+        seg, u = 0, _Unit()
+        lines: list[bytes] = []
+        for m in ledger.canonical_trial_lines()(text):
+            start, end = m.span()
+            if start != pos and not text[pos:start].isspace():  # blank lines (between notes, appends) are none
+                self._others(text[pos:start])
+                last_ts, t, new_run = self.ts, self.t, True  # ``others`` may have seen a new time, kept rows
+            pos = end + 1
+            arm, code, exp, id_, machine, metric, pair, ts, unit, value = m.groups()
+            number: Any = float(value)
+            if not -big < number < big:  # also inf: a whole number this big is an int, exactly
+                number = ledger.json_number(value)
+            if number is None or end - start > max_line:
+                self.skipped += 1
                 continue
+            if ts != last_ts:
+                if not self._time(ts):
+                    self.skipped += 1
+                    continue
+                last_ts, t = ts, self.t
+            rowid = base + len(ids)
+            first = seen.setdefault(hash(id_), rowid)
+            if first != rowid and self._copy(id_, first, rowid):
+                continue
+            if exp != c_exp:
+                seg, lines = self._group(exp, b"trial")
+                new_run = True
+            if new_run:  # rowids of one segment in a row: one insert (:meth:`flush`)
+                runs.append((rowid, seg))
+                new_run = False
+            lines.append(text[start:end])
+            ids.append(id_)
+            if unit != c_unit or exp != c_exp or metric != c_metric or arm != c_arm:  # a note's trials share them
+                c_exp, c_metric, c_arm, c_unit = exp, metric, arm, unit
+                u = self.raw.units.get((exp, metric, arm, unit)) or self._unit((exp, metric, arm, unit))
+            u.trials += 1
+            if u.min_t is None or t < u.min_t:  # type: ignore[operator]
+                u.min_t = t
+            if u.max_t is None or t > u.max_t:  # type: ignore[operator]
+                u.max_t = t
+            if code is not None and code != b"0" and code != b"null" and int(code) != 0:
+                u.errors += 1
+                continue
+            num, den = number.as_integer_ratio()
+            whole = num << (shift - den.bit_length())  # :func:`exact`
+            u.n += 1
+            u.total += whole
+            f = u.first
+            if f is None or ts < f[0] or (ts == f[0] and id_ < f[1]):
+                u.first, u.machine = (ts, id_), machine or b""
+            if pair:
+                self._pair(self.raw.pairs, (exp, metric, pair, arm), whole, (ts, id_))
+        if pos < len(text):
+            self._others(text[pos:])
+
+    def _unit(self, key: tuple[bytes, bytes, bytes, bytes]) -> _Unit:
+        u = self.raw.units[key] = _Unit()
+        return u
+
+    def _pair(self, pairs: dict[tuple[Any, ...], _Pair], key: tuple[Any, ...], whole: int,
+              first: tuple[Any, Any]) -> None:  # fmt: skip
+        """What :meth:`_Aggregates.trial` adds to a trial's pair."""
+        p = pairs.get(key)
+        if p is None:
+            p = pairs[key] = _Pair(first=first)
+        p.n += 1
+        p.total += whole
+        if first < p.first:
+            p.first = first
+
+    def _others(self, text: bytes) -> None:
+        """Lines between canonical trials: canonical assignments take the bulk path, any other line (stripped)
+        :func:`ledger.validate`."""
+        (_trial, assign), max_line = ledger.canonical_matchers(), ledger.MAX_LINE
+        for line in ledger._split_lines(text):
             m = assign(line) if len(line) <= max_line else None
             if m is not None:
                 self._assign(line, *m.groups())
@@ -406,74 +507,149 @@ class _Builder:
                 self.skipped += 1
             elif self._keep(ev["id"], ev["exp"], ev["type"], line):
                 self.agg.add(ev)
-        self.flush()
 
     def _time(self, ts: bytes) -> bool:
         """Whether a canonical line's new time is valid (:func:`ledger.validate`'s check); its moment is kept."""
-        text = ts.decode()
-        if not ledger.ts_ok(text):
+        moment = parse_ts(ts.decode())  # valid when it parses (:func:`ledger.ts_ok`)
+        if moment is None:
             return False
-        self.ts, self.t = ts, self.agg.moment(text)
+        self.ts, self.t = ts, moment.timestamp()
         return True
-
-    def _trial(self, line: bytes, arm: bytes, code: bytes | None, exp: bytes, id_: bytes, machine: bytes | None,
-               metric: bytes, pair: bytes | None, ts: bytes, unit: bytes, value: bytes) -> None:  # fmt: skip
-        number: float | None = float(value)
-        if not -_EXACT_FLOAT < number < _EXACT_FLOAT:  # type: ignore[operator]  # also inf
-            number = ledger.json_number(value)  # a whole number this big is an int, exactly
-        if number is None or (ts != self.ts and not self._time(ts)):
-            self.skipped += 1
-        elif self._keep(id_.decode(), exp, b"trial", line):
-            ok = code is None or code == b"0" or code == b"null" or int(code) == 0
-            whole = exact(number) if ok else None
-            self.raw.trial(exp, metric, arm, unit, ts, id_, whole, machine or b"", pair, self.t)
 
     def _assign(self, line: bytes, arm: bytes, exp: bytes, id_: bytes, ts: bytes, unit: bytes) -> None:
         if ts != self.ts and not self._time(ts):
             self.skipped += 1
-        elif self._keep(id_.decode(), exp, b"assign", line):
+        elif self._keep(id_, exp, b"assign", line):
             self.raw.arm_units.add((exp, arm, unit))
 
-    def _keep(self, key: str, exp: str | bytes, type_: str | bytes, line: bytes) -> bool:
-        """Record an event's id and line; False (and one more copy counted) when the id was seen before."""
-        rowid = self.flushed + len(self.rows) + 1
-        first = self.seen.setdefault(hash(key), rowid)
-        if first != rowid:  # this hash was seen: the same id, or a collision (then kept by id)
-            old = self.collided.get(key) or first
-            if self._stored_id(old) == key:
-                self.extra[old] = self.extra.get(old, 0) + 1
-                return False
-            self.collided[key] = rowid
+    def _keep(self, key: str | bytes, exp: str | bytes, type_: str | bytes, line: bytes) -> bool:
+        """Record an event's id (the bulk path's: plain ASCII bytes) and line; False (and one more copy counted)
+        when the id was seen before."""
+        rowid = self.flushed + len(self.ids) + 1
+        utf8 = key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
+        first = self.seen.setdefault(hash(utf8), rowid)
+        if first != rowid and self._copy(utf8, first, rowid):
+            return False
+        seg, lines = self._group(exp, type_)
+        lines.append(line)
+        self.ids.append(key)
+        if isinstance(key, bytes):
+            if not self.runs or self.runs[-1][1] != seg:
+                self.runs.append((rowid, seg))
+        else:
+            self.runs.append((rowid, None))
+            self.rows.append((rowid, key, seg))
+        return True
+
+    def _copy(self, utf8: bytes, first: int, rowid: int) -> bool:
+        """An id whose hash was seen (first copy at rowid ``first``): True, and one more copy counted, when it is
+        the same id; False for a collision (the id is kept, by id)."""
+        old = self.collided.get(utf8) or first
+        if self._stored_id(old) == utf8:
+            self.extra[old] = self.extra.get(old, 0) + 1
+            return True
+        self.collided[utf8] = rowid
+        return False
+
+    def _group(self, exp: str | bytes, type_: str | bytes) -> tuple[int, list[bytes]]:
+        """This chunk's segment of (``exp``, ``type_``): (its number, its lines)."""
         group = self.groups.get((exp, type_))
         if group is None:
             self.segments += 1
             group = self.groups[(exp, type_)] = (self.segments, [])
-        group[1].append(line)
-        self.rows.append((rowid, key, group[0]))
-        return True
+        return group
 
-    def _stored_id(self, rowid: int) -> str:
+    def _stored_id(self, rowid: int) -> bytes:
         if rowid > self.flushed:
-            return self.rows[rowid - self.flushed - 1][1]
-        return str(self.conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0])
+            key = self.ids[rowid - self.flushed - 1]
+        else:
+            self.writer.wait()
+            key = self.conn.execute("SELECT id FROM events WHERE rowid=?", (rowid,)).fetchone()[0]
+        return key if isinstance(key, bytes) else str(key).encode("utf-8", "surrogatepass")
 
     def flush(self) -> None:
+        """This chunk's segments and events to the writer (the bulk path's ids, plain ASCII, as one JSON array of
+        [first rowid, segment, ids] runs)."""
         events = self.raw.events  # the bulk path counts its events here, a segment at a time
         for (exp, _type), (_seg, lines) in self.groups.items():
             if isinstance(exp, bytes):
                 events[exp] = events.get(exp, 0) + len(lines)
-        self.conn.executemany("INSERT INTO segments(seg, exp, type, lines) VALUES (?,?,?,?)",
-                              [(seg, _text(exp), _text(type_), b"\n".join(lines))
-                               for (exp, type_), (seg, lines) in self.groups.items()])  # fmt: skip
-        self.conn.executemany("INSERT INTO events(rowid, id, seg, copies) VALUES (?,?,?,1)", self.rows)
-        self.flushed += len(self.rows)
-        self.rows.clear()
+        jobs: list[tuple[str, Any, bool]] = [
+            ("INSERT INTO segments(seg, exp, type, lines) VALUES (?,?,?,?)",
+             [(seg, _text(exp), _text(type_), b"\n".join(lines)) for (exp, type_), (seg, lines) in self.groups.items()],
+             True), ("INSERT INTO events(rowid, id, seg, copies) VALUES (?,?,?,1)", list(self.rows), True)]  # fmt: skip
+        ids, runs, flushed = self.ids, self.runs, self.flushed
+        parts = [b"%d,%d,[\"" % (rowid, seg) + b'","'.join(ids[rowid - flushed - 1 : stop - flushed - 1])  # type: ignore[arg-type]
+                 for (rowid, seg), (stop, _) in itertools.pairwise([*runs, (flushed + len(ids) + 1, None)])
+                 if seg is not None]  # fmt: skip
+        if parts:
+            jobs.append((_RUNS_SQL, ("[[" + b'"]],['.join(parts).decode() + '"]]]',), False))
+        self.writer.put(jobs)
+        self.flushed += len(ids)
+        for pending in (ids, runs, self.rows):
+            pending.clear()
         self.groups.clear()
 
     def finish(self) -> None:
+        self.writer.close()
         self.agg.merge_decoded(self.raw)
         self.conn.executemany("UPDATE events SET copies = copies + ? WHERE rowid = ?",
                               [(n, rowid) for rowid, n in self.extra.items()])  # fmt: skip
+
+
+_RUNS_SQL = ("WITH runs AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS first, json_extract(value, '$[1]') "
+             "AS seg, json_extract(value, '$[2]') AS ids FROM json_each(?)) INSERT INTO events(rowid, id, seg, copies) "
+             "SELECT first + i.key, i.value, seg, 1 FROM runs, json_each(runs.ids) AS i")  # one parse of each run
+
+
+class _Writer:
+    """A build's inserts on a thread of their own (SQLite lets go of the GIL while it writes: the next chunk is
+    parsed meanwhile), at most a few chunks behind; the first error is raised in the builder's thread."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        import queue
+        import threading
+
+        self.conn = conn
+        self.jobs: queue.Queue[list[tuple[str, Any, bool]] | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="index-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (jobs := self.jobs.get()) is not None:
+            try:
+                for sql, args, many in jobs if self.error is None else ():
+                    if many:
+                        self.conn.executemany(sql, args)
+                    else:
+                        self.conn.execute(sql, args)
+            except BaseException as exc:  # raised in the builder's thread
+                self.error = exc
+            finally:
+                self.jobs.task_done()
+        self.jobs.task_done()
+
+    def put(self, jobs: list[tuple[str, Any, bool]]) -> None:
+        self._raise()
+        self.jobs.put(jobs)
+
+    def wait(self) -> None:
+        """Everything put so far is written."""
+        self.jobs.join()
+        self._raise()
+
+    def close(self, check: bool = True) -> None:
+        """Once everything put is written, end the thread; ``check``: raise its error, if any."""
+        if self.thread.is_alive():
+            self.jobs.put(None)
+            self.thread.join()
+        if check:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 def _set_meta(conn: sqlite3.Connection, repo_id: str, head: Tips, skipped: int) -> None:
