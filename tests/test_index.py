@@ -463,11 +463,15 @@ def _chunk_lines() -> list[bytes]:
     return lines
 
 
+@pytest.mark.parametrize("json_runs", [True, False])
 @pytest.mark.parametrize("cuts", [(), (1,), (3, 50, 51, 120), tuple(range(0, 260, 7))])
-def test_cold_build_of_chunks_equals_a_line_by_line_read(cuts: tuple[int, ...]) -> None:
+def test_cold_build_of_chunks_equals_a_line_by_line_read(cuts: tuple[int, ...], json_runs: bool,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """However the notes fall into chunks, a build from scratch keeps what a line-by-line read keeps: the first
     copy of each id (the others counted), every skipped line counted, the same aggregates bit for bit, each
-    event's line in its experiment's segment of its type."""
+    event's line in its experiment's segment of its type — with SQLite's JSON functions, and without (before
+    3.38)."""
+    monkeypatch.setattr(ledger_index, "JSON_RUNS", json_runs)
     lines = _chunk_lines()
     oracle = ledger_index._Aggregates()
     kept: dict[str, list[Any]] = {}  # id -> [event, copies]

@@ -579,11 +579,15 @@ class _Builder:
              [(seg, _text(exp), _text(type_), b"\n".join(lines)) for (exp, type_), (seg, lines) in self.groups.items()],
              True), ("INSERT INTO events(rowid, id, seg, copies) VALUES (?,?,?,1)", list(self.rows), True)]  # fmt: skip
         ids, runs, flushed = self.ids, self.runs, self.flushed
-        parts = [b"%d,%d,[\"" % (rowid, seg) + b'","'.join(ids[rowid - flushed - 1 : stop - flushed - 1])  # type: ignore[arg-type]
+        spans = [(rowid, seg, ids[rowid - flushed - 1 : stop - flushed - 1])
                  for (rowid, seg), (stop, _) in itertools.pairwise([*runs, (flushed + len(ids) + 1, None)])
                  if seg is not None]  # fmt: skip
-        if parts:
+        if spans and JSON_RUNS:
+            parts = [b"%d,%d,[\"" % (rowid, seg) + b'","'.join(run) for rowid, seg, run in spans]  # type: ignore[arg-type]
             jobs.append((_RUNS_SQL, ("[[" + b'"]],['.join(parts).decode() + '"]]]',), False))
+        elif spans:  # an SQLite without JSON functions: a row at a time
+            rows = [(rowid + i, _text(key), seg) for rowid, seg, run in spans for i, key in enumerate(run)]
+            jobs.append(("INSERT INTO events(rowid, id, seg, copies) VALUES (?,?,?,1)", rows, True))
         self.writer.put(jobs)
         self.flushed += len(ids)
         for pending in (ids, runs, self.rows):
@@ -597,6 +601,7 @@ class _Builder:
                               [(n, rowid) for rowid, n in self.extra.items()])  # fmt: skip
 
 
+JSON_RUNS = sqlite3.sqlite_version_info >= (3, 38, 0)  # json_each built in (3.38), MATERIALIZED (3.35)
 _RUNS_SQL = ("WITH runs AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS first, json_extract(value, '$[1]') "
              "AS seg, json_extract(value, '$[2]') AS ids FROM json_each(?)) INSERT INTO events(rowid, id, seg, copies) "
              "SELECT first + i.key, i.value, seg, 1 FROM runs, json_each(runs.ids) AS i")  # one parse of each run
