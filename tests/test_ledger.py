@@ -203,3 +203,25 @@ def test_cache_follows_every_kind_of_ledger_change(repo: Path) -> None:
     assert len(_same_as_cold(g).events) == 1
     git(repo, "update-ref", refs.exp_ref("exp-1"), first_commit)  # rewound: diff runs backwards
     assert len(_same_as_cold(g).events) == 1
+
+
+def test_epoch_seconds_is_datetimes_timestamp_bit_for_bit() -> None:
+    """The cold index build's fast reading of the ledger's time form against ``datetime`` as the oracle."""
+    import random
+
+    from experiment_core.clock import epoch_seconds, parse_ts
+
+    rng = random.Random(18)
+    texts = ["2026-12-04T23:59:59.999999Z", "1970-01-01T00:00:00Z", "1969-12-31T23:59:59.000001Z",
+             "2024-02-29T12:00:00Z", "2023-02-29T12:00:00Z", "2026-13-01T00:00:00Z", "2026-01-01T24:00:00Z",
+             "2026-01-01T23:60:00Z", "2026-01-01T23:59:60Z", "2026-01-01T00:00:00.12345Z", "2026-01-01 00:00:00Z",
+             "2026-01-01T00:00:00+01:00", "2026-01-01T00:00:00", "2026-01-01T0٣:00:00Z", "20260101T000000Z",
+             "2026/01/01T00:00:00Z", "", "never", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"]  # fmt: skip
+    for _ in range(3000):
+        texts.append(f"{rng.randint(1, 9999):04d}-{rng.randint(0, 13):02d}-{rng.randint(0, 32):02d}T"
+                     f"{rng.randint(0, 25):02d}:{rng.randint(0, 61):02d}:{rng.randint(0, 61):02d}"
+                     + rng.choice(["Z", f".{rng.randint(0, 999999):06d}Z", f".{rng.randint(0, 99):02d}Z"]))  # fmt: skip
+    for text in texts:
+        moment = parse_ts(text)
+        expected = None if moment is None else moment.timestamp()
+        assert epoch_seconds(text) == expected, text

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from experiment_core.clock import parse_ts
+from experiment_core.clock import epoch_seconds
 from experiment_core.evidence.sums import SCALE, Cell, MetricSums, PairSums, Sums, exact
 from experiment_core.gitio import Git, GitError
 from experiment_core.hookenv import STATE_DIR
@@ -160,8 +160,7 @@ class _Aggregates:
     def moment(self, ts: str) -> float | None:
         """Epoch seconds of a valid time."""
         if self._moment[0] != ts:
-            parsed = parse_ts(ts)
-            self._moment = (ts, None if parsed is None else parsed.timestamp())
+            self._moment = (ts, epoch_seconds(ts))
         return self._moment[1]
 
     def add(self, ev: ledger.Event) -> None:
@@ -510,10 +509,10 @@ class _Builder:
 
     def _time(self, ts: bytes) -> bool:
         """Whether a canonical line's new time is valid (:func:`ledger.validate`'s check); its moment is kept."""
-        moment = parse_ts(ts.decode())  # valid when it parses (:func:`ledger.ts_ok`)
+        moment = epoch_seconds(ts.decode())  # valid when it parses (:func:`ledger.ts_ok`)
         if moment is None:
             return False
-        self.ts, self.t = ts, moment.timestamp()
+        self.ts, self.t = ts, moment
         return True
 
     def _assign(self, line: bytes, arm: bytes, exp: bytes, id_: bytes, ts: bytes, unit: bytes) -> None:
