@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -125,19 +123,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch repositories")
     args = parser.parse_args()
     compiled()
-    base = Path(tempfile.mkdtemp(prefix="eh-instant-"))
-    try:
+    with ls.scratch("eh-instant-", args.keep) as base:
         _, work = setup(base, args.events, args.experiments)
         exp = ls.exp_ids(args.experiments)[0]
         print(f"{args.experiments} running experiments, {args.events} events, median of {args.repeat} "
               f"(interleaved); baseline: {' '.join(BASELINE[1:])}")  # fmt: skip
         report(bench(work, exp, args.repeat), work, exp)
-    finally:
-        if args.keep:
-            print(f"kept: {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

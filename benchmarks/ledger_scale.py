@@ -25,6 +25,7 @@ memory of that process tree (``/usr/bin/time -v``, or the children's rusage wher
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -291,6 +293,19 @@ ROWS = [("status", "`status --json` (warm)"), ("status+1", "`status --json` righ
         ("cold", "first `status --json` in a fresh clone")]  # fmt: skip
 
 
+@contextlib.contextmanager
+def scratch(prefix: str, keep: bool) -> Iterator[Path]:
+    """A scratch directory for a benchmark's repositories: removed at the end, or kept (and named) with --keep."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield base
+    finally:
+        if keep:
+            print(f"kept: {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -300,8 +315,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the scratch repositories")
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="eh-scale-"))
-    try:
+    with scratch("eh-scale-", args.keep) as base:
         print(f"git {_git(base, 'version').decode().split()[-1]}, python {sys.version.split()[0]}, "
               f"{args.experiments} experiments, {args.per_note} events per note, median of {args.repeat}")  # fmt: skip
         small = bench(base / "twin", args.twin, args.experiments, args.per_note, args.repeat)
@@ -323,11 +337,6 @@ def main() -> None:
             if key == "sync+1":
                 (fs, _), (fb, _) = small["push-floor"], big["push-floor"]
                 print(f"| (git floor: plain `git push` of one new note) | {fs:.3f} s | {fb:.3f} s | {fb / fs:.2f}x | |")
-    finally:
-        if args.keep:
-            print(f"kept: {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
