@@ -204,14 +204,7 @@ class _Aggregates:
             agg.first = first
             agg.machine = machine
         if pair:
-            pkey = (exp, metric, pair, arm)
-            p = self.pairs.get(pkey)
-            if p is None:
-                p = self.pairs[pkey] = _Pair(first=first)
-            p.n += 1
-            p.total += whole
-            if first < p.first:
-                p.first = first
+            _add_to_pair(self.pairs, (exp, metric, pair, arm), whole, first)
 
     def merge_decoded(self, raw: _Aggregates) -> None:
         """Add ``raw``, keyed by bytes, to these text-keyed aggregates."""
@@ -226,6 +219,17 @@ class _Aggregates:
         self.arm_units.update(tuple(k.decode() for k in key) for key in raw.arm_units)
         for exp, n in raw.events.items():
             self.events[exp.decode()] = self.events.get(exp.decode(), 0) + n
+
+
+def _add_to_pair(pairs: dict[tuple[Any, ...], _Pair], key: tuple[Any, ...], whole: int, first: tuple[Any, Any]) -> None:
+    """One successful trial of pair ``key`` (exp, metric, pair, arm): its exact value, its (ts, id)."""
+    p = pairs.get(key)
+    if p is None:
+        p = pairs[key] = _Pair(first=first)
+    p.n += 1
+    p.total += whole
+    if first < p.first:
+        p.first = first
 
 
 def _unit_row(key: tuple[str, str, str, str], u: _Unit) -> tuple[Any, ...]:
@@ -476,24 +480,13 @@ class _Builder:
             if f is None or ts < f[0] or (ts == f[0] and id_ < f[1]):
                 u.first, u.machine = (ts, id_), machine or b""
             if pair:
-                self._pair(self.raw.pairs, (exp, metric, pair, arm), whole, (ts, id_))
+                _add_to_pair(self.raw.pairs, (exp, metric, pair, arm), whole, (ts, id_))
         if pos < len(text):
             self._others(text[pos:])
 
     def _unit(self, key: tuple[bytes, bytes, bytes, bytes]) -> _Unit:
         u = self.raw.units[key] = _Unit()
         return u
-
-    def _pair(self, pairs: dict[tuple[Any, ...], _Pair], key: tuple[Any, ...], whole: int,
-              first: tuple[Any, Any]) -> None:  # fmt: skip
-        """What :meth:`_Aggregates.trial` adds to a trial's pair."""
-        p = pairs.get(key)
-        if p is None:
-            p = pairs[key] = _Pair(first=first)
-        p.n += 1
-        p.total += whole
-        if first < p.first:
-            p.first = first
 
     def _others(self, text: bytes) -> None:
         """Lines between canonical trials: canonical assignments take the bulk path, any other line (stripped)
